@@ -1,0 +1,319 @@
+"""The contract every language model shares, and everything derived from its two primitives.
+
+A model is a probability distribution over the next token given a context. Each family
+implements two primitives on token ids (natural-log probabilities):
+
+* ``next_logprobs(context_ids)`` -> array (V,): the distribution of the token after
+  start-of-line + context_ids; its logsumexp is 0.
+* ``score_ids([ids, ...])`` -> one array per line of len(ids) + 1 entries: entry i is
+  log P(ids[i] | start, ids[:i]) and the last is log P(end-of-line | start, ids).
+
+Everything a user calls (logprob, perplexity, evaluate, top_next, generate, save/load and the
+nltk.lm-style aliases score/logscore) is written once here on top of them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import __version__
+from .checkpoint import read_checkpoint, write_checkpoint
+from .corpora import split_mode, split_text
+from .errors import CheckpointError, LangmodelsError
+from .metrics import Evaluation
+from .sampling import check_sampling_options, sample_next
+from .tokenizers import Tokenizer, tokenizer_from_dict
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class LangmodelsWarning(UserWarning):
+    """A note to the user: something was adjusted rather than refused (the CLI prints it)."""
+
+
+def note(message: str) -> None:
+    warnings.warn(message, LangmodelsWarning, stacklevel=3)
+
+
+class NotFittedError(LangmodelsError):
+    """The model has no learned state yet."""
+
+
+class LanguageModel(ABC):
+    """A next-token distribution with one interface for every family."""
+
+    #: False for the masked encoder, whose scores are pseudo-likelihoods.
+    is_causal: ClassVar[bool] = True
+    #: False for scores that are not probabilities (stupid backoff): no perplexity then.
+    is_normalised: bool = True
+    #: how many lines `evaluate` hands to `score_ids` at once.
+    score_batch_lines: ClassVar[int] = 64
+
+    _registry: ClassVar[dict[str, type[LanguageModel]]] = {}
+
+    tokenizer: Tokenizer | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not inspect.isabstract(cls):
+            LanguageModel._registry[cls.__name__] = cls
+
+    # ---- the two primitives, and fitting -------------------------------------------------
+
+    @abstractmethod
+    def fit(self, train, valid=None, **budget) -> LanguageModel:
+        """Learn from a Corpus split or a list of lines; return self."""
+
+    @abstractmethod
+    def next_logprobs(self, context_ids: Sequence[int]) -> np.ndarray:
+        """log P(next token | start, context_ids) for every id of the vocabulary, shape (V,)."""
+
+    @abstractmethod
+    def score_ids(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Per line, log P of each token and of the end-of-line after it (len(ids) + 1 entries)."""
+
+    def score_stream(self, ids: np.ndarray) -> np.ndarray:
+        """log P of each token of one continuous sequence (no end marker), shape (len(ids),).
+
+        A bounded-context model scores each token with all the context it can use; families
+        whose context is shorter than the stream override this with windowed scoring.
+        """
+        return self.score_ids([ids])[0][:-1]
+
+    # ---- parameters (the scikit-learn habit) ---------------------------------------------
+
+    def get_params(self) -> dict:
+        """The constructor's keyword arguments, enough to rebuild an unfitted copy."""
+        names = [
+            name
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        ]
+        return {name: getattr(self, name) for name in names}
+
+    @property
+    def name(self) -> str:
+        """A short human label, e.g. 'kneser-ney 3-gram'."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    def _check_fitted(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise NotFittedError(f"{self.name} is not fitted yet: call fit() or load a checkpoint")
+        return self.tokenizer
+
+    def _check_normalised(self, what: str) -> None:
+        if not self.is_normalised:
+            raise LangmodelsError(
+                f"{self.name} gives unnormalised scores, not probabilities; {what} is undefined for it"
+            )
+
+    # ---- text in, ids out ------------------------------------------------------------------
+
+    def encode_context(self, context: str | Sequence[str] | None) -> list[int]:
+        """Ids of a prompt (text, or a sequence of tokens); unknown tokens become <unk> with a note."""
+        tokenizer = self._check_fitted()
+        if context is None or context == "":
+            return []
+        if isinstance(context, str):
+            ids = list(tokenizer.encode(context))
+            tokens = tokenizer.tokenize(context) if tokenizer.level != "subword" else []
+        else:
+            tokens = list(context)
+            ids = [tokenizer.vocab[token] for token in tokens]
+        unk = tokenizer.vocab.unk_id
+        unknown = [tok for tok, i in zip(tokens, ids) if i == unk and tok != tokenizer.vocab.token(unk)]
+        if unknown:
+            shown = ", ".join(repr(tok) for tok in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            note(f"{len(unknown)} prompt token(s) not in the vocabulary, read as <unk>: {shown}")
+        return ids
+
+    def _stream_ids(self, texts) -> np.ndarray:
+        """One continuous id sequence for `stream` mode: words with </s> after each line, or the
+        exact text for character and subword tokenizers (newlines are ordinary characters)."""
+        tokenizer = self._check_fitted()
+        if tokenizer.level == "word":
+            flat, lengths = tokenizer.encode_lines(list(texts))
+            ends = np.cumsum(lengths)
+            return np.insert(flat, ends, tokenizer.vocab.eos_id).astype(np.int64)
+        return np.asarray(tokenizer.encode(split_text(texts)), dtype=np.int64)
+
+    # ---- derived scores --------------------------------------------------------------------
+
+    def logprob(self, text: str) -> float:
+        """Natural-log probability of one line, its end-of-line included."""
+        self._check_normalised("a log-probability")
+        ids = self.encode_context(text)
+        return float(np.sum(self.score_ids([ids])[0]))
+
+    def perplexity(self, texts) -> float:
+        """Perplexity per token of a text, a list of lines or a Corpus split."""
+        if isinstance(texts, str):
+            texts = texts.splitlines() or [texts]
+        return self.evaluate(texts).perplexity
+
+    def evaluate(self, texts, *, mode: str | None = None, progress: bool | None = None) -> Evaluation:
+        """Score a split (or any list of lines) and return every normalisation of its NLL.
+
+        mode: 'lines' scores each line from start-of-line and predicts its end-of-line; 'stream'
+        scores the text as one sequence carrying context across lines. The default is the
+        split's own mode ('lines' for a plain list).
+        """
+        tokenizer = self._check_fitted()
+        self._check_normalised("perplexity")
+        if isinstance(texts, str):
+            raise LangmodelsError("evaluate takes a list of lines or a Corpus split, not one string")
+        mode = mode or split_mode(texts, "lines")
+        if mode not in ("lines", "stream"):
+            raise LangmodelsError(f"unknown evaluation mode {mode!r}; use 'lines' or 'stream'")
+        text = split_text(texts)
+        start = time.perf_counter()
+        if mode == "stream":
+            targets = self._stream_ids(texts)
+            logprobs = self.score_stream(targets)
+        else:
+            flat, lengths = tokenizer.encode_lines(list(texts))
+            lines = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+            scored = []
+            step = self.score_batch_lines
+            for begin in tqdm(range(0, len(lines), step), desc=f"scoring {self.name}", unit="batch",
+                              disable=True if progress is False else None, leave=False):
+                scored.extend(self.score_ids(lines[begin : begin + step]))
+            logprobs = np.concatenate(scored) if scored else np.zeros(0)
+            targets = np.insert(flat, np.cumsum(lengths), tokenizer.vocab.eos_id)
+        seconds = time.perf_counter() - start
+        zero = int(np.count_nonzero(np.isneginf(logprobs)))
+        if zero:
+            note(f"{zero} of {logprobs.size} tokens have probability zero under {self.name}: perplexity is infinite")
+        nll = math.inf if zero else -float(np.sum(logprobs))
+        return Evaluation.from_nll(
+            nll,
+            n_tokens=int(logprobs.size),
+            text=text,
+            seconds=seconds,
+            model=self.name,
+            corpus=getattr(texts, "corpus", ""),
+            split=getattr(texts, "name", ""),
+            mode=mode,
+            n_unk=int(np.count_nonzero(targets == tokenizer.vocab.unk_id)),
+            n_zero_prob=zero,
+            pseudo=not self.is_causal,
+        )
+
+    def top_next(self, context: str | Sequence[str] = "", k: int = 5) -> list[tuple[str, float]]:
+        """The k most probable next tokens after `context`, with their probabilities."""
+        tokenizer = self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise LangmodelsError(f"k must be a whole number >= 1, got {k!r}")
+        logprobs = self.next_logprobs(self.encode_context(context))
+        k = min(k, int(np.count_nonzero(np.isfinite(logprobs))))
+        best = np.argsort(-logprobs, kind="stable")[:k]
+        return [(tokenizer.vocab.token(int(i)), float(np.exp(logprobs[i]))) for i in best]
+
+    def generate(
+        self,
+        prompt: str = "",
+        max_tokens: int = 50,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """Sample a continuation of `prompt` (stops at end-of-line); returns prompt + continuation."""
+        tokenizer = self._check_fitted()
+        check_sampling_options(temperature, top_k, top_p)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+        rng = np.random.default_rng(seed)
+        context = self.encode_context(prompt)
+        generated: list[int] = []
+        for _ in range(max_tokens):
+            token = sample_next(self.next_logprobs(context + generated), rng, temperature, top_k, top_p)
+            if token == tokenizer.vocab.eos_id:
+                break
+            generated.append(token)
+        continuation = tokenizer.decode(generated)
+        separator = " " if tokenizer.level == "word" and prompt and continuation else ""
+        return prompt + separator + continuation
+
+    # ---- nltk.lm names ---------------------------------------------------------------------
+
+    def score(self, word: str, context: str | Sequence[str] | None = None) -> float:
+        """P(word | context), as nltk.lm's `score`."""
+        tokenizer = self._check_fitted()
+        return float(np.exp(self.next_logprobs(self.encode_context(context))[tokenizer.vocab[word]]))
+
+    def logscore(self, word: str, context: str | Sequence[str] | None = None) -> float:
+        """log2 P(word | context), as nltk.lm's `logscore` (base 2, as there)."""
+        tokenizer = self._check_fitted()
+        natural = self.next_logprobs(self.encode_context(context))[tokenizer.vocab[word]]
+        return float(natural / math.log(2))
+
+    # ---- checkpoints -----------------------------------------------------------------------
+
+    def state_files(self) -> dict[str, bytes]:
+        """The learned state as named files (safetensors or npz bytes; never pickle)."""
+        raise NotImplementedError
+
+    def restore_state(self, files: dict[str, bytes], fitted: dict) -> None:
+        """Rebuild the learned state from `state_files()` output and the saved `fitted` facts."""
+        raise NotImplementedError
+
+    def fitted_facts(self) -> dict:
+        """JSON-safe facts learned in fit that are not arrays (e.g. the training mode)."""
+        return {}
+
+    def save(self, path) -> None:
+        """Write a checkpoint folder: config.json, tokenizer.json and the model's state."""
+        tokenizer = self._check_fitted()
+        files = dict(self.state_files())
+        files[TOKENIZER_FILE] = json.dumps(tokenizer.to_dict()).encode("utf-8")
+        config = {
+            "class": type(self).__name__,
+            "library_version": __version__,
+            "params": self.get_params(),
+            "fitted": self.fitted_facts(),
+            "metrics": getattr(self, "metrics_", None),
+        }
+        write_checkpoint(path, config, files)
+
+    save_pretrained = save
+
+    @classmethod
+    def load(cls, path) -> LanguageModel:
+        """Read a checkpoint folder written by `save`, checking every file's checksum."""
+        config, files = read_checkpoint(path)
+        model_class = LanguageModel._registry.get(config.get("class"))
+        if model_class is None or (cls is not LanguageModel and not issubclass(model_class, cls)):
+            raise CheckpointError(f"{path}: checkpoint class {config.get('class')!r} is not a {cls.__name__}")
+        try:
+            model = model_class(**config["params"])
+            model.tokenizer = tokenizer_from_dict(json.loads(files.pop(TOKENIZER_FILE)))
+            model.restore_state(files, config.get("fitted") or {})
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{path}: checkpoint does not fit {config.get('class')} ({error})") from None
+        model.metrics_ = config.get("metrics")
+        return model
+
+    from_pretrained = load
+
+
+def load(path) -> LanguageModel:
+    """Load any checkpoint folder written by this library."""
+    return LanguageModel.load(path)

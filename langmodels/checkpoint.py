@@ -1,0 +1,107 @@
+"""Checkpoint folders: written atomically, read back only after every checksum agrees.
+
+A checkpoint is a directory holding `config.json` (class, hyper-parameters, library and format
+version, and the sha256 of every other file), `tokenizer.json`, and the model's state
+(`weights.safetensors` for neural models, `weights.npz` for n-gram tables). Nothing in it is
+pickled, so loading a checkpoint never runs code. A new checkpoint is assembled in a temporary
+sibling folder and renamed into place, so a crash or Ctrl-C never leaves a half-written one where a
+good one stood.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import CheckpointError
+
+FORMAT = "langmodels-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_checkpoint(path: Path) -> bool:
+    """True when `path` holds a config.json written by this library (intact or not)."""
+    try:
+        return json.loads((path / CONFIG_FILE).read_text("utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_checkpoint(path: str | os.PathLike, config: dict, files: dict[str, bytes]) -> Path:
+    """Write `files` and `config.json` (with their checksums) as the folder `path`, atomically."""
+    target = Path(path)
+    if target.exists():
+        if not target.is_dir():
+            raise CheckpointError(f"cannot save to {target}: it exists and is not a folder")
+        if any(target.iterdir()) and not is_checkpoint(target):
+            raise CheckpointError(f"refusing to overwrite {target}: it is not empty and not a langmodels checkpoint")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        for name, data in files.items():
+            _write_file(staging / name, data)
+        manifest = {name: sha256_hex(data) for name, data in files.items()}
+        full_config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "files": manifest}
+        _write_file(staging / CONFIG_FILE, json.dumps(full_config, indent=2, sort_keys=True).encode("utf-8"))
+        if target.exists():
+            # A non-empty folder cannot be replaced in one rename: move the old one aside first.
+            retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, retired)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
+    """Return (config, files) after checking format, version and every file's checksum."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {folder}")
+    config_path = folder / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} is not a checkpoint: {CONFIG_FILE} is missing") from None
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{config_path} is not valid JSON (truncated or edited)") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{config_path} is not a langmodels checkpoint config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{folder} has checkpoint format version {config.get('format_version')!r}; "
+            f"this langmodels reads version {FORMAT_VERSION}"
+        )
+    manifest = config.get("files")
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{config_path} lists no files (edited?)")
+    files = {}
+    for name, digest in manifest.items():
+        try:
+            data = (folder / name).read_bytes()
+        except OSError:
+            raise CheckpointError(f"checkpoint file {folder / name} is missing") from None
+        if sha256_hex(data) != digest:
+            raise CheckpointError(f"checkpoint file {folder / name} does not match its checksum (truncated or edited)")
+        files[name] = data
+    return config, files

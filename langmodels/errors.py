@@ -1,0 +1,22 @@
+"""The one exception family a user sees.
+
+Every mistake a user can make (an unknown name, a bad path, an empty or non-UTF-8 file, a corrupt
+checkpoint, a bad option) raises a subclass of :class:`LangmodelsError` whose message is one line
+naming the problem. The CLI prints that line and exits non-zero; only bugs produce tracebacks.
+"""
+
+
+class LangmodelsError(Exception):
+    """A user mistake or an unusable input, described in one line."""
+
+
+class CorpusError(LangmodelsError):
+    """A corpus name, file or folder that cannot be read as text."""
+
+
+class CheckpointError(LangmodelsError):
+    """A checkpoint folder that is missing, truncated, from another version or edited."""
+
+
+class ConfigError(LangmodelsError):
+    """A hyper-parameter or option with a value the model cannot use."""
