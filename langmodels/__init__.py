@@ -3,6 +3,6 @@
 __version__ = "0.1.0"
 
 from .base import LanguageModel, load  # noqa: E402
-from .ngram import BigramLM, NGramLM, TrigramLM  # noqa: E402
+from .ngram import ArpaLM, BigramLM, NGramLM, TrigramLM  # noqa: E402
 
-__all__ = ["BigramLM", "LanguageModel", "NGramLM", "TrigramLM", "__version__", "load"]
+__all__ = ["ArpaLM", "BigramLM", "LanguageModel", "NGramLM", "TrigramLM", "__version__", "load"]

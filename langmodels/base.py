@@ -35,6 +35,7 @@ from .sampling import check_sampling_options, sample_next
 from .tokenizers import Tokenizer, tokenizer_from_dict
 
 TOKENIZER_FILE = "tokenizer.json"
+METRICS_FILE = "metrics.json"
 
 
 class LangmodelsWarning(UserWarning):
@@ -56,7 +57,7 @@ class LanguageModel(ABC):
     is_causal: ClassVar[bool] = True
     #: False for scores that are not probabilities (stupid backoff): no perplexity then.
     is_normalised: bool = True
-    #: how many lines `evaluate` hands to `score_ids` at once.
+    #: how many lines `score_lines` hands to `score_ids` at once.
     score_batch_lines: ClassVar[int] = 64
 
     _registry: ClassVar[dict[str, type[LanguageModel]]] = {}
@@ -81,6 +82,21 @@ class LanguageModel(ABC):
     @abstractmethod
     def score_ids(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Per line, log P of each token and of the end-of-line after it (len(ids) + 1 entries)."""
+
+    def score_lines(self, flat: np.ndarray, lengths: np.ndarray, *, progress: bool | None = None) -> np.ndarray:
+        """`score_ids` over many lines given as one flat id array and per-line lengths.
+
+        Returns the lines' score arrays concatenated (len(flat) + len(lengths) entries). Calls
+        `score_ids` in batches of `score_batch_lines` behind a progress bar; families that score
+        any number of lines in one array operation override this.
+        """
+        lines = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+        scored = []
+        step = self.score_batch_lines
+        for begin in tqdm(range(0, len(lines), step), desc=f"scoring {self.name}", unit="batch",
+                          disable=True if progress is False else None, leave=False):
+            scored.extend(self.score_ids(lines[begin : begin + step]))
+        return np.concatenate(scored) if scored else np.zeros(0)
 
     def score_stream(self, ids: np.ndarray) -> np.ndarray:
         """log P of each token of one continuous sequence (no end marker), shape (len(ids),).
@@ -186,13 +202,7 @@ class LanguageModel(ABC):
             logprobs = self.score_stream(targets)
         else:
             flat, lengths = tokenizer.encode_lines(list(texts))
-            lines = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
-            scored = []
-            step = self.score_batch_lines
-            for begin in tqdm(range(0, len(lines), step), desc=f"scoring {self.name}", unit="batch",
-                              disable=True if progress is False else None, leave=False):
-                scored.extend(self.score_ids(lines[begin : begin + step]))
-            logprobs = np.concatenate(scored) if scored else np.zeros(0)
+            logprobs = self.score_lines(flat, lengths, progress=progress)
             targets = np.insert(flat, np.cumsum(lengths), tokenizer.vocab.eos_id)
         seconds = time.perf_counter() - start
         zero = int(np.count_nonzero(np.isneginf(logprobs)))
@@ -253,7 +263,8 @@ class LanguageModel(ABC):
     # ---- nltk.lm names ---------------------------------------------------------------------
 
     def score(self, word: str, context: str | Sequence[str] | None = None) -> float:
-        """P(word | context), as nltk.lm's `score`."""
+        """P(word | start of line + context), as nltk.lm's `score` (n-gram models read the
+        context exactly as nltk.lm does, without the implied start of line)."""
         tokenizer = self._check_fitted()
         return float(np.exp(self.next_logprobs(self.encode_context(context))[tokenizer.vocab[word]]))
 
@@ -282,12 +293,12 @@ class LanguageModel(ABC):
         tokenizer = self._check_fitted()
         files = dict(self.state_files())
         files[TOKENIZER_FILE] = json.dumps(tokenizer.to_dict()).encode("utf-8")
+        files[METRICS_FILE] = json.dumps(getattr(self, "metrics_", None) or {}, indent=2).encode("utf-8")
         config = {
             "class": type(self).__name__,
             "library_version": __version__,
             "params": self.get_params(),
             "fitted": self.fitted_facts(),
-            "metrics": getattr(self, "metrics_", None),
         }
         write_checkpoint(path, config, files)
 
@@ -303,12 +314,12 @@ class LanguageModel(ABC):
         try:
             model = model_class(**config["params"])
             model.tokenizer = tokenizer_from_dict(json.loads(files.pop(TOKENIZER_FILE)))
+            model.metrics_ = json.loads(files.pop(METRICS_FILE, b"{}")) or None
             model.restore_state(files, config.get("fitted") or {})
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{path}: checkpoint does not fit {config.get('class')} ({error})") from None
-        model.metrics_ = config.get("metrics")
         return model
 
     from_pretrained = load

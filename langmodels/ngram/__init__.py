@@ -1,6 +1,7 @@
 """The n-gram family: counting, smoothing estimators, back-off tables, ARPA in/out, graph view."""
 
+from .arpa import ArpaLM, read_arpa, write_arpa
 from .model import BigramLM, NGramLM, TrigramLM
 from .smoothing import SMOOTHINGS
 
-__all__ = ["SMOOTHINGS", "BigramLM", "NGramLM", "TrigramLM"]
+__all__ = ["SMOOTHINGS", "ArpaLM", "BigramLM", "NGramLM", "TrigramLM", "read_arpa", "write_arpa"]

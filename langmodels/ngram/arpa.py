@@ -24,15 +24,6 @@ LN10 = math.log(10.0)
 ARPA_ZERO = -99.0  # log10 of "never": how ARPA writers print a probability of zero
 
 
-def ngram_token_ids(tables: BackoffTables) -> list[np.ndarray]:
-    """For each order n, the (G, n) array of token ids of its n-grams, in table order."""
-    words = [tables.orders[0].keys[:, None]]
-    for table in tables.orders[1:]:
-        context, word = np.divmod(table.keys, tables.vocab_size)
-        words.append(np.hstack([words[-1][context], word[:, None]]))
-    return words
-
-
 def _log10(natural: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(natural), natural / LN10, ARPA_ZERO)
 
@@ -49,7 +40,7 @@ def write_arpa(model: NGramLM, path) -> Path:
     tokens = np.array(vocab.tokens, dtype=object)
     if any(not token or any(ch.isspace() for ch in token) for token in vocab.tokens):
         raise ConfigError("ARPA words cannot contain whitespace: only word-level models can be written")
-    gram_words = ngram_token_ids(tables)
+    gram_words = tables.gram_tokens()
     keep_unigram = tables.support.copy()
     keep_unigram[vocab.bos_id] = True
     sections = []
@@ -86,8 +77,8 @@ def write_arpa(model: NGramLM, path) -> Path:
     return target
 
 
-def _parse_arpa(path: Path) -> list[list[tuple[float, list[str], float]]]:
-    """Entries per order: (log10 p, words, log10 backoff)."""
+def _read_sections(path: Path) -> list[list[str]]:
+    """The entry lines of each \\n-grams: section, after checking them against the header."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -96,88 +87,82 @@ def _parse_arpa(path: Path) -> list[list[tuple[float, list[str], float]]]:
         raise CorpusError(f"{path} is not UTF-8 (invalid byte at offset {error.start})") from None
     except IsADirectoryError:
         raise CorpusError(f"{path} is a folder, not an ARPA file") from None
-    lines = iter(enumerate(text.splitlines(), start=1))
-    for _, line in lines:
-        if line.strip() == "\\data\\":
-            break
-    else:
+    _, marker, body = text.partition("\\data\\")
+    if not marker:
         raise LangmodelsError(f"{path} is not an ARPA file (no \\data\\ header)")
-    declared: dict[int, int] = {}
-    entries: list[list] = []
-    current = None
-    for number, line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("ngram ") and current is None:
+    body = body.split("\\end\\")[0]
+    header, *parts = body.split("-grams:")
+    declared = {}
+    for line in header.splitlines():
+        if line.startswith("ngram "):
             order, _, count = line[6:].partition("=")
             declared[int(order)] = int(count)
-        elif line.startswith("\\") and line.endswith("-grams:"):
-            current = int(line[1:].split("-")[0])
-            if current != len(entries) + 1:
-                raise LangmodelsError(f"{path}:{number}: section \\{current}-grams: is out of order")
-            entries.append([])
-        elif line == "\\end\\":
-            break
-        elif current is not None:
-            fields = line.split()
-            if len(fields) not in (current + 1, current + 2):
-                raise LangmodelsError(f"{path}:{number}: expected {current} words after the probability")
-            try:
-                backoff = float(fields[current + 1]) if len(fields) == current + 2 else 0.0
-                entries[-1].append((float(fields[0]), fields[1 : current + 1], backoff))
-            except ValueError:
-                raise LangmodelsError(f"{path}:{number}: a probability or back-off is not a number") from None
-        else:
-            raise LangmodelsError(f"{path}:{number}: unexpected line before the n-gram sections")
-    if not entries:
+    sections = []
+    for n, part in enumerate(parts, start=1):
+        lines = part.splitlines()
+        if n < len(parts):
+            lines = lines[:-1]  # the next section's "\\k" title
+        entries = [line for line in lines if line.strip()]
+        if declared.get(n) != len(entries):
+            raise LangmodelsError(
+                f"{path}: header says {declared.get(n)} {n}-grams, the file has {len(entries)} (truncated?)"
+            )
+        sections.append(entries)
+    if not sections:
         raise LangmodelsError(f"{path} has no n-gram sections")
-    for n, count in declared.items():
-        if n <= len(entries) and len(entries[n - 1]) != count:
-            raise LangmodelsError(f"{path}: header says {count} {n}-grams, the file has {len(entries[n - 1])} (truncated?)")
-    return entries
+    return sections
+
+
+def _parse_section(path: Path, n: int, lines: list[str], vocab: Vocabulary):
+    """(log10 p, (G, n) word ids, log10 backoff) arrays of one section."""
+    rows = [line.split() for line in lines]
+    widths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    bad = np.flatnonzero((widths != n + 1) & (widths != n + 2))
+    if bad.size:
+        raise LangmodelsError(f"{path}: {n}-gram entry {lines[bad[0]].strip()!r} does not have {n} words")
+    try:
+        logprob = np.array([row[0] for row in rows], dtype=np.float64)
+        backoff = np.array([row[n + 1] if len(row) > n + 1 else "0" for row in rows], dtype=np.float64)
+    except ValueError:
+        raise LangmodelsError(f"{path}: a {n}-gram probability or back-off is not a number") from None
+    words = vocab.ids([word for row in rows for word in row[1 : n + 1]]).reshape(-1, n)
+    return logprob, words, backoff
 
 
 def read_arpa(path) -> ArpaLM:
     """Read an ARPA file (from KenLM, SRILM or `write_arpa`) as a model that scores like the others."""
     path = Path(path)
-    entries = _parse_arpa(path)
-    unigram_words = [words[0] for _, words, _ in entries[0]]
-    vocab = Vocabulary(unigram_words)
+    sections = _read_sections(path)
+    vocab = Vocabulary(line.split()[1] for line in sections[0])
     size = len(vocab)
     tokenizer = WordTokenizer()
     tokenizer.vocab = vocab
-    orders = []
-    support = np.zeros(size, dtype=bool)
+    logprob10, words, backoff10 = _parse_section(path, 1, sections[0], vocab)
+    ids = words[:, 0]
     logprob = np.full(size, -np.inf)
     logbackoff = np.zeros(size)
-    present = np.zeros(size, dtype=bool)
-    ids = np.array([vocab[word] for word in unigram_words], dtype=np.int64)
-    logprob[ids] = np.array([p for p, _, _ in entries[0]]) * LN10
-    logbackoff[ids] = np.array([b for _, _, b in entries[0]]) * LN10
-    present[ids] = True
+    logprob[ids] = logprob10 * LN10
+    logbackoff[ids] = backoff10 * LN10
+    support = np.zeros(size, dtype=bool)
     support[ids] = True
     support[vocab.bos_id] = False
-    logprob[vocab.bos_id] = -np.inf
-    orders.append(OrderTable(np.arange(size, dtype=np.int64), logprob, logbackoff, present))
-    tables = BackoffTables(orders, size, support, bos_id=vocab.bos_id)
-    for n, section in enumerate(entries[1:], start=2):
-        words = np.array([[vocab[w] for w in gram] for _, gram, _ in section], dtype=np.int64).reshape(-1, n)
+    logprob[vocab.bos_id] = -np.inf  # <s> is context only (ARPA writes -99)
+    unigrams = OrderTable(np.arange(size, dtype=np.int64), logprob, logbackoff, np.zeros(size, dtype=bool))
+    tables = BackoffTables([unigrams], size, support, bos_id=vocab.bos_id)
+    for n, lines in enumerate(sections[1:], start=2):
+        logprob10, words, backoff10 = _parse_section(path, n, lines, vocab)
         context = words[:, 0]
         for column in range(1, n - 1):
             context = tables.lookup(column + 1, context, words[:, column])
         if np.any(context < 0):
-            bad = " ".join(section[int(np.flatnonzero(context < 0)[0])][1])
-            raise LangmodelsError(f"{path}: the {n}-gram '{bad}' has no entry for its first {n - 1} words")
+            bad = lines[int(np.flatnonzero(context < 0)[0])].split()[1 : n + 1]
+            raise LangmodelsError(f"{path}: the {n}-gram '{' '.join(bad)}' has no entry for its first {n - 1} words")
         keys = context * size + words[:, -1]
         order = np.argsort(keys, kind="stable")
-        values = np.array([(p, b) for p, _, b in section], dtype=np.float64).reshape(-1, 2)[order] * LN10
-        tables.orders.append(OrderTable(keys[order], values[:, 0], values[:, 1], np.zeros(len(order), bool)))
-    for n in range(1, len(tables.orders)):
-        above = tables.orders[n]
-        is_context = np.zeros(len(tables.orders[n - 1].keys), dtype=bool)
-        is_context[above.keys // size] = True
-        tables.orders[n - 1].is_context = is_context if n > 1 else is_context & present
+        tables.orders[-1].is_context[context] = True
+        tables.orders.append(
+            OrderTable(keys[order], logprob10[order] * LN10, backoff10[order] * LN10, np.zeros(len(keys), dtype=bool))
+        )
     model = ArpaLM(order=len(tables.orders), source=str(path))
     model.tokenizer = tokenizer
     model.tables_ = tables

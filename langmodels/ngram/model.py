@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,8 +30,6 @@ class NGramLM(LanguageModel):
 
     >>> lm = NGramLM(order=3, smoothing="kneser-ney").fit(corpora.load("brown").train)
     """
-
-    score_batch_lines = 1_000_000  # scoring is vectorised over any number of lines
 
     def __init__(
         self,
@@ -130,31 +129,71 @@ class NGramLM(LanguageModel):
     # ---- the two primitives ------------------------------------------------------------
 
     def next_logprobs(self, context_ids) -> np.ndarray:
-        tables = self._check_tables()
         history = np.concatenate([[self.tokenizer.vocab.bos_id], np.asarray(context_ids, dtype=np.int64)])
-        dist = tables.next_logprobs(history)
+        return self.logprobs_after(history)
+
+    def logprobs_after(self, history) -> np.ndarray:
+        """log P(. | history) where history is read as is (no implied <s>; empty = unigram)."""
+        dist = self._check_tables().next_logprobs(np.asarray(history, dtype=np.int64))
         if not self.is_normalised:
             # Stupid-backoff scores renormalised so they can be sampled and ranked.
             dist = dist - np.logaddexp.reduce(dist[np.isfinite(dist)])
         return dist
 
+    def score(self, word: str, context=None) -> float:
+        """P(word | context) with nltk.lm's reading of the context: the tokens as given, no
+        implied start of line (pass '<s>' for one), so an empty context gives the unigram."""
+        return float(np.exp(self.logscore(word, context) * np.log(2)))
+
+    def logscore(self, word: str, context=None) -> float:
+        """log2 P(word | context), read as in `score` (base 2, as nltk.lm)."""
+        vocab = self._check_fitted().vocab
+        context = context.split() if isinstance(context, str) else list(context or [])
+        return float(self.logprobs_after(vocab.ids(context))[vocab[word]] / np.log(2))
+
     def score_ids(self, batch) -> list[np.ndarray]:
         """Log P per token and end-of-line (raw log-scores for stupid backoff)."""
-        tables = self._check_tables()
-        vocab = self.tokenizer.vocab
         lines = [np.asarray(ids, dtype=np.int64) for ids in batch]
         if not lines:
             return []
         lengths = np.array([len(ids) for ids in lines], dtype=np.int64)
-        tokens, position = NGramCounts.pad(np.concatenate(lines), lengths, vocab.bos_id, vocab.eos_id)
-        scores = tables.score_positions(tokens, position)
+        scores = self.score_lines(np.concatenate(lines), lengths)
         return np.split(scores, np.cumsum(lengths + 1)[:-1])
+
+    def score_lines(self, flat, lengths, *, progress=None) -> np.ndarray:
+        tables = self._check_tables()
+        vocab = self.tokenizer.vocab
+        tokens, position = NGramCounts.pad(np.asarray(flat, dtype=np.int64), lengths, vocab.bos_id, vocab.eos_id)
+        return tables.score_positions(tokens, position)
 
     def score_stream(self, ids) -> np.ndarray:
         tables = self._check_tables()
         ids = np.asarray(ids, dtype=np.int64)
         tokens, position = NGramCounts.pad(ids, np.array([ids.size]), self.tokenizer.vocab.bos_id, None)
         return tables.score_positions(tokens, position)
+
+    # ---- views -------------------------------------------------------------------------
+
+    def graph(self, *, max_contexts: int | None = None):
+        """The transition graph (networkx DiGraph): contexts -> next contexts, edge probability."""
+        from .graph import transition_graph
+
+        return transition_graph(self, max_contexts=max_contexts)
+
+    def to_dot(self, path=None, *, max_contexts: int | None = 50) -> str:
+        """Graphviz DOT text of `graph()` (the 50 most frequent contexts by default); written to path if given."""
+        from .graph import to_dot
+
+        text = to_dot(self.graph(max_contexts=max_contexts))
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_arpa(self, path) -> None:
+        """Write the model as an ARPA back-off file (KenLM and SRILM read it)."""
+        from .arpa import write_arpa
+
+        write_arpa(self, path)
 
     # ---- checkpoints ---------------------------------------------------------------------
 
@@ -184,11 +223,8 @@ class NGramLM(LanguageModel):
             with np.load(io.BytesIO(files[TABLES_FILE]), allow_pickle=False) as arrays:
                 orders, counts = [], []
                 for n in range(1, self.order + 1):
-                    orders.append(
-                        OrderTable(
-                            arrays[f"keys_{n}"], arrays[f"logprob_{n}"], arrays[f"logbackoff_{n}"], arrays[f"is_context_{n}"]
-                        )
-                    )
+                    fields = (arrays[f"{field}_{n}"] for field in ("keys", "logprob", "logbackoff", "is_context"))
+                    orders.append(OrderTable(*fields))
                     counts.append(arrays[f"count_{n}"])
                 support = arrays["support"]
                 unseen, empty = arrays["scalars"]

@@ -132,7 +132,11 @@ class AbsoluteDiscounting(Smoothing):
             return self.discount
         n_k = count_of_counts(counts[n].count)
         if n_k[1] == 0 or n_k[2] == 0:
-            warnings.warn(f"absolute: order {n} has no count-of-counts to estimate D; using 0.75", DiscountFallbackWarning, stacklevel=4)
+            warnings.warn(
+                f"absolute: order {n} has no count-of-counts to estimate D; using 0.75",
+                DiscountFallbackWarning,
+                stacklevel=4,
+            )
             return 0.75
         return n_k[1] / (n_k[1] + 2.0 * n_k[2])
 

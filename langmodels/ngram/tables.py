@@ -92,7 +92,8 @@ class BackoffTables:
             if n < counts.order:
                 above = counts[n + 1]
                 is_context = np.bincount(above.context, minlength=len(table)) > 0
-                logbackoff = np.where(is_context, np.log(np.where(is_context, gammas[n], 1.0)), 0.0)
+                with np.errstate(divide="ignore"):  # gamma = 0 (mle, uniform) is log 0 = -inf
+                    logbackoff = np.where(is_context, np.log(np.where(is_context, gammas[n], 1.0)), 0.0)
             else:
                 is_context = np.zeros(len(table), dtype=bool)
                 logbackoff = np.zeros(len(table))
@@ -120,7 +121,12 @@ class BackoffTables:
             return np.asarray(words, dtype=np.int64)
         keys = self.orders[n - 1].keys
         query = context_ids * self.vocab_size + words
-        index = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
+        # Binary search is about three times faster on sorted queries (each starts where the
+        # previous one ended and stays in cache), which pays for the argsort.
+        ascending = np.argsort(query, kind="stable")
+        index = np.empty(query.size, dtype=np.int64)
+        index[ascending] = np.searchsorted(keys, query[ascending])
+        index = np.minimum(index, max(len(keys) - 1, 0))
         found = (context_ids >= 0) & (keys[index] == query) if len(keys) else np.zeros(len(query), bool)
         return np.where(found, index, -1)
 
@@ -216,3 +222,11 @@ class BackoffTables:
         table = self.orders[n - 1]
         lo, hi = np.searchsorted(table.keys, [context * self.vocab_size, (context + 1) * self.vocab_size])
         return table.keys[lo:hi] % self.vocab_size, table.logprob[lo:hi]
+
+    def gram_tokens(self) -> list[np.ndarray]:
+        """For each order n, the (G, n) array of the token ids of its n-grams, in table order."""
+        grams = [self.orders[0].keys[:, None]]
+        for table in self.orders[1:]:
+            context, word = np.divmod(table.keys, self.vocab_size)
+            grams.append(np.hstack([grams[-1][context], word[:, None]]))
+        return grams
