@@ -1,0 +1,630 @@
+"""Vocabulary and tokenizers: words, characters and byte-level BPE.
+
+Every tokenizer maps text to ids of its own tokens with no boundary markers (DESIGN.md 2; the
+models add start and end of line), maps ids back to text, and saves to JSON, never pickle.
+The five special tokens have the same ids in every vocabulary:
+``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3, ``<mask>`` 4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import os
+import re
+import secrets
+from collections import Counter
+from itertools import chain, pairwise, repeat
+from pathlib import Path
+
+import numpy as np
+
+from langmodels.errors import CheckpointError, ConfigError
+
+FORMAT = "langmodels.tokenizer"
+FORMAT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Vocabulary
+
+
+class Vocabulary:
+    """Token strings <-> ids: the five specials first, then tokens by descending count."""
+
+    UNK, BOS, EOS, PAD, MASK = "<unk>", "<s>", "</s>", "<pad>", "<mask>"
+    SPECIALS = (UNK, BOS, EOS, PAD, MASK)
+    unk_id, bos_id, eos_id, pad_id, mask_id = range(5)
+
+    def __init__(self, tokens=()):
+        """``tokens``: the regular tokens in id order (a special string stays the special)."""
+        self.tokens = list(self.SPECIALS)
+        self._index = {token: i for i, token in enumerate(self.tokens)}
+        for token in tokens:
+            if token in self.SPECIALS:
+                continue
+            if token in self._index:
+                raise ValueError(f"token {token!r} is listed twice")
+            self._index[token] = len(self.tokens)
+            self.tokens.append(token)
+
+    @classmethod
+    def from_counts(cls, counts, *, min_count=1, max_size=None):
+        """Tokens seen at least ``min_count`` times, at most ``max_size`` entries in all
+        (specials included), most frequent first, ties broken by the token string."""
+        kept = [(token, count) for token, count in counts.items()
+                if count >= min_count and token not in cls.SPECIALS]
+        kept.sort(key=lambda item: (-item[1], item[0]))
+        if max_size is not None:
+            kept = kept[: max(0, max_size - len(cls.SPECIALS))]
+        return cls(token for token, _ in kept)
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __getitem__(self, token):
+        return self._index.get(token, self.unk_id)
+
+    def __contains__(self, token):
+        return token in self._index
+
+    def __iter__(self):
+        return iter(self.tokens)
+
+    def __eq__(self, other):
+        return isinstance(other, Vocabulary) and self.tokens == other.tokens
+
+    def __repr__(self):
+        return f"Vocabulary({len(self)} tokens)"
+
+    def token(self, token_id):
+        """The token string of an id."""
+        token_id = int(token_id)
+        if not 0 <= token_id < len(self.tokens):
+            raise IndexError(f"token id {token_id} is outside a vocabulary of {len(self)}")
+        return self.tokens[token_id]
+
+    def ids(self, tokens):
+        """Ids of a sequence of tokens (unknown -> ``unk_id``), as an int64 array."""
+        tokens = tokens if isinstance(tokens, list) else list(tokens)
+        looked_up = map(self._index.get, tokens, repeat(self.unk_id))
+        return np.fromiter(looked_up, dtype=np.int64, count=len(tokens))
+
+    def to_dict(self):
+        return {"tokens": list(self.tokens)}
+
+    @classmethod
+    def from_dict(cls, data):
+        """Inverse of :meth:`to_dict`; malformed data raises CheckpointError."""
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise CheckpointError("vocabulary is malformed: 'tokens' must be a list of strings")
+        if tuple(tokens[: len(cls.SPECIALS)]) != cls.SPECIALS:
+            raise CheckpointError(
+                f"vocabulary is malformed: it must start with {', '.join(cls.SPECIALS)}"
+            )
+        rest = tokens[len(cls.SPECIALS):]
+        if len(set(tokens)) != len(tokens):
+            raise CheckpointError("vocabulary is malformed: a token is listed twice")
+        return cls(rest)
+
+
+# ----------------------------------------------------------------------------------------------
+# The common interface
+
+
+def _text_of(lines):
+    """A str as it is; a Split by its own text(); other lists of lines joined with newlines."""
+    if isinstance(lines, str):
+        return lines
+    text = getattr(lines, "text", None)
+    if callable(text):
+        return text()
+    lines = list(lines)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _check_int(name, value, minimum, *, optional=False):
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
+        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
+
+
+class Tokenizer:
+    """Text <-> ids. Subclasses set ``level`` and ``kind`` and implement the token mapping."""
+
+    level = None  # "word", "char" or "subword"
+    kind = None  # name in saved files
+
+    #: ids that decode() leaves out: they mark positions, they are not text
+    SILENT_IDS = frozenset({Vocabulary.bos_id, Vocabulary.eos_id, Vocabulary.pad_id})
+
+    vocab = None
+
+    def get_params(self):
+        """Hyper-parameters, as given to ``__init__``."""
+        raise NotImplementedError
+
+    def check_params(self):
+        """Raise ConfigError for a hyper-parameter the tokenizer cannot use."""
+
+    def fit(self, lines):
+        """Learn the vocabulary from lines (a list or Split of str) or one str; returns self."""
+        raise NotImplementedError
+
+    def tokenize(self, text):
+        """The token strings of a text."""
+        raise NotImplementedError
+
+    def encode(self, text):
+        """Ids of the text's own tokens (no boundary markers)."""
+        return self._fitted().ids(self.tokenize(text)).tolist()
+
+    def decode(self, ids):
+        """Text of a sequence of ids; ``<s>``, ``</s>`` and ``<pad>`` are left out."""
+        raise NotImplementedError
+
+    def encode_lines(self, lines):
+        """All lines' ids concatenated (int64) and the number of ids of each line (int64)."""
+        per_line = [self.encode(line) for line in lines]
+        lengths = np.fromiter(map(len, per_line), dtype=np.int64, count=len(per_line))
+        flat = np.fromiter(chain.from_iterable(per_line), dtype=np.int64, count=int(lengths.sum()))
+        return flat, lengths
+
+    def _visible_tokens(self, ids):
+        vocab = self._fitted()
+        return [vocab.token(i) for i in ids if int(i) not in self.SILENT_IDS]
+
+    def _fitted(self):
+        if self.vocab is None:
+            raise ConfigError(f"{type(self).__name__} is not fitted; call fit(lines) first")
+        return self.vocab
+
+    def to_dict(self):
+        """JSON-safe description: kind, hyper-parameters and the learned state."""
+        self._fitted()
+        return {"format": FORMAT, "version": FORMAT_VERSION, "type": self.kind,
+                "params": self.get_params(), **self._state()}
+
+    def _state(self):
+        return {"vocab": self.vocab.to_dict()}
+
+    def _load_state(self, data):
+        self.vocab = Vocabulary.from_dict(data.get("vocab"))
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        size = "unfitted" if self.vocab is None else f"{len(self.vocab)} tokens"
+        return f"{type(self).__name__}({params}) <{size}>"
+
+
+# ----------------------------------------------------------------------------------------------
+# Words
+
+
+class WordTokenizer(Tokenizer):
+    """Words: whitespace-separated (pre-tokenised corpora such as Brown) or nltk's Treebank-style
+    word tokenizer for raw text."""
+
+    level = "word"
+    kind = "word"
+    MODES = ("whitespace", "nltk")
+
+    def __init__(self, mode="whitespace", min_count=1, max_size=None):
+        self.mode = mode
+        self.min_count = min_count
+        self.max_size = max_size
+        self.vocab = None
+
+    def get_params(self):
+        return {"mode": self.mode, "min_count": self.min_count, "max_size": self.max_size}
+
+    def check_params(self):
+        if self.mode not in self.MODES:
+            raise ConfigError(
+                f"unknown word tokenizer mode {self.mode!r}; modes: {', '.join(self.MODES)}"
+            )
+        _check_int("min_count", self.min_count, 1)
+        _check_int("max_size", self.max_size, len(Vocabulary.SPECIALS), optional=True)
+
+    def _splitter(self):
+        if self.mode == "whitespace":
+            return str.split
+        # nltk.word_tokenize first splits sentences with the punkt model, which is downloaded
+        # data; its word-level tokenizer alone needs none, so it works offline.
+        from nltk.tokenize import NLTKWordTokenizer
+
+        return NLTKWordTokenizer().tokenize
+
+    def fit(self, lines):
+        self.check_params()
+        lines = [lines] if isinstance(lines, str) else lines
+        counts = Counter(chain.from_iterable(map(self._splitter(), lines)))
+        self.vocab = Vocabulary.from_counts(counts, min_count=self.min_count,
+                                            max_size=self.max_size)
+        return self
+
+    def tokenize(self, text):
+        return self._splitter()(text)
+
+    def encode_lines(self, lines):
+        vocab = self._fitted()
+        # One C-level split per line and one dict lookup per word: no Python loop body.
+        per_line = list(map(self._splitter(), lines))
+        lengths = np.fromiter(map(len, per_line), dtype=np.int64, count=len(per_line))
+        words = chain.from_iterable(per_line)
+        looked_up = map(vocab._index.get, words, repeat(vocab.unk_id))
+        return np.fromiter(looked_up, dtype=np.int64, count=int(lengths.sum())), lengths
+
+    def decode(self, ids):
+        return " ".join(self._visible_tokens(ids))
+
+
+# ----------------------------------------------------------------------------------------------
+# Characters
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character (Unicode code point); a newline is an ordinary character."""
+
+    level = "char"
+    kind = "char"
+
+    def __init__(self, min_count=1):
+        self.min_count = min_count
+        self.vocab = None
+
+    def get_params(self):
+        return {"min_count": self.min_count}
+
+    def check_params(self):
+        _check_int("min_count", self.min_count, 1)
+
+    def fit(self, lines):
+        self.check_params()
+        counts = Counter(_text_of(lines))  # newlines between lines are characters too
+        self._set_vocab(Vocabulary.from_counts(counts, min_count=self.min_count))
+        return self
+
+    def _set_vocab(self, vocab):
+        self.vocab = vocab
+        regular = vocab.tokens[len(Vocabulary.SPECIALS):]
+        code_points = np.array([ord(c) for c in regular], dtype=np.int64)
+        order = np.argsort(code_points)
+        # Sorted code points and their ids, for a vectorised lookup by binary search.
+        self._code_points = code_points[order]
+        self._code_point_ids = order + len(Vocabulary.SPECIALS)
+
+    def _ids(self, text):
+        self._fitted()
+        # UTF-32 gives one 4-byte unit per code point; lone surrogates pass through unchanged.
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        points = points.astype(np.int64)
+        if self._code_points.size == 0:
+            return np.full(points.size, Vocabulary.unk_id, dtype=np.int64)
+        where = np.searchsorted(self._code_points, points)
+        where = np.minimum(where, self._code_points.size - 1)
+        found = self._code_points[where] == points
+        return np.where(found, self._code_point_ids[where], Vocabulary.unk_id).astype(np.int64)
+
+    def tokenize(self, text):
+        return list(text)
+
+    def encode(self, text):
+        return self._ids(text).tolist()
+
+    def encode_lines(self, lines):
+        lines = lines if isinstance(lines, list) else list(lines)
+        lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+        return self._ids("".join(lines)), lengths
+
+    def decode(self, ids):
+        return "".join(self._visible_tokens(ids))
+
+    def _load_state(self, data):
+        vocab = Vocabulary.from_dict(data.get("vocab"))
+        if any(len(t) != 1 for t in vocab.tokens[len(Vocabulary.SPECIALS):]):
+            raise CheckpointError("character vocabulary is malformed: a token is not one character")
+        self._set_vocab(vocab)
+
+
+# ----------------------------------------------------------------------------------------------
+# Byte-level BPE
+
+# Pre-tokens, after GPT-2 (Radford et al. 2019): a word keeps the single space before it, and
+# runs of other whitespace stand alone (the last space of a run goes with the next word).
+# The three alternatives together match every character, so pieces always rejoin to the text.
+PRETOKEN = re.compile(r" ?\S+|\s+(?!\S)|\s+")
+
+
+def _byte_symbols():
+    """One visible character per byte, for showing byte tokens: printable Latin-1 bytes stand
+    for themselves; the rest (controls, space, no-break space, soft hyphen) move to U+0100 on,
+    in byte order, as in GPT-2, so a space shows as 'Ġ' and a newline as 'Ċ'."""
+    visible = set(range(0x21, 0x7F)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
+    symbols, moved = [], 0
+    for byte in range(256):
+        if byte in visible:
+            symbols.append(chr(byte))
+        else:
+            symbols.append(chr(0x100 + moved))
+            moved += 1
+    return symbols
+
+
+BYTE_SYMBOLS = _byte_symbols()
+FIRST_BYTE_ID = len(Vocabulary.SPECIALS)  # ids 5..260 are the bytes 0..255
+
+
+def _merge_pair(symbols, left, right, merged):
+    """``symbols`` with every non-overlapping (left, right), scanned left to right, replaced."""
+    out, i, n = [], 0, len(symbols)
+    while i < n:
+        if i + 1 < n and symbols[i] == left and symbols[i + 1] == right:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return tuple(out)
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level byte-pair encoding (Sennrich et al. 2016; GPT-2's byte-level variant).
+
+    The base alphabet is the 256 bytes, so any UTF-8 text encodes and decodes exactly. Merges
+    are learned greedily from pair counts over the table of distinct pre-tokens weighted by
+    their frequency; ties go to the smallest (left id, right id).
+    """
+
+    level = "subword"
+    kind = "bpe"
+    CACHE_SIZE = 100_000  # pre-tokens remembered by encode
+
+    def __init__(self, vocab_size=1024, min_frequency=2):
+        self.vocab_size = vocab_size
+        self.min_frequency = min_frequency
+        self.vocab = None
+        self.merges = []
+
+    def get_params(self):
+        return {"vocab_size": self.vocab_size, "min_frequency": self.min_frequency}
+
+    def check_params(self):
+        _check_int("vocab_size", self.vocab_size, FIRST_BYTE_ID + 256)
+        _check_int("min_frequency", self.min_frequency, 1)
+
+    # -- training
+
+    def fit(self, lines):
+        self.check_params()
+        counts = Counter(PRETOKEN.findall(_text_of(lines)))
+        words = [tuple(b + FIRST_BYTE_ID for b in piece.encode("utf-8", "surrogatepass"))
+                 for piece in counts]
+        self._set_merges(self._learn_merges(words, list(counts.values())))
+        return self
+
+    def _learn_merges(self, words, freqs):
+        """Greedy BPE: repeatedly merge the most frequent adjacent pair (Sennrich et al. 2016,
+        Algorithm 1), updating counts only for the words that contain the merged pair."""
+        token_bytes = [s.encode() for s in Vocabulary.SPECIALS] + [bytes([b]) for b in range(256)]
+        known = {b: i for i, b in enumerate(token_bytes) if i >= FIRST_BYTE_ID}
+        specials = {s.encode() for s in Vocabulary.SPECIALS}
+
+        pair_counts = Counter()
+        where = {}  # pair -> indices of words that contain (or once contained) it
+        for w, (symbols, freq) in enumerate(zip(words, freqs)):
+            for pair in pairwise(symbols):
+                pair_counts[pair] += freq
+                where.setdefault(pair, set()).add(w)
+        # Max-heap by count, then smallest pair; stale entries are skipped when popped.
+        heap = [(-count, pair) for pair, count in pair_counts.items()]
+        heapq.heapify(heap)
+
+        merges = []
+        while len(token_bytes) < self.vocab_size and heap:
+            negative_count, pair = heapq.heappop(heap)
+            count = pair_counts.get(pair, 0)
+            if count != -negative_count:
+                continue
+            if count < self.min_frequency:
+                break
+            left, right = pair
+            new_bytes = token_bytes[left] + token_bytes[right]
+            del pair_counts[pair]
+            if new_bytes in specials:
+                # A token spelling '<unk>' etc. would clash with the special of that name.
+                continue
+            merged = known.get(new_bytes)
+            if merged is None:  # two merge paths can spell one string: keep one id for it
+                merged = known[new_bytes] = len(token_bytes)
+                token_bytes.append(new_bytes)
+            merges.append(pair)
+
+            delta = Counter()
+            for w in where.pop(pair, ()):
+                symbols = words[w]
+                new_symbols = _merge_pair(symbols, left, right, merged)
+                if len(new_symbols) == len(symbols):
+                    continue
+                freq = freqs[w]
+                for old in pairwise(symbols):
+                    delta[old] -= freq
+                for new in pairwise(new_symbols):
+                    delta[new] += freq
+                    where.setdefault(new, set()).add(w)
+                words[w] = new_symbols
+            for changed, d in delta.items():
+                if not d or changed == pair:
+                    continue
+                total = pair_counts.get(changed, 0) + d
+                if total > 0:
+                    pair_counts[changed] = total
+                    heapq.heappush(heap, (-total, changed))
+                else:
+                    pair_counts.pop(changed, None)
+        return merges
+
+    def _set_merges(self, merges):
+        """Rebuild the byte table, merge ranks and vocabulary from a list of merges."""
+        token_bytes = [s.encode() for s in Vocabulary.SPECIALS] + [bytes([b]) for b in range(256)]
+        known = {b: i for i, b in enumerate(token_bytes) if i >= FIRST_BYTE_ID}
+        specials = {s.encode() for s in Vocabulary.SPECIALS}
+        ranks = {}
+        for rank, (left, right) in enumerate(merges):
+            if not (FIRST_BYTE_ID <= left < len(token_bytes)
+                    and FIRST_BYTE_ID <= right < len(token_bytes)):
+                raise ValueError(f"merge {rank} ({left}, {right}) uses an unknown token id")
+            new_bytes = token_bytes[left] + token_bytes[right]
+            if new_bytes in specials:
+                raise ValueError(f"merge {rank} spells the special token {new_bytes.decode()!r}")
+            if (left, right) in ranks:
+                raise ValueError(f"merge {rank} ({left}, {right}) is listed twice")
+            merged = known.get(new_bytes)
+            if merged is None:
+                merged = known[new_bytes] = len(token_bytes)
+                token_bytes.append(new_bytes)
+            ranks[(left, right)] = (rank, merged)
+        self.merges = [tuple(m) for m in merges]
+        self._token_bytes = token_bytes
+        self._ranks = ranks
+        self._cache = {}
+        shown = ["".join(BYTE_SYMBOLS[b] for b in t) for t in token_bytes[FIRST_BYTE_ID:]]
+        self.vocab = Vocabulary(shown)
+
+    # -- encoding
+
+    def _encode_piece(self, piece):
+        ids = self._cache.get(piece)
+        if ids is not None:
+            return ids
+        symbols = tuple(b + FIRST_BYTE_ID for b in piece.encode("utf-8", "surrogatepass"))
+        ranks = self._ranks
+        while len(symbols) > 1:
+            # Apply the earliest-learned merge present; equivalent to replaying merges in order.
+            best = min(pairwise(symbols), key=lambda p: ranks.get(p, (len(ranks),))[0])
+            if best not in ranks:
+                break
+            symbols = _merge_pair(symbols, best[0], best[1], ranks[best][1])
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.clear()
+        self._cache[piece] = symbols
+        return symbols
+
+    def tokenize(self, text):
+        vocab = self._fitted()
+        return [vocab.tokens[i] for i in self.encode(text)]
+
+    def encode(self, text):
+        self._fitted()
+        return list(chain.from_iterable(map(self._encode_piece, PRETOKEN.findall(text))))
+
+    def encode_lines(self, lines):
+        self._fitted()
+        per_line = [list(chain.from_iterable(map(self._encode_piece, PRETOKEN.findall(line))))
+                    for line in lines]
+        lengths = np.fromiter(map(len, per_line), dtype=np.int64, count=len(per_line))
+        flat = np.fromiter(chain.from_iterable(per_line), dtype=np.int64, count=int(lengths.sum()))
+        return flat, lengths
+
+    def decode(self, ids):
+        self._fitted()
+        table = self._token_bytes
+        data = b"".join(table[i] for i in map(int, ids) if i not in self.SILENT_IDS)
+        # Ids from a model need not form valid UTF-8; encode()'s ids always do.
+        return data.decode("utf-8", errors="replace")
+
+    def _state(self):
+        return {"merges": [list(m) for m in self.merges]}
+
+    def _load_state(self, data):
+        merges = data.get("merges")
+        if not isinstance(merges, list) or not all(
+            isinstance(m, list) and len(m) == 2
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in m)
+            for m in merges
+        ):
+            raise CheckpointError("BPE merges are malformed: expected a list of [left, right] ids")
+        try:
+            self._set_merges(merges)
+        except ValueError as exc:
+            raise CheckpointError(f"BPE merges are malformed: {exc}") from None
+        if len(self.vocab) > self.vocab_size:
+            raise CheckpointError(
+                f"BPE merges are malformed: {len(self.vocab)} tokens exceed vocab_size "
+                f"{self.vocab_size}"
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving and loading
+
+TOKENIZERS = {cls.kind: cls for cls in (WordTokenizer, CharTokenizer, BPETokenizer)}
+
+
+def tokenizer_from_dict(data):
+    """A fitted tokenizer from :meth:`Tokenizer.to_dict` output; CheckpointError if malformed."""
+    if not isinstance(data, dict):
+        raise CheckpointError("tokenizer data is malformed: expected a JSON object")
+    if data.get("format") != FORMAT:
+        raise CheckpointError(f"tokenizer data is malformed: 'format' is not {FORMAT!r}")
+    if data.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"tokenizer format version {data.get('version')!r} is not supported "
+            f"(this langmodels reads version {FORMAT_VERSION})"
+        )
+    cls = TOKENIZERS.get(data.get("type"))
+    if cls is None:
+        raise CheckpointError(
+            f"unknown tokenizer type {data.get('type')!r}; types: {', '.join(TOKENIZERS)}"
+        )
+    params = data.get("params")
+    expected = set(cls().get_params())
+    if not isinstance(params, dict) or set(params) != expected:
+        raise CheckpointError(
+            f"tokenizer data is malformed: {cls.kind} params must be {', '.join(sorted(expected))}"
+        )
+    tokenizer = cls(**params)
+    try:
+        tokenizer.check_params()
+    except ConfigError as exc:
+        raise CheckpointError(f"tokenizer data is malformed: {exc}") from None
+    tokenizer._load_state(data)
+    return tokenizer
+
+
+def save_tokenizer(tokenizer, path):
+    """Write the tokenizer as JSON, atomically (temporary file, then rename)."""
+    path = Path(path)
+    data = json.dumps(tokenizer.to_dict()).encode("utf-8")
+    # open(..., "x") rather than mkstemp, so the file gets the usual permissions (umask).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_tokenizer(path):
+    """Read a tokenizer written by :func:`save_tokenizer`; CheckpointError naming the path."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such tokenizer file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    try:
+        return tokenizer_from_dict(data)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
