@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .base import LanguageModel, load  # noqa: E402
-from .ngram import ArpaLM, BigramLM, NGramLM, TrigramLM  # noqa: E402
+from .base import LanguageModel, load
+from .ngram import ArpaLM, BigramLM, NGramLM, TrigramLM
 
 __all__ = ["ArpaLM", "BigramLM", "LanguageModel", "NGramLM", "TrigramLM", "__version__", "load"]

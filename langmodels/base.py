@@ -288,10 +288,11 @@ class LanguageModel(ABC):
         """JSON-safe facts learned in fit that are not arrays (e.g. the training mode)."""
         return {}
 
-    def save(self, path) -> None:
-        """Write a checkpoint folder: config.json, tokenizer.json and the model's state."""
+    def save(self, path, *, extra_files: dict[str, bytes] | None = None) -> None:
+        """Write a checkpoint folder: config.json, tokenizer.json, metrics.json and the model's
+        state (plus `extra_files`, e.g. a trainer's optimizer state, checksummed alike)."""
         tokenizer = self._check_fitted()
-        files = dict(self.state_files())
+        files = {**self.state_files(), **(extra_files or {})}
         files[TOKENIZER_FILE] = json.dumps(tokenizer.to_dict()).encode("utf-8")
         files[METRICS_FILE] = json.dumps(getattr(self, "metrics_", None) or {}, indent=2).encode("utf-8")
         config = {

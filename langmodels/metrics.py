@@ -82,4 +82,8 @@ class Evaluation:
         return self.nll / self.n_tokens if self.n_tokens else float("nan")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-safe fields: an infinite or undefined figure becomes None (null in JSON)."""
+        return {
+            key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in asdict(self).items()
+        }

@@ -117,7 +117,7 @@ def test_checkpoint_holds_config_tokenizer_weights_and_metrics(tmp_path):
     lm.save(tmp_path / "ckpt")
     names = sorted(os.listdir(tmp_path / "ckpt"))
     assert names == ["config.json", "metrics.json", "tokenizer.json", "weights.npz"]
-    config, files = read_checkpoint(tmp_path / "ckpt")
+    config, _files = read_checkpoint(tmp_path / "ckpt")
     assert config["class"] == "NGramLM" and config["params"]["order"] == 2
     assert load(tmp_path / "ckpt").metrics_["perplexity"] == pytest.approx(lm.metrics_["perplexity"])
 

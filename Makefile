@@ -1,0 +1,36 @@
+# make report / make test set themselves up: the first run builds .venv (a few minutes, kenlm is
+# compiled from source), later runs reuse it until setup.cfg or pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch is installed first and pinned again below, so pip never swaps it for another build
+# (the CPU wheel is found through pip's configured find-links).
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: test report lint clean distclean
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+report: $(STAMP)
+	$(PY) benchmarks/ngram_report.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check langmodels tests benchmarks
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install '$(TORCH)'
+	$(PY) -m pip install -e '.[dev]' '$(TORCH)'
+	touch $@
+
+# Build and cache files; the environment stays.
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# Everything make created, .venv included.
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,8 @@
+"""`python -m langmodels ...`: the same command as `langmodels ...`."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""The `langmodels` command (DESIGN.md section 6): corpora, train, evaluate, generate, complete, bench.
+
+Every user mistake ends as one line on stderr, ``langmodels: error: <message>``, and exit code 2;
+notes (a prompt token read as <unk>, a fallback discount) print as ``note: <message>``. Only bugs
+produce tracebacks. The command line is stable: scripts and courses depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from . import __version__, corpora
+from .base import LangmodelsWarning, LanguageModel
+from .checkpoint import is_checkpoint
+from .errors import ConfigError, LangmodelsError
+from .ngram import BigramLM, NGramLM, TrigramLM
+from .ngram.smoothing import DiscountFallbackWarning
+
+PROG = "langmodels"
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+# Every family the command line names; the ones without a class yet are refused by name.
+MODELS: dict[str, type[LanguageModel] | None] = {
+    "bigram": BigramLM,
+    "trigram": TrigramLM,
+    "ngram": NGramLM,
+    "mlp": None,
+    "lstm": None,
+    "gpt": None,
+    "bert": None,
+}
+
+NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning)
+
+
+class UsageError(LangmodelsError):
+    """A command line argparse could not make sense of."""
+
+
+# ---- reading --set key=value ----------------------------------------------------------------
+
+
+def _whole_number(key: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--set {key}={text}: {key} must be a whole number") from None
+
+
+def _number(key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"--set {key}={text}: {key} must be a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"--set {key}={text}: {key} must be a finite number")
+    return value
+
+
+def _numbers(key: str, text: str) -> float | list[float]:
+    """One number, or several separated by commas (kneser-ney's D1,D2,D3)."""
+    if "," in text:
+        return [_number(key, part.strip()) for part in text.split(",")]
+    return _number(key, text)
+
+
+def _text(key: str, text: str) -> str:
+    if not text:
+        raise ConfigError(f"--set {key}=: {key} needs a value")
+    return text
+
+
+def _flag(key: str, text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"--set {key}={text}: {key} must be true or false")
+
+
+# How to read the value of each constructor keyword the n-gram family has; keywords of other
+# families are read by the type of their default value (see _parser_for).
+PARAMETER_READERS: dict[str, Callable[[str, str], object]] = {
+    "order": _whole_number,
+    "smoothing": _text,
+    "k": _number,
+    "discount": _numbers,
+    "backoff": _number,
+    "level": _text,
+    "min_count": _whole_number,
+}
+NONE_WORDS = ("none", "null")
+
+
+def _parser_for(parameter: inspect.Parameter) -> Callable[[str, str], object]:
+    if parameter.name in PARAMETER_READERS:
+        return PARAMETER_READERS[parameter.name]
+    default = parameter.default
+    if isinstance(default, bool):
+        return _flag
+    if isinstance(default, int):
+        return _whole_number
+    if isinstance(default, float):
+        return _number
+    return _text
+
+
+def model_parameters(model_class: type[LanguageModel]) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of a model's constructor: what --set may name."""
+    return {
+        name: parameter
+        for name, parameter in inspect.signature(model_class.__init__).parameters.items()
+        if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
+
+
+def parse_settings(model_name: str, model_class: type[LanguageModel], settings: list[str]) -> dict:
+    """`--set key=value` strings -> constructor keywords, each value read by its parameter's type."""
+    parameters = model_parameters(model_class)
+    params: dict[str, object] = {}
+    for setting in settings:
+        key, equals, text = setting.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ConfigError(f"--set expects key=value, got {setting!r}")
+        parameter = parameters.get(key)
+        if parameter is None:
+            raise ConfigError(f"unknown --set key {key!r} for {model_name}; keys: {', '.join(parameters)}")
+        text = text.strip()
+        if text.lower() in NONE_WORDS and parameter.default is None:
+            params[key] = None
+        else:
+            params[key] = _parser_for(parameter)(key, text)
+    return params
+
+
+# ---- argparse types: refuse bad numbers before any work is done -----------------------------
+
+
+def _argument_type(name: str, convert: Callable[[str], float], accept: Callable[[float], bool], wanted: str):
+    def check(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {wanted}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{name} must be {wanted}, got {text!r}")
+        return value
+
+    check.__name__ = name  # argparse names the type in some messages
+    return check
+
+
+def _finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
+temperature_type = _argument_type("temperature", float, lambda v: _finite(v) and v > 0, "a number > 0")
+top_k_type = _argument_type("top-k", int, lambda v: v >= 1, "a whole number >= 1")
+top_p_type = _argument_type("top-p", float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+max_tokens_type = _argument_type("max-tokens", int, lambda v: v >= 0, "a whole number >= 0")
+seed_type = _argument_type("seed", int, lambda v: v >= 0, "a whole number >= 0")
+num_type = _argument_type("num", int, lambda v: v >= 1, "a whole number >= 1")
+k_type = _argument_type("k", int, lambda v: v >= 1, "a whole number >= 1")
+max_seconds_type = _argument_type("max-seconds", float, lambda v: _finite(v) and v > 0, "a number of seconds > 0")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake raises (one line, printed by main) instead of exiting."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
+        description="Train, score, sample and compare language models, from bigrams to GPT.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("corpora", help="list the shipped corpora and their sizes")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    train = commands.add_parser("train", help="fit a model on a corpus and save a checkpoint")
+    train.add_argument("model", metavar="MODEL", choices=list(MODELS), help=f"one of: {' '.join(MODELS)}")
+    train.add_argument("--corpus", required=True, metavar="NAME|PATH", help="a shipped corpus or a UTF-8 file/folder")
+    train.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
+    train.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+        help="a constructor keyword, e.g. --set order=4 --set smoothing=witten-bell (repeatable)",
+    )
+    train.add_argument("--max-seconds", type=max_seconds_type, metavar="S", help="training time budget")
+    train.add_argument("--seed", type=seed_type, metavar="N", help="random seed (models that sample while training)")
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a corpus split")
+    evaluate.add_argument("checkpoint", metavar="DIR")
+    evaluate.add_argument("--corpus", required=True, metavar="NAME|PATH")
+    evaluate.add_argument("--split", default="test", choices=corpora.SPLITS)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    generate = commands.add_parser("generate", help="sample text from a checkpoint")
+    generate.add_argument("checkpoint", metavar="DIR")
+    generate.add_argument("--prompt", default="", metavar="TEXT")
+    generate.add_argument("--max-tokens", type=max_tokens_type, default=50, metavar="N")
+    generate.add_argument("--temperature", type=temperature_type, default=1.0, metavar="T")
+    generate.add_argument("--top-k", type=top_k_type, metavar="K")
+    generate.add_argument("--top-p", type=top_p_type, metavar="P")
+    generate.add_argument("--seed", type=seed_type, metavar="N", help="sample i uses seed N+i; none: random")
+    generate.add_argument("--num", type=num_type, default=1, metavar="N", help="how many samples")
+
+    complete = commands.add_parser("complete", help="the most probable next tokens after a text")
+    complete.add_argument("checkpoint", metavar="DIR")
+    complete.add_argument("text", metavar="TEXT")
+    complete.add_argument("-k", type=k_type, default=5, metavar="K", help="how many tokens (default 5)")
+
+    bench = commands.add_parser("bench", help="run a benchmark config (corpora x models x budgets)")
+    bench.add_argument("config", metavar="CONFIG.toml")
+    bench.add_argument("--out", required=True, metavar="DIR")
+    return parser
+
+
+# ---- the commands -----------------------------------------------------------------------------
+
+
+def _print_json(value) -> None:
+    print(json.dumps(_json_safe(value), indent=2, allow_nan=False))
+
+
+def _json_safe(value):
+    """Strict JSON: an infinite or undefined float (perplexity with a zero probability) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def cmd_corpora(args) -> int:
+    described, failed = [], False
+    for name in corpora.available():
+        try:
+            described.append(corpora.load(name).describe())
+        except LangmodelsError as error:
+            described.append({"name": name, "error": str(error)})
+            failed = True
+    if args.json:
+        _print_json(described)
+        return 1 if failed else 0
+    header = f"{'name':<12} {'level':<5} {'mode':<6} {'split':<5} {'lines':>9} {'words':>10} {'chars':>11}"
+    print(header)
+    for entry in described:
+        if "error" in entry:
+            print(f"{entry['name']:<12} unavailable: {entry['error']}")
+            continue
+        for i, (split, size) in enumerate(entry["splits"].items()):
+            label = (entry["name"], entry["level"], entry["mode"]) if i == 0 else ("", "", "")
+            print(f"{label[0]:<12} {label[1]:<5} {label[2]:<6} {split:<5} "
+                  f"{size['lines']:>9,} {size['words']:>10,} {size['chars']:>11,}")
+    notes = [f"{entry['name']}: {entry['note']}" for entry in described if entry.get("note")]
+    if notes:
+        print()
+        print("\n".join(notes))
+    return 1 if failed else 0
+
+
+def _check_out_folder(out: Path) -> None:
+    """Refuse an --out that could not take a checkpoint before spending time on training."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not is_checkpoint(out):
+        raise ConfigError(f"--out {out} is not empty and not a langmodels checkpoint; refusing to overwrite it")
+
+
+def cmd_train(args) -> int:
+    model_class = MODELS[args.model]
+    if model_class is None:
+        ready = ", ".join(name for name, cls in MODELS.items() if cls is not None)
+        raise ConfigError(f"model {args.model!r} is not available yet in this version; available: {ready}")
+    params = parse_settings(args.model, model_class, args.settings)
+    if args.seed is not None and "seed" in model_parameters(model_class):
+        params["seed"] = args.seed
+    model = model_class(**params)
+    if isinstance(model, NGramLM):
+        model.make_smoothing()  # checks order, smoothing name and its option before any reading
+    out = Path(args.out)
+    _check_out_folder(out)
+    # A level set for the model is the level the corpus is read at, so its splits' evaluation
+    # mode (lines for words, stream for characters) matches what the model learns.
+    corpus = corpora.load(args.corpus, level=params.get("level"))
+    budget = {"max_seconds": args.max_seconds} if args.max_seconds is not None else {}
+    start = time.perf_counter()
+    model.fit(corpus.train, corpus.valid, **budget)
+    fit_seconds = time.perf_counter() - start
+    if model.is_normalised:
+        evaluation = model.evaluate(corpus.valid)
+        model.metrics_ = evaluation.to_dict()
+        scored = f"valid perplexity {evaluation.perplexity:.2f} ({evaluation.mode} mode)"
+    else:
+        model.metrics_ = None
+        scored = "no valid perplexity (unnormalised scores)"
+    # Only now, with a fitted model, is --out touched; write_checkpoint replaces it atomically.
+    model.save(out)
+    print(f"{model.name} on {corpus.name}: {scored}, trained in {fit_seconds:.1f} s; saved to {out}")
+    return 0
+
+
+def _corpus_for(model: LanguageModel, name_or_path: str):
+    """The corpus at the level the model reads (so the split's evaluation mode matches)."""
+    level = getattr(model.tokenizer, "level", None)
+    return corpora.load(name_or_path, level=level if level in corpora.LEVELS else None)
+
+
+def cmd_evaluate(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    corpus = _corpus_for(model, args.corpus)
+    evaluation = model.evaluate(corpus.split(args.split))
+    result = evaluation.to_dict()
+    if args.json:
+        _print_json(result)
+        return 0
+    label = "pseudo-perplexity" if evaluation.pseudo else "perplexity"
+    rows = [
+        ("model", evaluation.model),
+        ("corpus", f"{evaluation.corpus} ({evaluation.split} split, {evaluation.mode} mode)"),
+        ("tokens", f"{evaluation.n_tokens:,} ({evaluation.n_unk:,} <unk>)"),
+        ("words", f"{evaluation.n_words:,}"),
+        ("chars", f"{evaluation.n_chars:,}"),
+        ("nll (nats)", f"{evaluation.nll:,.2f}"),
+        (label, f"{evaluation.perplexity:.4f}"),
+        ("word " + label, f"{evaluation.word_perplexity:.4f}"),
+        ("bits per char", f"{evaluation.bits_per_char:.4f}"),
+        ("seconds", f"{evaluation.seconds:.2f} ({evaluation.tokens_per_second:,.0f} tokens/s)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    # A word model's sample ends at its end of line, so samples print one per line; character and
+    # subword samples run across lines, so several of them get a header each.
+    headed = args.num > 1 and getattr(model.tokenizer, "level", "word") != "word"
+    for i in range(args.num):
+        seed = None if args.seed is None else args.seed + i
+        text = model.generate(
+            args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=seed
+        )
+        if headed:
+            print(f"--- sample {i + 1}" + ("" if seed is None else f" (seed {seed})") + " ---")
+        print(text)
+    return 0
+
+
+def cmd_complete(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    for token, probability in model.top_next(args.text, k=args.k):
+        print(f"{token}\t{probability:.6f}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    raise ConfigError("bench is not available yet in this version (the benchmark harness comes next)")
+
+
+COMMANDS = {
+    "corpora": cmd_corpora,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "generate": cmd_generate,
+    "complete": cmd_complete,
+    "bench": cmd_bench,
+}
+
+
+# ---- entry point --------------------------------------------------------------------------------
+
+
+def _show_note(message, category, filename, lineno, file=None, line=None, *, fallback):
+    if issubclass(category, NOTE_CATEGORIES):
+        print(f"note: {' '.join(str(message).split())}", file=sys.stderr)
+    else:
+        fallback(message, category, filename, lineno, file, line)
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _os_error_message(error: OSError) -> str:
+    if error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 2 a user mistake, 130 interrupted)."""
+    with warnings.catch_warnings():
+        for category in NOTE_CATEGORIES:
+            warnings.simplefilter("always", category)
+        fallback = warnings.showwarning
+        warnings.showwarning = lambda *a, **kw: _show_note(*a, **kw, fallback=fallback)
+        try:
+            args = build_parser().parse_args(argv)
+            return COMMANDS[args.command](args)
+        except LangmodelsError as error:
+            _error(error)
+        except UnicodeDecodeError as error:
+            _error(f"not UTF-8 text: {error}")
+        except OSError as error:
+            if isinstance(error, BrokenPipeError):
+                # The reader of stdout went away (`langmodels generate ... | head`): not an error.
+                with contextlib.suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
+            _error(_os_error_message(error))
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except SystemExit as done:  # --help and --version print and stop
+            return done.code if isinstance(done.code, int) else 0
+    return EXIT_ERROR

@@ -1,0 +1,334 @@
+"""What every neural model shares: configuration, tokenizer choice, batching, scoring through
+one forward pass, the training entry point, embeddings, and safetensors checkpoints.
+
+A family subclasses `NeuralLM`, sets `Config` (a dataclass deriving from `NeuralConfig`) and
+implements `build_module(vocab_size)`, an `nn.Module` whose `forward(idx)` maps token ids
+(B, T) to next-token logits (B, T, V), and exposes its input embedding as `token_embedding`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from ..base import LanguageModel, NotFittedError, note
+from ..corpora import split_level, split_mode, split_text
+from ..errors import CheckpointError, ConfigError, LangmodelsError
+from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
+from .data import IGNORE, Batch, LineBatches, StreamBatches
+
+WEIGHTS_FILE = "weights.safetensors"
+CURVE_FILE = "curve.json"
+TOKENIZERS = ("auto", "word", "char", "bpe")
+
+
+@dataclass
+class NeuralConfig:
+    """Settings every neural model has; each family's Config adds its architecture."""
+
+    tokenizer: str = "auto"  # auto (the corpus level), word, char or bpe
+    bpe_vocab_size: int = 4096
+    min_count: int = 1
+    context: int = 128  # tokens of context the model sees (the window for bounded models)
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 250  # steps between validation passes (and training checkpoints)
+    patience: int = 4  # validation passes without improvement before early stopping
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 = leave torch's default
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first field of the wrong type or out of range."""
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value, expected = getattr(self, field.name), hints[field.name]
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ConfigError(f"{field.name} must be {expected.__name__}, got {value!r}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
+        for name in ("context", "batch_size", "eval_every", "bpe_vocab_size", "min_count"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("warmup_steps", "weight_decay", "patience", "threads", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class NeuralLM(LanguageModel):
+    """The shared body of MLPLM, LSTMLM, GPTLM and MaskedLM."""
+
+    Config: ClassVar[type[NeuralConfig]] = NeuralConfig
+
+    def __init__(self, **settings):
+        unknown = set(settings) - {field.name for field in dataclasses.fields(self.Config)}
+        if unknown:
+            raise ConfigError(f"unknown {type(self).__name__} setting(s): {', '.join(sorted(unknown))}")
+        self.config = self.Config(**settings)
+        self.tokenizer = None
+        self.module_ = None
+        self.curve_: list[dict] = []
+
+    def get_params(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    @property
+    def context_size(self) -> int | None:
+        """Tokens of context the model can see (None: unbounded, e.g. a recurrent state)."""
+        return self.config.context
+
+    # ---- to implement ----------------------------------------------------------------------
+
+    def build_module(self, vocab_size: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    # ---- set-up ------------------------------------------------------------------------------
+
+    def make_tokenizer(self, train):
+        kind = self.config.tokenizer
+        if kind == "auto":
+            kind = split_level(train, "word")
+        if kind == "word":
+            return WordTokenizer(min_count=self.config.min_count)
+        if kind == "char":
+            return CharTokenizer(min_count=self.config.min_count)
+        return BPETokenizer(vocab_size=self.config.bpe_vocab_size)
+
+    def _fitted_module(self) -> torch.nn.Module:
+        if self.module_ is None or self.tokenizer is None:
+            raise NotFittedError(f"{self.name} is not fitted yet: call fit() or load a checkpoint")
+        return self.module_
+
+    @property
+    def device(self) -> torch.device:
+        return next(self._fitted_module().parameters()).device
+
+    def training_data(self, lines, mode: str):
+        """LineBatches or StreamBatches over a split, in the tokenizer's ids."""
+        vocab = self.tokenizer.vocab
+        if mode == "stream":
+            return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.config.context)
+        flat, lengths = self.tokenizer.encode_lines(list(lines))
+        return LineBatches(
+            flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=self.config.context
+        )
+
+    def training_batch(self, data, step: int) -> Batch:
+        """The batch of one training step; recurrent models override this to read the stream in order."""
+        return data.sample(self.config.batch_size, self.config.seed, step)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean next-token cross-entropy (nats) over the batch's targets."""
+        module = self._fitted_module()
+        logits = module(batch.inputs.to(self.device))  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1), batch.targets.to(self.device).flatten(), ignore_index=IGNORE)
+
+    # ---- fitting -------------------------------------------------------------------------------
+
+    def fit(self, train, valid=None, *, max_steps=None, max_tokens=None, max_seconds=None,
+            checkpoint=None, resume=False, progress=None) -> NeuralLM:
+        """Train with the shared Trainer until a budget is spent (or early stopping on `valid`).
+
+        checkpoint: a folder where training state is written atomically every eval_every steps;
+        resume=True continues from it on the same batches an uninterrupted run would have seen.
+        """
+        from .trainer import Trainer
+
+        self.config.check()
+        if isinstance(train, str):
+            raise LangmodelsError("fit takes a list of lines or a Corpus split, not one string")
+        if not any(line.strip() for line in train):
+            raise LangmodelsError("the training text is empty")
+        if max_steps is None and max_tokens is None and max_seconds is None:
+            raise LangmodelsError("give a training budget: max_steps, max_tokens or max_seconds")
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        torch.manual_seed(self.config.seed)
+        mode = split_mode(train, "lines")
+        self.tokenizer = self.make_tokenizer(train).fit([split_text(train)] if mode == "stream" else list(train))
+        self.mode_ = mode
+        self.module_ = self.build_module(len(self.tokenizer.vocab)).to(pick_device())
+        data = self.training_data(train, mode)
+        if data.n_tokens < self.config.batch_size:
+            raise LangmodelsError(
+                f"the training text has {data.n_tokens} tokens, fewer than one batch ({self.config.batch_size})"
+            )
+        validate = None
+        if valid is not None:
+            valid_mode = split_mode(valid, mode)
+            validate = lambda: self.evaluate(valid, mode=valid_mode, progress=False).nats_per_token  # noqa: E731
+        trainer = Trainer(self, self.config, data)
+        self.curve_ = trainer.run(
+            validate=validate, max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds,
+            checkpoint=checkpoint, resume=resume, progress=progress,
+        )
+        self.module_.eval()
+        return self
+
+    # ---- scoring -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def token_logprobs(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        """log P(targets | inputs) per position, (B, T) float64; 0 where a target is IGNORE."""
+        module = self._fitted_module()
+        module.eval()
+        logits = module(inputs.to(self.device)).float()  # (B, T, V)
+        logprobs = torch.log_softmax(logits, dim=-1)
+        safe = targets.clamp(min=0).to(self.device)
+        picked = logprobs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+        picked = torch.where(targets.to(self.device) == IGNORE, torch.zeros_like(picked), picked)
+        return picked.double().cpu().numpy()
+
+    def sequence_logprobs(self, sequence: np.ndarray) -> np.ndarray:
+        """log P(sequence[i] | sequence[:i]) for i >= 1 of one sequence starting with <s>.
+
+        A bounded model scores windows of its context overlapping by half, so every token is
+        scored once, with at least half a window of context (DESIGN.md 3).
+        """
+        sequence = torch.as_tensor(np.asarray(sequence, dtype=np.int64))
+        window = self.context_size or len(sequence)
+        if len(sequence) - 1 <= window:
+            return self.token_logprobs(sequence[None, :-1], sequence[None, 1:])[0]
+        stride = max(window // 2, 1)
+        starts = list(range(0, len(sequence) - 1 - window, stride)) + [len(sequence) - 1 - window]
+        inputs = torch.stack([sequence[s : s + window] for s in starts])
+        targets = torch.stack([sequence[s + 1 : s + window + 1] for s in starts])
+        scored = []
+        done = 0  # targets scored so far
+        for begin in range(0, len(starts), self.config.batch_size):
+            rows = self.token_logprobs(inputs[begin : begin + self.config.batch_size],
+                                       targets[begin : begin + self.config.batch_size])
+            for start, row in zip(starts[begin:], rows):
+                keep = start + window - done  # this window's targets not yet scored
+                scored.append(row[window - keep :])
+                done += keep
+        return np.concatenate(scored)
+
+    def score_ids(self, batch) -> list[np.ndarray]:
+        vocab = self._check_fitted().vocab
+        lines = [np.concatenate([[vocab.bos_id], np.asarray(ids, dtype=np.int64), [vocab.eos_id]]) for ids in batch]
+        window = self.context_size
+        short = [i for i, line in enumerate(lines) if window is None or len(line) - 1 <= window]
+        results: list[np.ndarray | None] = [None] * len(lines)
+        for begin in range(0, len(short), self.config.batch_size):
+            rows = short[begin : begin + self.config.batch_size]
+            inputs = torch.from_numpy(_pad([lines[i][:-1] for i in rows], vocab.pad_id))
+            targets = torch.from_numpy(_pad([lines[i][1:] for i in rows], IGNORE))
+            scored = self.token_logprobs(inputs, targets)
+            for row, i in enumerate(rows):
+                results[i] = scored[row, : len(lines[i]) - 1]
+        for i, line in enumerate(lines):
+            if results[i] is None:
+                results[i] = self.sequence_logprobs(line)
+        return results
+
+    def score_stream(self, ids) -> np.ndarray:
+        bos = self._check_fitted().vocab.bos_id
+        return self.sequence_logprobs(np.concatenate([[bos], np.asarray(ids, dtype=np.int64)]))
+
+    @torch.no_grad()
+    def next_logprobs(self, context_ids) -> np.ndarray:
+        vocab = self._check_fitted().vocab
+        sequence = [vocab.bos_id, *[int(i) for i in context_ids]]
+        window = self.context_size
+        if window is not None and len(sequence) > window:
+            note(f"the context has {len(sequence)} tokens; {self.name} sees the last {window}")
+            sequence = sequence[-window:]
+        module = self._fitted_module()
+        module.eval()
+        logits = module(torch.tensor([sequence], device=self.device))[0, -1].float()
+        return torch.log_softmax(logits, dim=-1).double().cpu().numpy()
+
+    # ---- embeddings ----------------------------------------------------------------------------
+
+    def embeddings(self) -> Embeddings:
+        """The input embedding matrix, for nearest neighbours and analogies."""
+        matrix = self._fitted_module().token_embedding.weight.detach().float().cpu().numpy()
+        return Embeddings(matrix, self.tokenizer.vocab)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def fitted_facts(self) -> dict:
+        return {"mode": getattr(self, "mode_", "lines")}
+
+    def state_files(self) -> dict[str, bytes]:
+        weights = self._fitted_module().state_dict()
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in weights.items()}
+        return {WEIGHTS_FILE: save_safetensors(state), CURVE_FILE: json.dumps(self.curve_).encode("utf-8")}
+
+    def restore_state(self, files: dict[str, bytes], fitted: dict) -> None:
+        self.config.check()
+        module = self.build_module(len(self.tokenizer.vocab))
+        try:
+            state = load_safetensors(files[WEIGHTS_FILE])
+            module.load_state_dict(state, strict=True)
+        except (RuntimeError, KeyError, ValueError) as error:
+            first = str(error).strip().splitlines()[0]
+            raise CheckpointError(f"{WEIGHTS_FILE} does not match the model in config.json ({first})") from None
+        self.module_ = module.to(pick_device()).eval()
+        self.curve_ = json.loads(files.get(CURVE_FILE, b"[]"))
+        self.mode_ = fitted.get("mode", "lines")
+
+
+def _pad(rows: list[np.ndarray], fill: int) -> np.ndarray:
+    width = max(len(row) for row in rows)
+    out = np.full((len(rows), width), fill, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+class Embeddings:
+    """Cosine-similarity queries over a model's token embeddings (Mikolov et al. 2013)."""
+
+    def __init__(self, matrix: np.ndarray, vocab):
+        self.vocab = vocab
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        self.unit = matrix / np.maximum(norms, 1e-12)
+
+    def vector(self, token: str) -> np.ndarray:
+        if token not in self.vocab:
+            raise LangmodelsError(f"{token!r} is not in the vocabulary")
+        return self.unit[self.vocab[token]]
+
+    def _closest(self, query: np.ndarray, k: int, exclude: set[str]) -> list[tuple[str, float]]:
+        similarity = self.unit @ (query / max(np.linalg.norm(query), 1e-12))
+        result = []
+        for index in np.argsort(-similarity):
+            token = self.vocab.token(int(index))
+            if token not in exclude and index >= 5:  # the five specials are not words
+                result.append((token, float(similarity[index])))
+            if len(result) == k:
+                break
+        return result
+
+    def nearest(self, token: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k tokens whose embeddings are closest in cosine to `token`'s."""
+        return self._closest(self.vector(token), k, {token})
+
+    def analogy(self, a: str, b: str, c: str, k: int = 5) -> list[tuple[str, float]]:
+        """Tokens closest to b - a + c: analogy("man", "king", "woman") ~ queen (3CosAdd)."""
+        query = self.vector(b) - self.vector(a) + self.vector(c)
+        return self._closest(query, k, {a, b, c})
+

@@ -1,0 +1,227 @@
+"""The one training loop every neural model uses.
+
+AdamW (Loshchilov & Hutter 2019; weight decay on matrices only) with linear warm-up and cosine
+decay to a tenth of the peak rate, gradient-norm clipping, a budget in steps, tokens or seconds,
+a deterministic full validation pass every `eval_every` steps with early stopping on it, and
+resumable checkpoints. Each step's batch and dropout masks are drawn from (seed, step), so a
+resumed run repeats exactly the curve an uninterrupted one would have drawn.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from tqdm.auto import tqdm
+
+from ..checkpoint import read_checkpoint
+from ..errors import CheckpointError, LangmodelsError
+
+OPTIMIZER_FILE = "optimizer.safetensors"
+BEST_FILE = "best.safetensors"
+TRAINER_FILE = "trainer.json"
+FINAL_LR_FRACTION = 0.1
+
+
+class TrainingDivergedError(LangmodelsError):
+    """The loss stopped being a finite number."""
+
+
+def learning_rate(step: int, peak: float, warmup: int, horizon: int) -> float:
+    """Linear warm-up for `warmup` steps, then cosine decay to FINAL_LR_FRACTION * peak at `horizon`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min((step - warmup) / max(horizon - warmup, 1), 1.0)
+    floor = FINAL_LR_FRACTION * peak
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """AdamW's state as named tensors (for safetensors) and the JSON-safe rest."""
+    tensors, scalars = {}, {}
+    for index, slots in state["state"].items():
+        for name, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+    state: dict[int, dict] = {}
+    for key, value in [*tensors.items(), *rest["scalars"].items()]:
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": rest["param_groups"]}
+
+
+class Trainer:
+    """Runs optimisation for one NeuralLM over its training data (LineBatches or StreamBatches)."""
+
+    def __init__(self, model, config, data):
+        self.model = model
+        self.config = config
+        self.data = data
+        module = model.module_
+        decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+            betas=(0.9, 0.95),
+        )
+        self.step = 0
+        self.tokens = 0
+        self.seconds = 0.0
+        self.horizon: int | None = None
+        self.curve: list[dict] = []
+        self.best_valid = math.inf
+        self.best_state: dict | None = None
+        self.stale_evaluations = 0
+
+    # ---- budgets -------------------------------------------------------------------------------
+
+    def _estimate_horizon(self, max_steps, max_tokens, max_seconds, seconds_per_step, tokens_per_step) -> int:
+        """Steps the cosine schedule spans: the step budget, or the one the token/time budget implies."""
+        candidates = []
+        if max_steps is not None:
+            candidates.append(max_steps)
+        if max_tokens is not None:
+            candidates.append(math.ceil(max_tokens / max(tokens_per_step, 1)))
+        if max_seconds is not None:
+            candidates.append(math.ceil(max_seconds / max(seconds_per_step, 1e-6)))
+        return max(min(candidates), self.config.warmup_steps + 1)
+
+    def _spent(self, max_steps, max_tokens, max_seconds) -> bool:
+        return (
+            (max_steps is not None and self.step >= max_steps)
+            or (max_tokens is not None and self.tokens >= max_tokens)
+            or (max_seconds is not None and self.seconds >= max_seconds)
+        )
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def _trainer_state(self) -> dict:
+        return {
+            "step": self.step, "tokens": self.tokens, "seconds": self.seconds, "horizon": self.horizon,
+            "curve": self.curve, "best_valid": self.best_valid if math.isfinite(self.best_valid) else None,
+            "stale_evaluations": self.stale_evaluations,
+        }
+
+    def save(self, path) -> None:
+        tensors, rest = _flatten_optimizer(self.optimizer.state_dict())
+        extra = {
+            OPTIMIZER_FILE: save_safetensors(tensors),
+            TRAINER_FILE: json.dumps({**self._trainer_state(), "optimizer": rest}).encode("utf-8"),
+        }
+        if self.best_state is not None:
+            extra[BEST_FILE] = save_safetensors(self.best_state)
+        self.model.curve_ = self.curve
+        self.model.save(path, extra_files=extra)
+
+    def restore(self, path) -> None:
+        config, files = read_checkpoint(path)
+        if config.get("params") != self.model.get_params():
+            raise CheckpointError(f"{path} was trained with other settings; resume with the same ones")
+        if TRAINER_FILE not in files:
+            raise CheckpointError(f"{path} holds no training state to resume from")
+        try:
+            state = json.loads(files[TRAINER_FILE])
+            self.model.module_.load_state_dict(load_safetensors(files["weights.safetensors"]))
+            self.optimizer.load_state_dict(
+                _unflatten_optimizer(load_safetensors(files[OPTIMIZER_FILE]), state["optimizer"])
+            )
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{path}: cannot resume from it ({error})") from None
+        self.step, self.tokens, self.seconds = state["step"], state["tokens"], state["seconds"]
+        self.horizon, self.curve = state["horizon"], state["curve"]
+        self.best_valid = state["best_valid"] if state["best_valid"] is not None else math.inf
+        self.stale_evaluations = state["stale_evaluations"]
+        if BEST_FILE in files:
+            self.best_state = load_safetensors(files[BEST_FILE])
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def _evaluate(self, validate, train_loss: float) -> bool:
+        """Record a curve point; return True when early stopping says stop."""
+        point = {"step": self.step, "tokens": self.tokens, "seconds": round(self.seconds, 3),
+                 "train_loss": train_loss, "valid_loss": None}
+        stop = False
+        if validate is not None:
+            valid = float(validate())
+            point["valid_loss"] = valid
+            if valid < self.best_valid:
+                self.best_valid = valid
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.module_.state_dict().items()}
+                self.stale_evaluations = 0
+            else:
+                self.stale_evaluations += 1
+                stop = self.config.patience > 0 and self.stale_evaluations >= self.config.patience
+        self.curve.append(point)
+        return stop
+
+    def run(self, *, validate=None, max_steps=None, max_tokens=None, max_seconds=None,
+            checkpoint=None, resume=False, progress=None) -> list[dict]:
+        config, model, module = self.config, self.model, self.model.module_
+        if resume:
+            if checkpoint is None or not Path(checkpoint).exists():
+                raise LangmodelsError(f"nothing to resume: no training checkpoint at {checkpoint}")
+            self.restore(checkpoint)
+        description = f"training {model.name} ({torch.get_num_threads()} threads)"
+        bar = tqdm(total=max_steps, initial=self.step, desc=description, unit="step",
+                   disable=True if progress is False else None, leave=False)
+        window_loss, window_steps, started = 0.0, 0, time.perf_counter() - self.seconds
+        stopped_early = False
+        try:
+            while not self._spent(max_steps, max_tokens, max_seconds):
+                step_start = time.perf_counter()
+                torch.manual_seed(config.seed * 1_000_003 + self.step)  # dropout repeats on resume
+                batch = model.training_batch(self.data, self.step)
+                module.train()
+                loss = model.loss(batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"the training loss became {loss.item()} at step {self.step}; stopped "
+                        "(the last good checkpoint, if any, is untouched): lower lr or raise warmup_steps"
+                    )
+                if self.horizon is None:
+                    self.horizon = self._estimate_horizon(
+                        max_steps, max_tokens, max_seconds, time.perf_counter() - step_start, batch.n_targets
+                    )
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate(self.step, config.lr, config.warmup_steps, self.horizon)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+                self.optimizer.step()
+                self.step += 1
+                self.tokens += batch.n_targets
+                self.seconds = time.perf_counter() - started
+                window_loss += loss.item()
+                window_steps += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{self.tokens / max(self.seconds, 1e-9):,.0f}")
+                if self.step % config.eval_every == 0:
+                    stopped_early = self._evaluate(validate, window_loss / window_steps)
+                    window_loss, window_steps = 0.0, 0
+                    if checkpoint is not None:
+                        self.save(checkpoint)
+                    if stopped_early:
+                        break
+        finally:
+            bar.close()
+        if window_steps:
+            self._evaluate(validate, window_loss / window_steps)
+            if checkpoint is not None:
+                self.save(checkpoint)
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+        module.eval()
+        return copy.deepcopy(self.curve)

@@ -1,0 +1,149 @@
+"""The shared Trainer and neural core, on a two-token-window toy model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from langmodels import load
+from langmodels.errors import ConfigError, LangmodelsError
+from langmodels.neural.core import NeuralConfig, NeuralLM
+from langmodels.neural.trainer import TrainingDivergedError, learning_rate
+
+TRAIN = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 5
+
+
+@dataclass
+class PairConfig(NeuralConfig):
+    n_embd: int = 16
+
+
+class PairModule(nn.Module):
+    """Next-token logits from the current and previous token embeddings (shapes (B, T, V))."""
+
+    def __init__(self, vocab_size: int, n_embd: int):
+        super().__init__()
+        self.token_embedding = nn.Embedding(vocab_size, n_embd)
+        self.mix = nn.Linear(2 * n_embd, n_embd)
+
+    def forward(self, idx):
+        current = self.token_embedding(idx)  # (B, T, C)
+        previous = F.pad(current, (0, 0, 1, 0))[:, :-1]  # (B, T, C), zeros before the first
+        return F.linear(torch.tanh(self.mix(torch.cat([current, previous], -1))), self.token_embedding.weight)
+
+
+class PairLM(NeuralLM):
+    Config = PairConfig
+
+    def build_module(self, vocab_size):
+        return PairModule(vocab_size, self.config.n_embd)
+
+
+def small(**settings):
+    return PairLM(**{"batch_size": 4, "eval_every": 10, "warmup_steps": 5, "threads": 1, **settings})
+
+
+def losses(model):
+    return [point["train_loss"] for point in model.curve_]
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    rates = [learning_rate(step, 1.0, 10, 110) for step in range(120)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[110] == pytest.approx(0.1) and rates[119] == pytest.approx(0.1)
+
+
+def test_same_seed_same_curve_and_samples():
+    first, second = small().fit(TRAIN, max_steps=30, progress=False), small().fit(TRAIN, max_steps=30, progress=False)
+    assert losses(first) == losses(second)
+    assert first.generate("the", 6, seed=3) == second.generate("the", 6, seed=3)
+    assert losses(small(seed=1).fit(TRAIN, max_steps=30, progress=False)) != losses(first)
+
+
+def test_training_learns_and_the_curve_is_recorded():
+    model = small().fit(TRAIN, valid=TRAIN[:3], max_steps=60, progress=False)
+    assert [p["step"] for p in model.curve_] == [10, 20, 30, 40, 50, 60]
+    assert model.curve_[-1]["train_loss"] < model.curve_[0]["train_loss"] / 2
+    assert all(p["valid_loss"] is not None for p in model.curve_)
+    tokens = [p["tokens"] for p in model.curve_]
+    assert tokens == sorted(tokens) and tokens[0] > 0
+
+
+def test_resume_continues_the_same_curve(tmp_path):
+    uninterrupted = small().fit(TRAIN, max_steps=40, progress=False)
+    interrupted = small()
+    real_batch = interrupted.training_batch
+
+    def stop_at_25(data, step):
+        if step == 25:
+            raise KeyboardInterrupt
+        return real_batch(data, step)
+
+    interrupted.training_batch = stop_at_25
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", progress=False)
+    assert load(tmp_path / "run").curve_[-1]["step"] == 20  # the checkpoint written at step 20
+    resumed = small().fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", resume=True, progress=False)
+    assert losses(resumed) == losses(uninterrupted)
+    lines = [resumed.tokenizer.encode(line) for line in TRAIN[:3]]
+    for a, b in zip(resumed.score_ids(lines), uninterrupted.score_ids(lines)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_budgets_in_tokens_and_seconds():
+    by_tokens = small().fit(TRAIN, max_tokens=200, progress=False)
+    assert 200 <= by_tokens.curve_[-1]["tokens"] < 200 + 4 * 8
+    by_time = small().fit(TRAIN, max_seconds=0.5, progress=False)
+    assert by_time.curve_[-1]["seconds"] >= 0.5
+    with pytest.raises(LangmodelsError, match="budget"):
+        small().fit(TRAIN)
+
+
+def test_early_stopping_restores_the_best_weights():
+    model = small(lr=0.5, patience=1, warmup_steps=0).fit(TRAIN, valid=TRAIN[:3], max_steps=200, progress=False)
+    valid = [p["valid_loss"] for p in model.curve_]
+    assert len(valid) < 20  # stopped before the budget
+    assert model.evaluate(TRAIN[:3], progress=False).nats_per_token == pytest.approx(min(valid), rel=1e-5)
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    good = small().fit(TRAIN, max_steps=20, checkpoint=tmp_path / "run", progress=False)
+    before = load(tmp_path / "run").evaluate(TRAIN[:3]).nll
+    broken = small()
+    real_loss = broken.loss
+    broken.loss = lambda batch: real_loss(batch) * float("nan")
+    with pytest.raises(TrainingDivergedError, match="step 0"):
+        broken.fit(TRAIN, max_steps=20, checkpoint=tmp_path / "run", progress=False)
+    assert load(tmp_path / "run").evaluate(TRAIN[:3]).nll == pytest.approx(before)
+    assert good.evaluate(TRAIN[:3]).nll == pytest.approx(before)
+
+
+def test_distribution_scoring_and_stream_windows_agree():
+    model = small(context=4).fit(TRAIN, max_steps=20, progress=False)
+    vocab = model.tokenizer.vocab
+    ids = model.tokenizer.encode("the cat sat on the log and a dog sat")
+    assert math.isclose(np.logaddexp.reduce(model.next_logprobs(ids[:3])), 0.0, abs_tol=1e-5)
+    # The pair model sees one token back, so windows of 4 overlapping by 2 lose nothing.
+    scored = model.score_ids([ids])[0]
+    one_by_one = [model.next_logprobs(ids[:k])[t] for k, t in enumerate(ids + [vocab.eos_id])]
+    np.testing.assert_allclose(scored, one_by_one, atol=1e-5)
+    stream = model.score_stream(np.array(ids))
+    np.testing.assert_allclose(stream, scored[:-1], atol=1e-5)
+
+
+def test_bad_settings_and_tiny_corpora():
+    with pytest.raises(ConfigError, match="unknown"):
+        PairLM(layers=3)
+    with pytest.raises(ConfigError, match="batch_size"):
+        PairLM(batch_size=0).fit(TRAIN, max_steps=1)
+    with pytest.raises(ConfigError, match="lr"):
+        PairLM(lr="fast").fit(TRAIN, max_steps=1)
+    with pytest.raises(LangmodelsError, match="fewer than one batch"):
+        PairLM(batch_size=64).fit(["a b"], max_steps=1)
