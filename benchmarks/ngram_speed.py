@@ -1,0 +1,548 @@
+"""How fast the n-gram family is, side by side with its peers (KenLM and nltk.lm), in one run.
+
+Not a test: it prints figures and ratios, every one measured in this run. The one exception is
+KenLM's lmplz when no binary is found: its quoted reference times are then printed, labelled
+"quoted, not measured here".
+
+    a. Brown train (800k words), modified Kneser-Ney order 5: fit wall time (median of 3) and
+       peak memory (peak RSS of fresh child processes), against lmplz on the same text.
+    b. Scoring the whole Brown test set with KN orders 3 and 5, against the `kenlm` module
+       reading our own ARPA export of the same model (and checking the two agree).
+    c. nltk.lm on 5,000 Brown training lines and 300 test lines, order 3: Laplace and
+       Kneser-Ney, fit and scoring.
+
+    python benchmarks/ngram_speed.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # measure this checkout, installed or not
+
+from langmodels import NGramLM, corpora  # noqa: E402
+from langmodels.ngram.arpa import write_arpa  # noqa: E402
+
+LN10 = math.log(10.0)
+
+# Targets from the issue; the table says whether each measured figure meets its target.
+TARGET_FIT_SECONDS = 2.5
+TARGET_FIT_MEMORY_BYTES = 1024**3
+TARGET_SCORING_TOKENS_PER_SECOND = 1_000_000
+TARGET_NLTK_FIT_RATIO = 30
+TARGET_NLTK_LAPLACE_SCORING_RATIO = 20
+TARGET_NLTK_KN_SCORING_RATIO = 1000
+
+# lmplz -o 5 on Brown train, quoted from the issue: printed only when no lmplz binary is found.
+QUOTED_LMPLZ_SECONDS = {"-S 1G": 2.3, "default memory": 4.5}
+LMPLZ_FALLBACK_PATH = Path("/opt/kenlm-build/bin/lmplz")
+
+NLTK_TRAIN_LINES = 5_000
+NLTK_TEST_LINES = 300
+NLTK_KN_TEST_LINES = 20  # nltk's Kneser-Ney takes seconds per line: timed on a few, per token
+
+
+# ---- small tools ---------------------------------------------------------------------------
+
+
+def median_seconds(action, repeats: int):
+    """Median wall time of `action()` over `repeats` runs, and the last run's result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+# A small Python process that starts the measured command and reports that child's own rusage.
+# Measuring through it, not directly from this process, matters: Linux carries a process's peak
+# RSS across fork and exec into the child's ru_maxrss, so a child forked from this (large)
+# process would report at least this process's size. Forked from the launcher, it starts small.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+command, report = json.loads(sys.argv[1]), sys.argv[2]
+start = time.perf_counter()
+child = subprocess.Popen(command)
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - start
+with open(report, "w") as out:
+    json.dump({"seconds": seconds, "maxrss": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}, out)
+"""
+
+
+def run_measured(command: list[str], *, stdin=None, stdout=None, env=None) -> dict:
+    """Run a command in a fresh process; its wall time and peak RSS (that process's ru_maxrss)."""
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile() as errors:
+        report = Path(folder) / "rusage.json"
+        subprocess.run([sys.executable, "-c", LAUNCHER, json.dumps(command), str(report)],
+                       stdin=stdin, stdout=stdout, stderr=errors, env=env, check=False)
+        measured = json.loads(report.read_text()) if report.exists() else {"exit": "no report"}
+        if measured["exit"] != 0:
+            errors.seek(0)
+            tail = errors.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"{command[0]} exited with {measured['exit']}: " + " | ".join(tail))
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in KiB on Linux, bytes on macOS
+    return {"seconds": measured["seconds"], "peak_rss_bytes": measured["maxrss"] * scale}
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence a C++ library's own messages on file descriptor 2 (kenlm's loading progress bar)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def verdict(ok: bool) -> str:
+    return "meets target" if ok else "MISSES target"
+
+
+def print_section(title: str, rows: list[tuple[str, str, str]]) -> None:
+    """A two-column table with a note column."""
+    print(f"\n{title}\n{'-' * len(title)}")
+    width = max(len(label) for label, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    for label, value, note in rows:
+        print(f"  {label:<{width}}  {value:>{value_width}}  {note}".rstrip())
+
+
+def machine() -> dict:
+    import nltk
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "nltk": nltk.__version__,
+    }
+
+
+# ---- a. fitting Brown, and lmplz on the same text -----------------------------------------
+
+CHILD_BASELINE = "from langmodels import corpora, NGramLM; c = corpora.load('brown')"
+CHILD_FIT = CHILD_BASELINE + "; NGramLM(order={order}, smoothing='kneser-ney').fit(c.train)"
+CHILD_TRACEMALLOC = (
+    "import json, tracemalloc; " + CHILD_BASELINE + "; tracemalloc.start(); "
+    "NGramLM(order={order}, smoothing='kneser-ney').fit(c.train); "
+    "print(json.dumps(tracemalloc.get_traced_memory()[1]))"
+)
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def measure_fit_memory(order: int) -> dict:
+    """Peak RSS of a fresh child that only loads Brown, of one that loads and fits, and the
+    tracemalloc peak (Python objects and numpy arrays) of the fit alone."""
+    env = child_env()
+    baseline = run_measured([sys.executable, "-c", CHILD_BASELINE], env=env)
+    fitted = run_measured([sys.executable, "-c", CHILD_FIT.format(order=order)], env=env)
+    traced = subprocess.run(
+        [sys.executable, "-c", CHILD_TRACEMALLOC.format(order=order)],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return {
+        "baseline_peak_rss_bytes": baseline["peak_rss_bytes"],
+        "fit_peak_rss_bytes": fitted["peak_rss_bytes"],
+        "fit_minus_baseline_bytes": fitted["peak_rss_bytes"] - baseline["peak_rss_bytes"],
+        "tracemalloc_fit_peak_bytes": int(json.loads(traced.stdout.strip().splitlines()[-1])),
+    }
+
+
+def find_lmplz() -> str | None:
+    """KenLM's lmplz: $LMPLZ, else on PATH, else the usual build folder."""
+    candidates = [os.environ.get("LMPLZ"), shutil.which("lmplz"), str(LMPLZ_FALLBACK_PATH)]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def unk_stand_in(lines) -> str:
+    """An ordinary word not in the text, to stand for the corpus's literal <unk>: lmplz reserves
+    <unk> for its own unknown word and refuses to count it as text."""
+    words = {word for line in lines for word in line.split()}
+    stand_in, suffix = "UNKWORD", 0
+    while stand_in in words:
+        suffix += 1
+        stand_in = f"UNKWORD{suffix}"
+    return stand_in
+
+
+def rename_unk(lines, stand_in: str) -> list[str]:
+    pattern = re.compile(r"(?<!\S)<unk>(?!\S)")
+    return [pattern.sub(stand_in, line) for line in lines]
+
+
+def run_lmplz(lmplz: str, text_path: Path, order: int, memory: str | None, folder: Path, repeats: int) -> dict:
+    """Median wall time and peak RSS of `lmplz -o N [-S memory] --discount_fallback`."""
+    arpa = folder / f"lmplz-{order}{'-S' + memory if memory else ''}.arpa"
+    command = [lmplz, "-o", str(order), "--discount_fallback", "-T", str(folder) + os.sep]
+    if memory:
+        command += ["-S", memory]
+    runs = []
+    for _ in range(repeats):
+        with open(text_path, "rb") as text, open(arpa, "wb") as out:
+            runs.append(run_measured(command, stdin=text, stdout=out))
+    return {
+        "command": " ".join([Path(lmplz).name, *command[1:]]) + " < train.txt > model.arpa",
+        "seconds": statistics.median(run["seconds"] for run in runs),
+        "peak_rss_bytes": max(run["peak_rss_bytes"] for run in runs),
+        "arpa": arpa,
+        "repeats": repeats,
+    }
+
+
+def kenlm_sentence_log10(model, lines) -> np.ndarray:
+    return np.array([model.score(line, bos=True, eos=True) for line in lines])
+
+
+def section_fit(brown, repeats: int, folder: Path) -> dict:
+    order = 5
+    fit_seconds, lm = median_seconds(lambda: NGramLM(order=order, smoothing="kneser-ney").fit(brown.train), repeats)
+    arpa_path = folder / "ours-5.arpa"
+    start = time.perf_counter()
+    write_arpa(lm, arpa_path)
+    arpa_seconds = time.perf_counter() - start
+    result = {
+        "order": order,
+        "train_words": sum(len(line.split()) for line in brown.train),
+        "repeats": repeats,
+        "fit_seconds": fit_seconds,
+        "write_arpa_seconds": arpa_seconds,
+        "memory": measure_fit_memory(order),
+        "lmplz": None,
+        "_model": lm,
+        "_arpa": arpa_path,
+    }
+    lmplz = find_lmplz()
+    if lmplz is None:
+        result["lmplz"] = {"found": False, "quoted_seconds": QUOTED_LMPLZ_SECONDS}
+        return result
+    stand_in = unk_stand_in(brown.train)
+    text_path = folder / "brown-train.txt"
+    text_path.write_text("\n".join(rename_unk(brown.train, stand_in)) + "\n", encoding="utf-8")
+    runs = {
+        "-S 1G": run_lmplz(lmplz, text_path, order, "1G", folder, repeats),
+        # Once: by default lmplz claims 80 % of physical memory for sorting, which is slow to set up.
+        "default memory": run_lmplz(lmplz, text_path, order, None, folder, 1),
+    }
+    # Cross-check: lmplz's own model scores the test set like ours (same renaming there).
+    import kenlm
+
+    test = rename_unk(brown.test, stand_in)
+    with quiet_stderr():
+        lmplz_model = kenlm.Model(str(runs["-S 1G"]["arpa"]))
+    total_log10 = float(kenlm_sentence_log10(lmplz_model, test).sum())
+    n_tokens = sum(len(line.split()) + 1 for line in test)
+    ours = lm.evaluate(brown.test, progress=False)
+    result["lmplz"] = {
+        "found": True,
+        "path": lmplz,
+        "unk_renamed_to": stand_in,
+        "runs": {
+            name: {key: value for key, value in run.items() if key != "arpa"} for name, run in runs.items()
+        },
+        "test_perplexity_lmplz_model": 10 ** (-total_log10 / n_tokens),
+        "test_perplexity_ours": ours.perplexity,
+    }
+    return result
+
+
+def print_fit(fit: dict) -> None:
+    memory = fit["memory"]
+    rows = [
+        ("train words", f"{fit['train_words']:,}", ""),
+        (f"our fit, KN order {fit['order']} (median of {fit['repeats']})", f"{fit['fit_seconds']:.2f} s",
+         f"target < {TARGET_FIT_SECONDS} s: {verdict(fit['fit_seconds'] < TARGET_FIT_SECONDS)}"),
+        ("our write_arpa of that model", f"{fit['write_arpa_seconds']:.2f} s", "(lmplz's time includes writing ARPA)"),
+        ("our fit + write_arpa", f"{fit['fit_seconds'] + fit['write_arpa_seconds']:.2f} s", ""),
+        ("peak RSS, child that loads Brown", mib(memory["baseline_peak_rss_bytes"]), "baseline"),
+        ("peak RSS, child that loads + fits", mib(memory["fit_peak_rss_bytes"]), ""),
+        ("  difference (the fit)", mib(memory["fit_minus_baseline_bytes"]),
+         f"target < 1 GB: {verdict(memory['fit_peak_rss_bytes'] < TARGET_FIT_MEMORY_BYTES)} (whole process)"),
+        ("tracemalloc peak during the fit", mib(memory["tracemalloc_fit_peak_bytes"]), "Python objects + numpy arrays"),
+    ]
+    lmplz = fit["lmplz"]
+    if lmplz["found"]:
+        with_arpa = fit["fit_seconds"] + fit["write_arpa_seconds"]
+        for name, run in lmplz["runs"].items():
+            note = (f"lmplz / our fit = {run['seconds'] / fit['fit_seconds']:.2f}x, / our fit + ARPA = "
+                    f"{run['seconds'] / with_arpa:.2f}x; peak RSS {mib(run['peak_rss_bytes'])}")
+            runs = f"median of {run['repeats']}" if run["repeats"] > 1 else "1 run"
+            rows.append((f"lmplz -o 5 {name} ({runs})", f"{run['seconds']:.2f} s", note))
+        rows.append(("test perplexity, lmplz's own model", f"{lmplz['test_perplexity_lmplz_model']:.4f}",
+                     f"read by the kenlm module; <unk> renamed {lmplz['unk_renamed_to']}"))
+        rows.append(("test perplexity, ours", f"{lmplz['test_perplexity_ours']:.4f}", ""))
+    else:
+        for name, seconds in lmplz["quoted_seconds"].items():
+            note = f"QUOTED, NOT MEASURED HERE (no lmplz binary); lmplz / our fit = {seconds / fit['fit_seconds']:.2f}x"
+            rows.append((f"lmplz -o 5 {name}", f"{seconds:.1f} s", note))
+    print_section("a. Fitting Brown train, modified Kneser-Ney order 5", rows)
+    if lmplz["found"]:
+        print("  lmplz command: " + lmplz["runs"]["-S 1G"]["command"])
+
+
+# ---- b. scoring the Brown test set ---------------------------------------------------------
+
+
+def our_sentence_log10(lm, lines) -> np.ndarray:
+    flat, lengths = lm.tokenizer.encode_lines(list(lines))
+    per_line = np.split(flat, np.cumsum(lengths)[:-1])
+    return np.array([float(scores.sum()) / LN10 for scores in lm.score_ids(per_line)])
+
+
+def section_scoring(brown, repeats: int, folder: Path, model_5=None, arpa_5=None) -> dict:
+    import kenlm
+
+    test = list(brown.test)
+    results = {}
+    for order in (3, 5):
+        if order == 5 and model_5 is not None:
+            lm, arpa = model_5, arpa_5
+        else:
+            lm = NGramLM(order=order, smoothing="kneser-ney").fit(brown.train)
+            arpa = write_arpa(lm, folder / f"ours-{order}.arpa")
+        wall = []
+        internal = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            evaluation = lm.evaluate(brown.test, progress=False)
+            wall.append(time.perf_counter() - start)
+            internal.append(evaluation.seconds)
+        n_tokens = evaluation.n_tokens
+        start = time.perf_counter()
+        with quiet_stderr():
+            model = kenlm.Model(str(arpa))
+        load_seconds = time.perf_counter() - start
+        kenlm_seconds, theirs = median_seconds(lambda m=model: kenlm_sentence_log10(m, test), repeats)
+        ours = our_sentence_log10(lm, test)
+        difference = np.abs(ours - theirs)
+        results[str(order)] = {
+            "n_tokens": n_tokens,
+            "perplexity": evaluation.perplexity,
+            "evaluate_seconds": statistics.median(wall),
+            "evaluate_tokens_per_second": n_tokens / statistics.median(wall),
+            "scoring_seconds_reported": statistics.median(internal),
+            "scoring_tokens_per_second_reported": n_tokens / statistics.median(internal),
+            "kenlm_load_seconds": load_seconds,
+            "kenlm_seconds": kenlm_seconds,
+            "kenlm_tokens_per_second": n_tokens / kenlm_seconds,
+            "kenlm_perplexity": 10 ** (-float(theirs.sum()) / n_tokens),
+            "max_abs_log10_difference_per_sentence": float(difference.max()),
+            "total_log10_ours": float(ours.sum()),
+            "total_log10_kenlm": float(theirs.sum()),
+        }
+    return {"repeats": repeats, "orders": results}
+
+
+def print_scoring(scoring: dict) -> None:
+    rows = []
+    for order, r in scoring["orders"].items():
+        ok = r["evaluate_tokens_per_second"] >= TARGET_SCORING_TOKENS_PER_SECOND
+        rows += [
+            (f"KN order {order}: our evaluate(c.test), wall", f"{r['evaluate_tokens_per_second']:,.0f} tok/s",
+             f"{r['evaluate_seconds']:.3f} s for {r['n_tokens']:,} tokens; target >= 1,000,000: {verdict(ok)}"),
+            ("  Evaluation.tokens_per_second (scoring only)", f"{r['scoring_tokens_per_second_reported']:,.0f} tok/s",
+             "excludes the word/char counting of the text"),
+            ("  kenlm module on our ARPA, score() per line", f"{r['kenlm_tokens_per_second']:,.0f} tok/s",
+             (f"ours / kenlm = {r['evaluate_tokens_per_second'] / r['kenlm_tokens_per_second']:.2f}x "
+              f"(kenlm load {r['kenlm_load_seconds']:.2f} s not counted)")),
+            ("  perplexity ours / kenlm", f"{r['perplexity']:.4f} / {r['kenlm_perplexity']:.4f}",
+             f"max |log10 difference| per sentence {r['max_abs_log10_difference_per_sentence']:.2e}"),
+        ]
+    print_section(f"b. Scoring the whole Brown test set (median of {scoring['repeats']})", rows)
+
+
+# ---- c. nltk.lm on a small slice -----------------------------------------------------------
+
+
+def nltk_fit(model_class, train_lines):
+    from nltk.lm.preprocessing import padded_everygram_pipeline
+
+    ngrams, vocab = padded_everygram_pipeline(3, [line.split() for line in train_lines])
+    model = model_class(3)
+    model.fit(ngrams, vocab)
+    return model
+
+
+def nltk_test_ngrams(lines) -> list[tuple]:
+    """nltk's convention: each sentence padded with n-1 <s> and n-1 </s>, every trigram scored."""
+    from nltk.lm.preprocessing import pad_both_ends
+    from nltk.util import ngrams
+
+    return [gram for line in lines for gram in ngrams(pad_both_ends(line.split(), n=3), 3)]
+
+
+def nltk_score(model, lines, repeats: int = 1) -> dict:
+    """Per-trigram logscore (what nltk's perplexity() does), timed with the padding included."""
+
+    def score():
+        grams = nltk_test_ngrams(lines)
+        return grams, np.array([model.logscore(gram[-1], gram[:-1]) for gram in grams])
+
+    seconds, (grams, log2) = median_seconds(score, repeats)
+    infinite = int(np.count_nonzero(np.isneginf(log2)))
+    return {
+        "n_lines": len(lines),
+        "n_ngrams": len(grams),
+        "seconds": seconds,
+        "tokens_per_second": len(grams) / seconds,
+        "perplexity": math.inf if infinite else float(2 ** (-log2.mean())),
+        "n_zero_probability": infinite,
+    }
+
+
+def ours_score(lm, lines, repeats: int) -> dict:
+    seconds, evaluation = median_seconds(lambda: lm.evaluate(lines, progress=False), repeats)
+    return {
+        "n_lines": len(lines),
+        "n_tokens": evaluation.n_tokens,
+        "seconds": seconds,
+        "tokens_per_second": evaluation.n_tokens / seconds,
+        "perplexity": evaluation.perplexity,
+    }
+
+
+def section_nltk(brown, repeats: int, kn_lines: int) -> dict:
+    from nltk.lm import KneserNeyInterpolated, Laplace
+
+    train = list(brown.train[:NLTK_TRAIN_LINES])
+    test = list(brown.test[:NLTK_TEST_LINES])
+    result = {"train_lines": len(train), "test_lines": len(test), "order": 3, "repeats": repeats}
+    for key, nltk_class in (("laplace", Laplace), ("kneser-ney", KneserNeyInterpolated)):
+        smoothing = key
+        nltk_seconds, nltk_model = median_seconds(lambda cls=nltk_class: nltk_fit(cls, train), repeats)
+        ours_seconds, ours = median_seconds(lambda s=smoothing: NGramLM(3, s).fit(train), max(repeats, 5))
+        # nltk's Kneser-Ney takes seconds per line: one run on a few lines, rated per token.
+        scored_lines, nltk_repeats = (test, repeats) if key == "laplace" else (test[:kn_lines], 1)
+        result[key] = {
+            "nltk_fit_seconds": nltk_seconds,
+            "ours_fit_seconds": ours_seconds,
+            "fit_ratio": nltk_seconds / ours_seconds,
+            "nltk_scoring": nltk_score(nltk_model, scored_lines, nltk_repeats),
+            "ours_scoring": ours_score(ours, test, max(repeats, 5)),
+            "ours_scoring_same_lines": ours_score(ours, scored_lines, max(repeats, 5)),
+        }
+        entry = result[key]
+        entry["scoring_ratio"] = entry["ours_scoring"]["tokens_per_second"] / entry["nltk_scoring"]["tokens_per_second"]
+    return result
+
+
+def print_nltk(nltk_results: dict) -> None:
+    rows = []
+    targets = {"laplace": TARGET_NLTK_LAPLACE_SCORING_RATIO, "kneser-ney": TARGET_NLTK_KN_SCORING_RATIO}
+    for key, label in (("laplace", "Laplace"), ("kneser-ney", "Kneser-Ney")):
+        r = nltk_results[key]
+        nltk_s, ours_s, same = r["nltk_scoring"], r["ours_scoring"], r["ours_scoring_same_lines"]
+        nltk_ppl = "inf" if math.isinf(nltk_s["perplexity"]) else f"{nltk_s['perplexity']:.2f}"
+        same_lines_note = f"on the same {nltk_s['n_lines']} lines"
+        if nltk_s["n_zero_probability"]:
+            same_lines_note += f"; nltk gave {nltk_s['n_zero_probability']} trigrams probability 0"
+        extrapolated = ""
+        if nltk_s["n_lines"] < ours_s["n_lines"]:
+            extrapolated = ", 1 run (EXTRAPOLATED per token from these lines)"
+        rows += [
+            (f"{label}: nltk fit", f"{r['nltk_fit_seconds']:.2f} s", ""),
+            (f"{label}: our fit", f"{r['ours_fit_seconds']:.3f} s",
+             (f"nltk / ours = {r['fit_ratio']:.0f}x; target >= {TARGET_NLTK_FIT_RATIO}x: "
+              f"{verdict(r['fit_ratio'] >= TARGET_NLTK_FIT_RATIO)}")),
+            (f"{label}: nltk scoring", f"{nltk_s['tokens_per_second']:,.1f} tok/s",
+             (f"{nltk_s['n_ngrams']:,} trigrams of {nltk_s['n_lines']} lines in {nltk_s['seconds']:.2f} s"
+              f"{extrapolated}")),
+            (f"{label}: our scoring", f"{ours_s['tokens_per_second']:,.0f} tok/s",
+             (f"{ours_s['n_tokens']:,} tokens of {ours_s['n_lines']} lines; ours / nltk = {r['scoring_ratio']:,.0f}x; "
+              f"target >= {targets[key]:,}x: {verdict(r['scoring_ratio'] >= targets[key])}")),
+            (f"{label}: perplexity nltk / ours", f"{nltk_ppl} / {same['perplexity']:.2f}", same_lines_note),
+        ]
+        if nltk_s["n_lines"] != ours_s["n_lines"]:
+            rows.append((f"{label}: our perplexity, {ours_s['n_lines']} lines", f"{ours_s['perplexity']:.2f}", ""))
+    title = (f"c. nltk.lm side by side: order 3, first {nltk_results['train_lines']:,} Brown train lines, "
+             f"first {nltk_results['test_lines']} test lines")
+    print_section(title, rows)
+    print("  Perplexities differ by convention: nltk pads each sentence with two </s> and predicts both,\n"
+          "  counts <s>, </s> and <UNK> in its vocabulary, and its Kneser-Ney is not the modified\n"
+          "  3-discount one; ours predicts one </s> per line over a vocabulary without <s>.")
+
+
+# ---- all together --------------------------------------------------------------------------
+
+
+def run(quick: bool = False) -> dict:
+    repeats = 1 if quick else 3
+    kn_lines = 5 if quick else NLTK_KN_TEST_LINES
+    started = time.perf_counter()
+    brown = corpora.load("brown")
+    figures = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": quick, "machine": machine()}
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="ngram-speed-") as folder:
+        warnings.simplefilter("ignore")
+        folder = Path(folder)
+        fit = section_fit(brown, repeats, folder)
+        model_5, arpa_5 = fit.pop("_model", None), fit.pop("_arpa", None)
+        print_fit(fit)
+        figures["fit"] = fit
+        figures["scoring"] = section_scoring(brown, repeats, folder, model_5, arpa_5)
+        print_scoring(figures["scoring"])
+        figures["nltk"] = section_nltk(brown, repeats, kn_lines)
+    print_nltk(figures["nltk"])
+    figures["total_seconds"] = time.perf_counter() - started
+    about = figures["machine"]
+    print(f"\nAll figures measured in this run ({figures['total_seconds']:.0f} s, {'--quick' if quick else 'full'}); "
+          f"{about['cpu_count']} CPUs, Python {about['python']}, numpy {about['numpy']}.")
+    return figures
+
+
+def write_json(figures: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition instead of three; nltk KN on 5 lines")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write every measured figure as JSON")
+    args = parser.parse_args(argv)
+    figures = run(args.quick)
+    if args.json:
+        write_json(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
