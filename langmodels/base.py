@@ -201,9 +201,8 @@ class LanguageModel(ABC):
             targets = self._stream_ids(texts)
             logprobs = self.score_stream(targets)
         else:
-            flat, lengths = tokenizer.encode_lines(list(texts))
-            logprobs = self.score_lines(flat, lengths, progress=progress)
-            targets = np.insert(flat, np.cumsum(lengths), tokenizer.vocab.eos_id)
+            targets, lengths = tokenizer.encode_lines(list(texts))  # the </s> targets are never <unk>
+            logprobs = self.score_lines(targets, lengths, progress=progress)
         seconds = time.perf_counter() - start
         zero = int(np.count_nonzero(np.isneginf(logprobs)))
         if zero:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,6 +44,23 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write one file as a temporary sibling, then rename it over `path`.
+
+    open(..., "x") rather than mkstemp, so the file gets the usual permissions (umask).
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_checkpoint(path: str | os.PathLike, config: dict, files: dict[str, bytes]) -> Path:
     """Write `files` and `config.json` (with their checksums) as the folder `path`, atomically."""
     target = Path(path)
@@ -53,6 +71,9 @@ def write_checkpoint(path: str | os.PathLike, config: dict, files: dict[str, byt
             raise CheckpointError(f"refusing to overwrite {target}: it is not empty and not a langmodels checkpoint")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is an ordinary folder
     try:
         for name, data in files.items():
             _write_file(staging / name, data)

@@ -19,11 +19,11 @@ import contextlib
 import gzip
 import hashlib
 import os
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from langmodels.checkpoint import write_atomic
 from langmodels.errors import CorpusError
 
 SPLITS = ("train", "valid", "test")
@@ -290,7 +290,7 @@ def _brown_texts():
     with contextlib.suppress(OSError):  # an unwritable cache just means no cache
         folder.mkdir(parents=True, exist_ok=True)
         for split_name in SPLITS:
-            _write_atomic(folder / f"{split_name}.txt", texts[split_name].encode("utf-8"))
+            write_atomic(folder / f"{split_name}.txt", texts[split_name].encode("utf-8"))
     return texts
 
 
@@ -347,20 +347,6 @@ def _brown_sentences(zip_path):
     if not sentences:
         raise CorpusError(f"{zip_path} has no Brown files")
     return sentences
-
-
-def _write_atomic(path, data):
-    """Write bytes to a temporary file beside ``path``, then rename it over ``path``."""
-    # open(..., "x") rather than mkstemp, so the file gets the usual permissions (umask).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,18 +8,17 @@ The five special tokens have the same ids in every vocabulary:
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import json
-import os
 import re
-import secrets
 from collections import Counter
 from itertools import chain, pairwise, repeat
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
 
+from langmodels.checkpoint import write_atomic
 from langmodels.errors import CheckpointError, ConfigError
 
 FORMAT = "langmodels.tokenizer"
@@ -39,15 +38,12 @@ class Vocabulary:
 
     def __init__(self, tokens=()):
         """``tokens``: the regular tokens in id order (a special string stays the special)."""
-        self.tokens = list(self.SPECIALS)
+        specials = set(self.SPECIALS)
+        self.tokens = [*self.SPECIALS, *(token for token in tokens if token not in specials)]
         self._index = {token: i for i, token in enumerate(self.tokens)}
-        for token in tokens:
-            if token in self.SPECIALS:
-                continue
-            if token in self._index:
-                raise ValueError(f"token {token!r} is listed twice")
-            self._index[token] = len(self.tokens)
-            self.tokens.append(token)
+        if len(self._index) != len(self.tokens):
+            twice = next(t for t, n in Counter(self.tokens).items() if n > 1)
+            raise ValueError(f"token {twice!r} is listed twice")
 
     @classmethod
     def from_counts(cls, counts, *, min_count=1, max_size=None):
@@ -55,7 +51,9 @@ class Vocabulary:
         (specials included), most frequent first, ties broken by the token string."""
         kept = [(token, count) for token, count in counts.items()
                 if count >= min_count and token not in cls.SPECIALS]
-        kept.sort(key=lambda item: (-item[1], item[0]))
+        # By token, then stably by descending count: ties stay in token order.
+        kept.sort(key=itemgetter(0))
+        kept.sort(key=itemgetter(1), reverse=True)
         if max_size is not None:
             kept = kept[: max(0, max_size - len(cls.SPECIALS))]
         return cls(token for token, _ in kept)
@@ -167,6 +165,10 @@ class Tokenizer:
         """Text of a sequence of ids; ``<s>``, ``</s>`` and ``<pad>`` are left out."""
         raise NotImplementedError
 
+    def fit_encode_lines(self, lines):
+        """fit(lines) then encode_lines(lines); tokenizers that can do both in one pass do."""
+        return self.fit(lines).encode_lines(lines)
+
     def encode_lines(self, lines):
         """All lines' ids concatenated (int64) and the number of ids of each line (int64)."""
         per_line = [self.encode(line) for line in lines]
@@ -249,6 +251,24 @@ class WordTokenizer(Tokenizer):
 
     def tokenize(self, text):
         return self._splitter()(text)
+
+    def fit_encode_lines(self, lines):
+        """One pass over the words: provisional ids by first appearance, counted with bincount,
+        then renumbered into the vocabulary's order (the n-gram models' fit uses this)."""
+        self.check_params()
+        per_line = list(map(self._splitter(), lines))
+        lengths = np.fromiter(map(len, per_line), dtype=np.int64, count=len(per_line))
+        first_seen: dict[str, int] = {}
+        provisional = np.fromiter(
+            (first_seen.setdefault(word, len(first_seen)) for word in chain.from_iterable(per_line)),
+            dtype=np.int64, count=int(lengths.sum()),
+        )
+        counts = np.bincount(provisional, minlength=len(first_seen))
+        self.vocab = Vocabulary.from_counts(dict(zip(first_seen, counts.tolist())), min_count=self.min_count,
+                                            max_size=self.max_size)
+        renumber = np.fromiter(map(self.vocab._index.get, first_seen, repeat(self.vocab.unk_id)),
+                               dtype=np.int64, count=len(first_seen))
+        return renumber[provisional], lengths
 
     def encode_lines(self, lines):
         vocab = self._fitted()
@@ -598,18 +618,7 @@ def tokenizer_from_dict(data):
 
 def save_tokenizer(tokenizer, path):
     """Write the tokenizer as JSON, atomically (temporary file, then rename)."""
-    path = Path(path)
-    data = json.dumps(tokenizer.to_dict()).encode("utf-8")
-    # open(..., "x") rather than mkstemp, so the file gets the usual permissions (umask).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(tokenizer.to_dict()).encode("utf-8"))
 
 
 def load_tokenizer(path):

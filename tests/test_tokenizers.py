@@ -464,3 +464,17 @@ def test_to_dict_is_json(fitted):
 def test_importable_without_torch():
     code = "import sys, langmodels.tokenizers; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_fit_encode_lines_equals_fit_then_encode_lines(min_count):
+    lines = ["the cat sat", "", "the <unk> cat and the dog", "dog dog cat"]
+    one_pass = WordTokenizer(min_count=min_count)
+    flat, lengths = one_pass.fit_encode_lines(lines)
+    two_pass = WordTokenizer(min_count=min_count).fit(lines)
+    expected_flat, expected_lengths = two_pass.encode_lines(lines)
+    assert one_pass.vocab == two_pass.vocab
+    np.testing.assert_array_equal(flat, expected_flat)
+    np.testing.assert_array_equal(lengths, expected_lengths)
+    char = CharTokenizer()
+    np.testing.assert_array_equal(char.fit_encode_lines(lines)[0], CharTokenizer().fit(lines).encode_lines(lines)[0])

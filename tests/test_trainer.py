@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ def losses(model):
 def test_learning_rate_warms_up_then_decays_to_a_tenth():
     rates = [learning_rate(step, 1.0, 10, 110) for step in range(120)]
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert rates[110] == pytest.approx(0.1) and rates[119] == pytest.approx(0.1)
 
 

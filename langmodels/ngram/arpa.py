@@ -9,12 +9,11 @@ code as a model fitted here.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import write_atomic
 from ..errors import ConfigError, CorpusError, LangmodelsError
 from ..tokenizers import Vocabulary, WordTokenizer
 from .model import NGramLM
@@ -37,44 +36,36 @@ def write_arpa(model: NGramLM, path) -> Path:
             "(use kneser-ney, witten-bell or absolute)"
         )
     vocab = model.tokenizer.vocab
-    tokens = np.array(vocab.tokens, dtype=object)
     if any(not token or any(ch.isspace() for ch in token) for token in vocab.tokens):
         raise ConfigError("ARPA words cannot contain whitespace: only word-level models can be written")
-    gram_words = tables.gram_tokens()
-    keep_unigram = tables.support.copy()
-    keep_unigram[vocab.bos_id] = True
+    out = ["\\data\\"]
     sections = []
-    for n, (table, words) in enumerate(zip(tables.orders, gram_words), start=1):
-        rows = np.flatnonzero(keep_unigram) if n == 1 else np.arange(len(table.keys))
+    names = list(vocab.tokens)  # the text of each n-gram of the previous order, by id
+    for n, table in enumerate(tables.orders, start=1):
+        if n == 1:
+            rows = np.flatnonzero(tables.support | (np.arange(len(names)) == vocab.bos_id))
+            text = [names[i] for i in rows.tolist()]
+        else:
+            context, word = np.divmod(table.keys, tables.vocab_size)
+            names = [names[c] + " " + vocab.tokens[w] for c, w in zip(context.tolist(), word.tolist())]
+            rows, text = np.arange(len(names)), names
         logprob = _log10(table.logprob[rows])
         if n == 1:
             logprob[rows == vocab.bos_id] = ARPA_ZERO  # <s> is context only
-        backoff = table.logbackoff[rows] / LN10
-        has_backoff = table.is_context[rows]
-        strings = [" ".join(row) for row in tokens[words[rows]]]
-        lines = [
+        backoff = (table.logbackoff[rows] / LN10).tolist()
+        has_backoff = table.is_context[rows].tolist()
+        # repr keeps every digit, so reading the file back gives the same model exactly.
+        sections.append([
             f"{p!r}\t{s}\t{b!r}" if h else f"{p!r}\t{s}"
-            for p, s, b, h in zip(logprob.tolist(), strings, backoff.tolist(), has_backoff.tolist())
-        ]
-        sections.append((n, lines))
+            for p, s, b, h in zip(logprob.tolist(), text, backoff, has_backoff)
+        ])
+        out.append(f"ngram {n}={len(rows)}")
+    for n, lines in enumerate(sections, start=1):
+        out += ["", f"\\{n}-grams:", *lines]
+    out += ["", "\\end\\", ""]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write("\\data\\\n")
-            for n, lines in sections:
-                out.write(f"ngram {n}={len(lines)}\n")
-            for n, lines in sections:
-                out.write(f"\n\\{n}-grams:\n")
-                out.write("\n".join(lines))
-                out.write("\n")
-            out.write("\n\\end\\\n")
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(target, "\n".join(out).encode("utf-8"))
 
 
 def _read_sections(path: Path) -> list[list[str]]:

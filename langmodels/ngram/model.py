@@ -102,15 +102,15 @@ class NGramLM(LanguageModel):
             raise LangmodelsError("the training text is empty")
         start = time.perf_counter()
         mode = split_mode(train, "lines")
-        tokenizer = self.make_tokenizer(train)
-        self.tokenizer = tokenizer.fit([split_text(train)] if mode == "stream" else list(train))
-        vocab = tokenizer.vocab
+        self.tokenizer = tokenizer = self.make_tokenizer(train)
         if mode == "stream":
+            tokenizer.fit([split_text(train)])
             flat = self._stream_ids(train)
             lengths, eos = np.array([flat.size]), None
         else:
-            flat, lengths = tokenizer.encode_lines(list(train))
-            eos = vocab.eos_id
+            flat, lengths = tokenizer.fit_encode_lines(list(train))
+            eos = tokenizer.vocab.eos_id
+        vocab = tokenizer.vocab
         counts = NGramCounts.from_lines(flat, lengths, self.order, len(vocab), vocab.bos_id, eos)
         support = np.ones(len(vocab), dtype=bool)
         support[[vocab.bos_id, vocab.pad_id, vocab.mask_id]] = False

@@ -119,16 +119,20 @@ class BackoffTables:
         """Ids in order n of the n-grams (context, word), -1 where absent or context is -1."""
         if n == 1:
             return np.asarray(words, dtype=np.int64)
+        result = np.full(len(context_ids), -1, dtype=np.int64)
         keys = self.orders[n - 1].keys
-        query = context_ids * self.vocab_size + words
+        asked = np.flatnonzero(context_ids >= 0)  # an unseen context has no continuation to find
+        if not len(keys) or not asked.size:
+            return result
+        query = context_ids[asked] * self.vocab_size + words[asked]
         # Binary search is about three times faster on sorted queries (each starts where the
         # previous one ended and stays in cache), which pays for the argsort.
-        ascending = np.argsort(query, kind="stable")
+        ascending = np.argsort(query)
         index = np.empty(query.size, dtype=np.int64)
         index[ascending] = np.searchsorted(keys, query[ascending])
-        index = np.minimum(index, max(len(keys) - 1, 0))
-        found = (context_ids >= 0) & (keys[index] == query) if len(keys) else np.zeros(len(query), bool)
-        return np.where(found, index, -1)
+        index = np.minimum(index, len(keys) - 1)
+        result[asked] = np.where(keys[index] == query, index, -1)
+        return result
 
     def gram_ids(self, tokens: np.ndarray, position: np.ndarray) -> list[np.ndarray]:
         """ids[n - 1][i] = id of the n-gram ending at position i (-1 if unseen or crossing a line)."""

@@ -1,0 +1,223 @@
+"""The transformer's parts, shared by the decoder (gpt.py) and the masked encoder (bert.py).
+
+Multi-head self-attention (Vaswani et al. 2017, sec. 3.2):
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head)) V,   one per head, heads concatenated
+
+computed by `torch.nn.functional.scaled_dot_product_attention` (fused kernels), or by an explicit
+path that writes the formula out and also returns the weights (for `attention(text)` heat maps).
+A causal mask lets position t see positions <= t (GPT); a padding mask hides <pad> keys (BERT).
+Past keys and values can be passed in and the new ones come out, so a decoder generating one
+token at a time computes one position per step (the KV cache).
+
+The Block is pre-LayerNorm (Xiong et al. 2020; GPT-2): x + attn(ln(x)), then x + mlp(ln(x)).
+Positions are learned vectors (GPT, BERT) or the fixed sinusoids of Vaswani et al. 2017, sec. 3.5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .core import NeuralConfig
+
+POSITIONS = ("learned", "sinusoidal")
+
+# One layer's cache: keys and values of every position seen so far, each (B, n_head, S, d_head).
+KVCache = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class TransformerConfig(NeuralConfig):
+    """The architecture both transformers share; GPTConfig and MaskedLMConfig derive from it."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.1  # on embeddings, attention weights, and each residual branch (training only)
+    positions: str = "learned"  # learned | sinusoidal
+    bias: bool = True  # biases in the linear layers and LayerNorms
+
+    def check(self) -> None:
+        super().check()
+        for name in ("n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): each head gets n_embd / n_head"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
+
+
+# ---- attention ------------------------------------------------------------------------------
+
+
+def causal_mask(T: int, S: int, device=None) -> torch.Tensor:
+    """(T, S) bool, True where query i (the last T of S positions) may see key j: j <= S - T + i."""
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused q, k, v projection and an output projection."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        if n_embd % n_head:
+            raise ConfigError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_head = n_head
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # W_Q, W_K, W_V of every head, stacked
+        self.proj = nn.Linear(n_embd, n_embd, bias=bias)  # W_O
+        self.dropout = dropout
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        causal: bool = False,
+        key_padding_mask: torch.Tensor | None = None,
+        past: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
+        """x (B, T, C) -> (y (B, T, C), (k, v) of all S = past + T positions, weights (B, H, T, S) or None).
+
+        key_padding_mask: (B, S) bool, True for real tokens, False for keys to hide (padding).
+        With `past`, x holds the T newest positions and a causal query still sees everything before it.
+        need_weights: take the explicit path and return the attention weights.
+        """
+        B, T, C = x.shape
+        H = self.n_head
+        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
+        q = q.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, D)
+        v = v.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, D)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, H, S, D)
+            v = torch.cat([past[1], v], dim=2)  # (B, H, S, D)
+        S = k.size(2)
+
+        mask = None  # (B or 1, 1, T, S) bool, True = may attend
+        if key_padding_mask is not None:
+            mask = key_padding_mask[:, None, None, :]
+        if causal and (T > 1 or need_weights):  # one new query sees every cached key: no mask needed
+            allowed = causal_mask(T, S, x.device)[None, None]
+            mask = allowed if mask is None else mask & allowed
+        dropout = self.dropout if self.training else 0.0
+
+        weights = None
+        if need_weights:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, H, T, S)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(scores, dim=-1)  # (B, H, T, S)
+            y = F.dropout(weights, dropout, self.training) @ v  # (B, H, T, D)
+        elif causal and past is None and key_padding_mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, H, T, D)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, H, T, D)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.proj(y)), (k, v), weights
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: C -> 4C -> C with a GELU (Hendrycks & Gimpel 2016)."""
+
+    def __init__(self, n_embd: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        self.fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
+        self.proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attention(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
+        self.attn = SelfAttention(n_embd, n_head, dropout, bias)
+        self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
+        self.mlp = MLP(n_embd, dropout, bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        causal: bool = False,
+        key_padding_mask: torch.Tensor | None = None,
+        past: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
+        """x (B, T, C) -> (x (B, T, C), this layer's (k, v), weights (B, H, T, S) or None)."""
+        attended, present, weights = self.attn(
+            self.ln_1(x), causal=causal, key_padding_mask=key_padding_mask, past=past, need_weights=need_weights
+        )
+        x = x + attended  # (B, T, C)
+        x = x + self.mlp(self.ln_2(x))  # (B, T, C)
+        return x, present, weights
+
+
+# ---- positions ------------------------------------------------------------------------------
+
+
+def sinusoidal_positions(n_positions: int, n_embd: int) -> torch.Tensor:
+    """(n_positions, n_embd): PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(same)
+    (Vaswani et al. 2017, sec. 3.5)."""
+    position = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    frequency = torch.pow(10000.0, -torch.arange(0, n_embd, 2, dtype=torch.float64) / n_embd)  # (ceil(C/2),)
+    angles = position * frequency[None, :]  # (P, ceil(C/2))
+    table = torch.zeros(n_positions, n_embd, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles[:, : n_embd // 2])
+    return table.float()
+
+
+class PositionEncoding(nn.Module):
+    """The vector added for each position 0 .. n_positions-1: learned, or fixed sinusoids.
+
+    The sinusoids are a buffer left out of the state dict: they are a formula, not weights.
+    """
+
+    def __init__(self, kind: str, n_positions: int, n_embd: int):
+        super().__init__()
+        if kind not in POSITIONS:
+            raise ConfigError(f"positions must be one of {', '.join(POSITIONS)}, got {kind!r}")
+        self.kind = kind
+        self.n_positions = n_positions
+        if kind == "learned":
+            self.embedding = nn.Embedding(n_positions, n_embd)
+        else:
+            self.register_buffer("table", sinusoidal_positions(n_positions, n_embd), persistent=False)
+
+    def forward(self, start: int, T: int) -> torch.Tensor:
+        """Encodings of positions start .. start+T-1, (T, C)."""
+        if start + T > self.n_positions:
+            raise ValueError(f"position {start + T - 1} is beyond the model's context of {self.n_positions}")
+        if self.kind == "learned":
+            return self.embedding.weight[start : start + T]  # (T, C)
+        return self.table[start : start + T]  # (T, C)
+
+
+def init_transformer_weights(module: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation (Radford et al. 2019): N(0, 0.02) weights, zero biases, and the
+    projections that write into the residual stream scaled by 1/sqrt(2 n_layer) so the stream's
+    variance does not grow with depth."""
+    for name, parameter in module.named_parameters():
+        if name.endswith("bias"):
+            nn.init.zeros_(parameter)
+        elif parameter.dim() >= 2:
+            std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("attn.proj.weight", "mlp.proj.weight")) else 0.02
+            nn.init.normal_(parameter, mean=0.0, std=std)
+        # LayerNorm weights keep their 1s.

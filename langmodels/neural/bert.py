@@ -1,0 +1,432 @@
+"""A BERT-style masked language model (Devlin et al. 2019): a bidirectional transformer encoder.
+
+    h_0 = E[idx] + P[0..T-1] + S[segment]        token + position + segment embeddings  (B, T, C)
+    h_l = Block_l(h_{l-1})                       no causal mask: every token sees the whole line
+    logits = LayerNorm(GELU(W h_L)) E^T + b      the MLM head, tied to the token embedding (B, T, V)
+
+Training is masked-LM: 15 % of each row's tokens are chosen (at least one), and of those 80 %
+become <mask>, 10 % a random token and 10 % stay; the loss is the cross-entropy at the chosen
+positions only. Each row is `<s> w1 .. wk </s>`; <s> and <pad> are never chosen. </s> is chosen
+like a word, because scoring asks the model for it (DESIGN.md 2 counts the end of every line).
+
+A bidirectional model has no left-to-right factorisation, so it has no perplexity. It is scored
+by pseudo-log-likelihood (Salazar et al. 2020): PLL(line) = sum_t log P(w_t | line with w_t
+masked), each term one masked copy of the line, all copies in one batch. Everything evaluate()
+reports for it is therefore a pseudo-perplexity (base.evaluate flags it from `is_causal`).
+It generates by Gibbs sampling (Wang & Cho 2019): masks after the prompt, resampled in sweeps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..base import note
+from ..errors import ConfigError, LangmodelsError
+from ..sampling import check_sampling_options, sample_next
+from ..tokenizers import Vocabulary
+from .attention import Block, PositionEncoding, TransformerConfig, init_transformer_weights
+from .core import NeuralLM
+from .data import IGNORE, Batch, LineBatches, StreamBatches
+
+# Markers a user may write for the token to fill in `fill_mask`.
+MASK_MARKER = re.compile(r"\[MASK\]|<mask>")
+# Ids that are never chosen for masking, never drawn as replacements, and never sampled.
+NOT_TEXT = (Vocabulary.bos_id, Vocabulary.pad_id, Vocabulary.mask_id)
+N_SPECIALS = len(Vocabulary.SPECIALS)
+
+
+@dataclass
+class MaskedLMConfig(TransformerConfig):
+    """MaskedLM's settings: the shared ones, the architecture (attention.py) and masking."""
+
+    lr: float = 1e-3
+    mask_prob: float = 0.15  # share of each row's tokens chosen for prediction (Devlin et al. 2019)
+    mask_token_prob: float = 0.8  # of the chosen: replaced by <mask>
+    random_token_prob: float = 0.1  # of the chosen: replaced by a random token (the rest stay)
+    n_segments: int = 2  # segment (sentence A / B) embeddings; single lines use segment 0
+    gibbs_sweeps: int = 4  # passes over the generated positions in `generate`
+    pll_batch_tokens: int = 32768  # tokens per forward pass when scoring masked copies
+
+    def check(self) -> None:
+        super().check()
+        if self.context < 3:
+            raise ConfigError(f"context must be >= 3 (<s>, a token and </s>), got {self.context!r}")
+        if not 0 < self.mask_prob < 1:
+            raise ConfigError(f"mask_prob must be in (0, 1), got {self.mask_prob!r}")
+        for name in ("mask_token_prob", "random_token_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.mask_token_prob + self.random_token_prob > 1:
+            raise ConfigError(
+                f"mask_token_prob + random_token_prob must be <= 1, got "
+                f"{self.mask_token_prob!r} + {self.random_token_prob!r}"
+            )
+        for name in ("n_segments", "gibbs_sweeps", "pll_batch_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+class BertEncoder(nn.Module):
+    """ids (B, T) -> logits (B, T, V) for the token at each position, attending both ways."""
+
+    def __init__(self, vocab_size: int, config: MaskedLMConfig):
+        super().__init__()
+        C = config.n_embd
+        self.pad_id = Vocabulary.pad_id
+        self.token_embedding = nn.Embedding(vocab_size, C)  # E, also the MLM output layer
+        self.position = PositionEncoding(config.positions, config.context, C)
+        self.segment_embedding = nn.Embedding(config.n_segments, C)
+        self.embedding_scale = float(C) ** 0.5 if config.positions == "sinusoidal" else 1.0  # as in gpt.py
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            [Block(C, config.n_head, config.dropout, config.bias) for _ in range(config.n_layer)]
+        )
+        self.ln_f = nn.LayerNorm(C, bias=config.bias)
+        # BERT's MLM head: a dense GELU transform and a LayerNorm before the tied output layer.
+        self.head_dense = nn.Linear(C, C, bias=config.bias)
+        self.head_ln = nn.LayerNorm(C, bias=config.bias)
+        self.output_bias = nn.Parameter(torch.zeros(vocab_size))
+        init_transformer_weights(self, config.n_layer)
+
+    def hidden(
+        self, idx: torch.Tensor, segments: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """idx (B, T) -> final hidden states (B, T, C) and each layer's weights (or Nones).
+
+        <pad> positions are hidden from every query (the padding mask); segments default to 0.
+        """
+        T = idx.size(1)
+        x = self.token_embedding(idx) * self.embedding_scale + self.position(0, T)  # (B, T, C)
+        if segments is None:
+            x = x + self.segment_embedding.weight[0]  # (B, T, C): every token in segment 0
+        else:
+            x = x + self.segment_embedding(segments)  # (B, T, C)
+        x = self.drop(x)
+        real = idx != self.pad_id  # (B, T)
+        key_padding_mask = None if bool(real.all()) else real  # no mask lets SDPA take its fastest path
+        weights = []
+        for block in self.blocks:
+            x, _, w = block(x, key_padding_mask=key_padding_mask, need_weights=need_weights)  # (B, T, C)
+            weights.append(w)
+        return self.ln_f(x), weights
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., C) -> token logits (..., V) through the tied embedding matrix."""
+        h = self.head_ln(F.gelu(self.head_dense(h)))
+        return F.linear(h, self.token_embedding.weight, self.output_bias)
+
+    def forward(self, idx: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) -> logits (B, T, V)."""
+        return self.head(self.hidden(idx, segments)[0])
+
+
+
+# ---- masked-LM training data ----------------------------------------------------------------
+
+
+def full_rows(batch: Batch, pad: int) -> torch.Tensor:
+    """A causal batch (inputs <s> w1..wk, targets w1..wk </s>) as whole rows <s> w1..wk </s> (B, T+1)."""
+    rest = torch.where(batch.targets == IGNORE, torch.full_like(batch.targets, pad), batch.targets)  # (B, T)
+    return torch.cat([batch.inputs[:, :1], rest], dim=1)  # (B, T + 1)
+
+
+def mask_tokens(
+    rows: torch.Tensor, generator: torch.Generator, vocab_size: int, config: MaskedLMConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's corruption of rows (B, T) -> (inputs (B, T), targets (B, T), IGNORE where not chosen).
+
+    In each row, round(mask_prob * n) of its n maskable tokens (at least one) are chosen uniformly,
+    as in BERT's create_pretraining_data.py; each chosen token becomes <mask> with probability
+    mask_token_prob, a random non-special token with random_token_prob, and stays otherwise.
+    """
+    candidates = torch.ones_like(rows, dtype=torch.bool)
+    for special in NOT_TEXT:
+        candidates &= rows != special  # (B, T)
+    n_candidates = candidates.sum(dim=1)  # (B,)
+    n_chosen = torch.clamp(torch.round(n_candidates * config.mask_prob), min=1)
+    n_chosen = torch.minimum(n_chosen, n_candidates)  # (B,)
+    # A uniformly random subset of k candidates: the k smallest of uniform keys.
+    keys = torch.rand(rows.shape, generator=generator).masked_fill(~candidates, 2.0)  # (B, T)
+    rank = keys.argsort(dim=1).argsort(dim=1)  # (B, T): each position's rank among its row's keys
+    chosen = rank < n_chosen[:, None]  # (B, T)
+
+    action = torch.rand(rows.shape, generator=generator)  # (B, T)
+    to_mask = chosen & (action < config.mask_token_prob)
+    replace_until = config.mask_token_prob + config.random_token_prob
+    to_random = chosen & (action >= config.mask_token_prob) & (action < replace_until)
+    low = N_SPECIALS if vocab_size > N_SPECIALS else 0
+    random_tokens = torch.randint(low, vocab_size, rows.shape, generator=generator)  # (B, T)
+
+    inputs = torch.where(to_mask, torch.full_like(rows, Vocabulary.mask_id), rows)
+    inputs = torch.where(to_random, random_tokens, inputs)
+    targets = torch.where(chosen, rows, torch.full_like(rows, IGNORE))
+    return inputs, targets
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The torch generator of one step's masks: the same (seed, step) always masks the same way."""
+    state = np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint32)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+# ---- the model ------------------------------------------------------------------------------
+
+
+class MaskedLM(NeuralLM):
+    """A bidirectional transformer encoder trained by masked-LM; scored by pseudo-log-likelihood."""
+
+    Config = MaskedLMConfig
+    is_causal = False
+
+    @property
+    def name(self) -> str:
+        c = self.config
+        return f"masked LM {c.n_layer}x{c.n_embd}"
+
+    def build_module(self, vocab_size: int) -> BertEncoder:
+        self.config.check()
+        return BertEncoder(vocab_size, self.config)
+
+    # ---- training ------------------------------------------------------------------------------
+
+    def training_data(self, lines, mode: str):
+        """As the core's, but rows are one token longer (<s> .. </s> whole), so pieces are cut to
+        context - 1 predictions to fit the encoder's `context` positions."""
+        vocab = self.tokenizer.vocab
+        if mode == "stream":
+            return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.config.context - 1)
+        flat, lengths = self.tokenizer.encode_lines(list(lines))
+        return LineBatches(
+            flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=self.config.context - 1
+        )
+
+    def training_batch(self, data, step: int) -> Batch:
+        """The step's rows (drawn from (seed, step) as for every model), masked from (seed, step)."""
+        rows = full_rows(data.sample(self.config.batch_size, self.config.seed, step), Vocabulary.pad_id)
+        generator = step_generator(self.config.seed, step)
+        inputs, targets = mask_tokens(rows, generator, len(self.tokenizer.vocab), self.config)
+        return Batch(inputs, targets)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean cross-entropy at the chosen positions; the output layer runs only there."""
+        module = self._fitted_module()
+        targets = batch.targets.to(self.device)  # (B, T)
+        h, _ = module.hidden(batch.inputs.to(self.device))  # (B, T, C)
+        chosen = targets != IGNORE  # (B, T)
+        logits = module.head(h[chosen])  # (N, V)
+        return F.cross_entropy(logits, targets[chosen])
+
+    # ---- pseudo-log-likelihood -----------------------------------------------------------------
+
+    def _copies(self, sequence: np.ndarray, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """One row per target position p in first..last-1 of `sequence` (unmasked yet): (rows (R, W), p in row (R,)).
+
+        A sequence that fits the context is copied whole; a longer one gives each target the
+        window of `context` tokens centred on it (clipped to the sequence).
+        """
+        window = self.config.context
+        targets = np.arange(first, last)
+        if len(sequence) <= window:
+            return np.tile(sequence, (len(targets), 1)), targets
+        start = np.clip(targets - window // 2, 0, len(sequence) - window)  # (R,)
+        return sequence[start[:, None] + np.arange(window)[None, :]], targets - start
+
+    @torch.no_grad()
+    def _score_copies(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """log P(rows[r, positions[r]] | row r with that position masked), (R,) float64."""
+        module = self._fitted_module()
+        module.eval()
+        index = np.arange(len(rows))
+        true = torch.from_numpy(rows[index, positions]).to(self.device)  # (R,)
+        masked = rows.copy()
+        masked[index, positions] = Vocabulary.mask_id
+        h, _ = module.hidden(torch.from_numpy(masked).to(self.device))  # (R, W, C)
+        logits = module.head(h[torch.from_numpy(index), torch.from_numpy(positions)]).float()  # (R, V)
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return logprobs.gather(1, true[:, None])[:, 0].double().cpu().numpy()
+
+    def _pll(self, sequences: list[np.ndarray]) -> list[np.ndarray]:
+        """Per sequence (starting with <s>), the PLL term of every position after the first.
+
+        Each sequence's masked copies go through together (a sequence of length L is one batch of
+        L - 1 copies, unless it is longer than `pll_batch_tokens` allows); copies of consecutive
+        sequences share a forward pass, padded to a common width, up to pll_batch_tokens tokens.
+        """
+        window, budget = self.config.context, self.config.pll_batch_tokens
+        chunks = []  # (rows (R, W), positions (R,)), in target order
+        for sequence in sequences:
+            width = min(len(sequence), window)
+            step = max(budget // width, 1)
+            for first in range(1, len(sequence), step):
+                chunks.append(self._copies(sequence, first, min(first + step, len(sequence))))
+        scored, group, group_rows, group_width = [], [], 0, 0
+
+        def flush():
+            width = max(rows.shape[1] for rows, _ in group)
+            padded = np.full((group_rows, width), Vocabulary.pad_id, dtype=np.int64)  # (R, W)
+            offset = 0
+            for rows, _ in group:
+                padded[offset : offset + len(rows), : rows.shape[1]] = rows
+                offset += len(rows)
+            scored.append(self._score_copies(padded, np.concatenate([positions for _, positions in group])))
+
+        for rows, positions in chunks:
+            if group and (group_rows + len(rows)) * max(group_width, rows.shape[1]) > budget:
+                flush()
+                group, group_rows, group_width = [], 0, 0
+            group.append((rows, positions))
+            group_rows += len(rows)
+            group_width = max(group_width, rows.shape[1])
+        if group:
+            flush()
+        flat = np.concatenate(scored) if scored else np.zeros(0)
+        return np.split(flat, np.cumsum([len(s) - 1 for s in sequences])[:-1])
+
+    def score_ids(self, batch) -> list[np.ndarray]:
+        """Pseudo-log-likelihood terms (Salazar et al. 2020) of each line: entry i is
+        log P(ids[i] | <s> ids </s> with position i masked), the last the same for </s>."""
+        vocab = self._check_fitted().vocab
+        return self._pll(
+            [np.concatenate([[vocab.bos_id], np.asarray(ids, dtype=np.int64), [vocab.eos_id]]) for ids in batch]
+        )
+
+    def score_stream(self, ids) -> np.ndarray:
+        """PLL terms of each token of a stream, each masked in the window of `context` around it."""
+        bos = self._check_fitted().vocab.bos_id
+        return self._pll([np.concatenate([[bos], np.asarray(ids, dtype=np.int64)])])[0]
+
+    # ---- next-token distribution, fill-mask, generation ----------------------------------------
+
+    @torch.no_grad()
+    def _logprobs_at(self, sequence: list[int], positions: list[int]) -> torch.Tensor:
+        """log P(token at each position | the sequence), (len(positions), V) float64."""
+        module = self._fitted_module()
+        module.eval()
+        h, _ = module.hidden(torch.tensor([sequence], device=self.device))  # (1, T, C)
+        logits = module.head(h[0, positions]).float()  # (P, V)
+        return torch.log_softmax(logits, dim=-1).double().cpu()
+
+    def next_logprobs(self, context_ids) -> np.ndarray:
+        """The distribution at a <mask> after <s> + context and before </s>.
+
+        An approximation: a bidirectional model has no next-token distribution, so this asks it
+        for the last word of a line that ends right after the mask. It lets top_next (and the
+        generic sampler) work; scoring never uses it.
+        """
+        vocab = self._check_fitted().vocab
+        sequence = [vocab.bos_id, *[int(i) for i in context_ids], vocab.mask_id, vocab.eos_id]
+        window = self.config.context
+        if len(sequence) > window:
+            note(f"the context has {len(sequence) - 2} tokens; {self.name} sees the last {window - 2}")
+            sequence = sequence[-window:]
+        return self._logprobs_at(sequence, [len(sequence) - 2])[0].numpy()
+
+    def fill_mask(self, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
+        """The k most probable tokens for each [MASK] (or <mask>) in `text`, most probable first.
+
+        Returns one list of (token, probability) per mask, in the order of the masks, each
+        predicted from the text with all masks in place (as in BERT's evaluation).
+        """
+        tokenizer = self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise LangmodelsError(f"k must be a whole number >= 1, got {k!r}")
+        pieces = MASK_MARKER.split(text)
+        if len(pieces) == 1:
+            raise LangmodelsError(f"no [MASK] to fill in {text!r}; write [MASK] (or <mask>) where a token is missing")
+        ids: list[int] = []
+        for i, piece in enumerate(pieces):
+            if i:
+                ids.append(tokenizer.vocab.mask_id)
+            if tokenizer.level == "subword" and i < len(pieces) - 1 and piece.endswith(" "):
+                piece = piece[:-1]  # a BPE word carries its space: " cat" fills "the [MASK]"
+            ids.extend(self.encode_context(piece))
+        sequence = [tokenizer.vocab.bos_id, *ids, tokenizer.vocab.eos_id]
+        if len(sequence) > self.config.context:
+            raise LangmodelsError(
+                f"the text has {len(sequence)} tokens with <s> and </s>; "
+                f"{self.name} reads at most {self.config.context}"
+            )
+        positions = [i for i, token in enumerate(sequence) if token == tokenizer.vocab.mask_id]
+        logprobs = self._logprobs_at(sequence, positions).numpy()  # (masks, V)
+        logprobs[:, list(NOT_TEXT)] = -np.inf  # markers are not answers
+        results = []
+        for row in logprobs:
+            best = np.argsort(-row, kind="stable")[: min(k, int(np.isfinite(row).sum()))]
+            results.append([(tokenizer.vocab.token(int(i)), float(np.exp(row[i]))) for i in best])
+        return results
+
+    def generate(
+        self,
+        prompt: str = "",
+        max_tokens: int = 50,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """Gibbs sampling (Wang & Cho 2019): <s> prompt, then max_tokens <mask>s, then </s>.
+
+        Each sweep visits the generated positions left to right, masks one, and redraws it from
+        the model's distribution there given everything else (the first sweep fills the masks in
+        order). After `gibbs_sweeps` sweeps the text is cut at the first </s>, if any. The length
+        is chosen up front, so a continuation ends at max_tokens unless the model places a </s>.
+        """
+        tokenizer = self._check_fitted()
+        vocab = tokenizer.vocab
+        check_sampling_options(temperature, top_k, top_p)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+        rng = np.random.default_rng(seed)
+        context = self.encode_context(prompt)
+        if max_tokens == 0:
+            return prompt
+        window = self.config.context
+        if max_tokens > window - 2:
+            note(f"{self.name} reads {window} tokens at once: generating {window - 2}, not {max_tokens}")
+            max_tokens = window - 2
+        room = window - 2 - max_tokens
+        if len(context) > room:
+            note(f"the prompt has {len(context)} tokens; {self.name} conditions on the last {room}")
+            context = context[len(context) - room :]
+        sequence = [vocab.bos_id, *context, *[vocab.mask_id] * max_tokens, vocab.eos_id]
+        positions = range(1 + len(context), 1 + len(context) + max_tokens)
+        for _ in range(self.config.gibbs_sweeps):
+            for position in positions:
+                sequence[position] = vocab.mask_id
+                logprobs = self._logprobs_at(sequence, [position])[0].numpy()
+                logprobs[list(NOT_TEXT)] = -np.inf
+                sequence[position] = sample_next(logprobs, rng, temperature, top_k, top_p)
+        generated = [sequence[p] for p in positions]
+        if vocab.eos_id in generated:
+            generated = generated[: generated.index(vocab.eos_id)]
+        continuation = tokenizer.decode(generated)
+        separator = " " if tokenizer.level == "word" and prompt and continuation else ""
+        return prompt + separator + continuation
+
+    # ---- inspection ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def attention(self, text: str) -> np.ndarray:
+        """Attention weights over <s> + the text's tokens + </s>, (layers, heads, T, T), float32.
+
+        Row i is how position i distributes its attention over the whole line (both directions).
+        Longer texts keep their last context - 2 tokens, with a note.
+        """
+        vocab = self._check_fitted().vocab
+        ids = self.encode_context(text)
+        room = self.config.context - 2
+        if len(ids) > room:
+            note(f"the text has {len(ids)} tokens; {self.name} shows the last {room}")
+            ids = ids[len(ids) - room :]
+        module = self._fitted_module()
+        module.eval()
+        _, weights = module.hidden(torch.tensor([[vocab.bos_id, *ids, vocab.eos_id]], device=self.device),
+                                   need_weights=True)
+        return torch.stack([w[0] for w in weights]).float().cpu().numpy()  # (layers, H, T, T)

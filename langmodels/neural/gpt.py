@@ -1,0 +1,181 @@
+"""A decoder-only transformer language model (GPT; Radford et al. 2018, 2019).
+
+Data flows top to bottom through this file: token + position embeddings, n_layer pre-LayerNorm
+blocks of causal multi-head self-attention and a GELU MLP (attention.py), a final LayerNorm, and
+an output layer that reuses the token embedding matrix (tied weights; Press & Wolf 2017):
+
+    h_0 = E[idx] + P[0..T-1]                     (B, T, C)
+    h_l = Block_l(h_{l-1}),  l = 1..n_layer      causal: position t sees tokens <= t
+    logits = LayerNorm(h_L) E^T                  (B, T, V), the next-token logits of EVERY position
+
+Every position's logits come out of one forward pass, so training, scoring a line and scoring a
+stream use the same computation. Generation keeps each layer's keys and values (the KV cache):
+after the prompt, each new token costs one position instead of the whole prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..base import note
+from ..errors import LangmodelsError
+from ..sampling import check_sampling_options, sample_next
+from .attention import Block, KVCache, PositionEncoding, TransformerConfig, init_transformer_weights
+from .core import NeuralLM
+
+
+@dataclass
+class GPTConfig(TransformerConfig):
+    """GPTLM's settings: the shared ones (core.NeuralConfig), the architecture (attention.py), and
+    nanoGPT's baby-GPT learning rate as the default."""
+
+    lr: float = 1e-3
+
+
+class GPT(nn.Module):
+    """ids (B, T) -> next-token logits (B, T, V) with causal self-attention."""
+
+    def __init__(self, vocab_size: int, config: TransformerConfig):
+        super().__init__()
+        C = config.n_embd
+        self.token_embedding = nn.Embedding(vocab_size, C)  # E, also the output layer
+        self.position = PositionEncoding(config.positions, config.context, C)
+        # Vaswani et al. 2017, sec. 3.4: embeddings are scaled by sqrt(C) next to fixed sinusoids of
+        # amplitude 1; learned positions start at the embeddings' own scale (GPT-2), so no scaling.
+        self.embedding_scale = math.sqrt(C) if config.positions == "sinusoidal" else 1.0
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            [Block(C, config.n_head, config.dropout, config.bias) for _ in range(config.n_layer)]
+        )
+        self.ln_f = nn.LayerNorm(C, bias=config.bias)
+        init_transformer_weights(self, config.n_layer)
+
+    def hidden(
+        self, idx: torch.Tensor, past: list[KVCache] | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, list[KVCache], list[torch.Tensor]]:
+        """idx (B, T) -> final hidden states (B, T, C), each layer's (k, v), each layer's weights.
+
+        past: the caches of earlier positions; idx then holds only the new positions.
+        """
+        T = idx.size(1)
+        start = 0 if past is None else past[0][0].size(2)  # positions already cached
+        x = self.token_embedding(idx) * self.embedding_scale + self.position(start, T)  # (B, T, C)
+        x = self.drop(x)
+        presents, weights = [], []
+        for layer, block in enumerate(self.blocks):
+            x, present, w = block(
+                x, causal=True, past=None if past is None else past[layer], need_weights=need_weights
+            )  # (B, T, C)
+            presents.append(present)
+            weights.append(w)
+        return self.ln_f(x), presents, weights
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, V) through the tied embedding matrix (no separate output weights)."""
+        return F.linear(h, self.token_embedding.weight)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) -> logits (B, T, V) of the token after each position."""
+        return self.logits(self.hidden(idx)[0])
+
+    def forward_cached(self, idx: torch.Tensor, past: list[KVCache] | None) -> tuple[torch.Tensor, list[KVCache]]:
+        """New positions idx (B, T) after the cached ones -> their logits (B, T, V) and the grown cache."""
+        h, presents, _ = self.hidden(idx, past)
+        return self.logits(h), presents
+
+
+class GPTLM(NeuralLM):
+    """A decoder-only transformer: pre-LN blocks, causal attention, tied embeddings, KV-cache sampling."""
+
+    Config = GPTConfig
+
+    @property
+    def name(self) -> str:
+        c = self.config
+        return f"GPT {c.n_layer}x{c.n_embd}"
+
+    def build_module(self, vocab_size: int) -> GPT:
+        self.config.check()
+        return GPT(vocab_size, self.config)
+
+    # ---- sampling with the KV cache --------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str = "",
+        max_tokens: int = 50,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        use_cache: bool = True,
+    ) -> str:
+        """Sample a continuation of `prompt` (stops at end-of-line); returns prompt + continuation.
+
+        Draws the same tokens as the generic `LanguageModel.generate` (use_cache=False) for the
+        same seed, but keeps each layer's keys and values so each new token runs one position.
+        Once start + prompt + continuation exceed `context`, the model sees the last `context`
+        tokens, exactly as `next_logprobs` does, so each step then recomputes that window.
+        """
+        if not use_cache:
+            return super().generate(
+                prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+            )
+        tokenizer = self._check_fitted()
+        check_sampling_options(temperature, top_k, top_p)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+        module = self._fitted_module()
+        module.eval()
+        rng = np.random.default_rng(seed)
+        window = self.config.context
+        sequence = [tokenizer.vocab.bos_id, *self.encode_context(prompt)]
+        if len(sequence) > window and max_tokens:
+            note(f"the context has {len(sequence)} tokens; {self.name} sees the last {window}")
+        generated: list[int] = []
+        past: list[KVCache] | None = None
+        for _ in range(max_tokens):
+            if past is None or len(sequence) > window:
+                # Fill the cache from scratch with the visible window (the prompt, or the last
+                # `window` tokens once the text outgrows the context).
+                feed = torch.tensor([sequence[-window:]], device=self.device)  # (1, T)
+                logits, past = module.forward_cached(feed, None)
+            else:
+                feed = torch.tensor([sequence[-1:]], device=self.device)  # (1, 1): only the new token
+                logits, past = module.forward_cached(feed, past)
+            logprobs = torch.log_softmax(logits[0, -1].float(), dim=-1).double().cpu().numpy()  # (V,)
+            token = sample_next(logprobs, rng, temperature, top_k, top_p)
+            if token == tokenizer.vocab.eos_id:
+                break
+            generated.append(token)
+            sequence.append(token)
+        continuation = tokenizer.decode(generated)
+        separator = " " if tokenizer.level == "word" and prompt and continuation else ""
+        return prompt + separator + continuation
+
+    # ---- inspection ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def attention(self, text: str) -> np.ndarray:
+        """Attention weights over <s> + the text's tokens, (layers, heads, T, T), float32.
+
+        Row i is how position i distributes its attention over positions 0..i (causal: the upper
+        triangle is 0). Longer texts keep their last `context` tokens, with a note.
+        """
+        vocab = self._check_fitted().vocab
+        sequence = [vocab.bos_id, *self.encode_context(text)]
+        if len(sequence) > self.config.context:
+            note(f"the text has {len(sequence)} tokens with <s>; {self.name} shows the last {self.config.context}")
+            sequence = sequence[-self.config.context :]
+        module = self._fitted_module()
+        module.eval()
+        _, _, weights = module.hidden(torch.tensor([sequence], device=self.device), need_weights=True)
+        return torch.stack([w[0] for w in weights]).float().cpu().numpy()  # (layers, H, T, T)

@@ -1,0 +1,306 @@
+"""MLPLM (Bengio et al. 2003) and LSTMLM against the contract, causality, their own reference
+computations (one pass vs chunks, one token at a time vs batched) and bad input. Tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import langmodels
+from langmodels.corpora import Split
+from langmodels.errors import CheckpointError, ConfigError
+from langmodels.neural.data import StreamBatches
+from langmodels.neural.lstm import LSTMLM
+from langmodels.neural.mlp import MLPLM
+from langmodels.tokenizers import CharTokenizer, WordTokenizer
+
+TOY = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat and a dog",
+    "the cat saw the dog",
+    "a dog sat",
+]
+# Every token (and the start of line) fixes the next one: learnt, the corpus has probability 1.
+DETERMINISTIC = ["a b c d e f g h i j k l"] * 3
+
+TINY = {
+    MLPLM: {"order": 3, "n_embd": 6, "hidden": 10, "dropout": 0.0, "context": 8},
+    LSTMLM: {"n_embd": 6, "hidden": 10, "n_layer": 2, "dropout": 0.0, "context": 8},  # hidden != n_embd: projected
+}
+# One thread: tiny models ran many times slower on two threads while another process held a core.
+FAST = {"batch_size": 4, "lr": 1e-2, "warmup_steps": 5, "eval_every": 1000, "threads": 1}
+MODELS = list(TINY)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def untrained(cls, lines=TOY, tokenizer=None, seed=0, **settings):
+    """A randomly initialised model with a fitted tokenizer, built without the trainer."""
+    torch.manual_seed(seed)
+    model = cls(**{**TINY[cls], **settings})
+    model.tokenizer = (tokenizer or WordTokenizer()).fit(lines)
+    model.module_ = model.build_module(len(model.tokenizer.vocab)).eval()
+    return model
+
+
+def trained(cls, lines=TOY, steps=60, **settings):
+    return cls(**{**TINY[cls], **FAST, **settings}).fit(lines, max_steps=steps, progress=False)
+
+
+def ids_of(model, text):
+    return model.tokenizer.encode(text)
+
+
+# ---- the contract ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_every_next_token_distribution_sums_to_one(cls):
+    model = untrained(cls)
+    vocab = model.tokenizer.vocab
+    for context in ([], ids_of(model, "the"), ids_of(model, "the cat sat on the mat the dog"), [vocab.eos_id]):
+        logprobs = model.next_logprobs(context)
+        assert logprobs.shape == (len(vocab),)
+        assert abs(np.logaddexp.reduce(logprobs)) < 1e-5
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_token_by_token_equals_batched_score_ids_with_padding(cls):
+    model = untrained(cls)
+    # Different lengths in one batch (padding), one longer than `context` (windowed for the MLP).
+    lines = [ids_of(model, text) for text in ["a dog sat", "the cat sat on the mat the dog sat on the log", "", "cat"]]
+    scored = model.score_ids(lines)
+    eos = model.tokenizer.vocab.eos_id
+    for ids, scores in zip(lines, scored):
+        assert len(scores) == len(ids) + 1
+        expected = [model.next_logprobs(ids[:k])[target] for k, target in enumerate([*ids, eos])]
+        np.testing.assert_allclose(scores, expected, atol=1e-5)
+        alone = model.score_ids([ids])[0]  # padding must not leak into a line's scores
+        np.testing.assert_allclose(scores, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_a_later_token_never_changes_an_earlier_score(cls):
+    model = untrained(cls)
+    generator = torch.Generator().manual_seed(1)
+    V = len(model.tokenizer.vocab)
+    idx = torch.randint(5, V, (3, 12), generator=generator)  # (B, T)
+    with torch.no_grad():
+        before = model.module_(idx)  # (B, T, V)
+        for k in (0, 4, 11):
+            changed = idx.clone()
+            changed[:, k] = (changed[:, k] - 5 + 1) % (V - 5) + 5
+            after = model.module_(changed)
+            torch.testing.assert_close(after[:, :k], before[:, :k], rtol=0, atol=1e-6)
+            assert not torch.allclose(after[:, k], before[:, k])  # the change is seen where it should be
+    ids = ids_of(model, "the cat sat on the mat")
+    original = model.score_ids([ids])[0]
+    for k in range(len(ids)):
+        edited = list(ids)
+        edited[k] = model.tokenizer.vocab["dog"]
+        np.testing.assert_allclose(model.score_ids([edited])[0][:k], original[:k], atol=1e-6)
+
+
+def test_mlp_position_depends_only_on_its_window():
+    order = 4
+    model = untrained(MLPLM, order=order)
+    V = len(model.tokenizer.vocab)
+    idx = torch.randint(5, V, (2, 10), generator=torch.Generator().manual_seed(2))  # (B, T)
+    with torch.no_grad():
+        before = model.module_(idx)  # (B, T, V)
+        for k in range(10):
+            changed = idx.clone()
+            changed[:, k] = (changed[:, k] - 5 + 1) % (V - 5) + 5
+            after = model.module_(changed)
+            inside = slice(k, min(k + order - 1, 10))  # the positions whose window holds token k
+            outside = [t for t in range(10) if not inside.start <= t < inside.stop]
+            torch.testing.assert_close(after[:, outside], before[:, outside], rtol=0, atol=0)
+            assert not torch.allclose(after[:, inside], before[:, inside])
+    # The distribution after a long context is the one after its last order-1 tokens.
+    ids = ids_of(model, "the cat sat on the mat")
+    np.testing.assert_allclose(model.next_logprobs(ids), model.next_logprobs([9, *ids]), atol=0)
+
+
+def test_mlp_windows_start_with_padding_then_start_of_line():
+    model = untrained(MLPLM, order=4)
+    vocab = model.tokenizer.vocab
+    module = model.module_
+    ids = torch.tensor([[vocab.bos_id, vocab["the"], vocab["cat"]]])
+    explicit = torch.tensor([[vocab.pad_id, vocab.pad_id, vocab.bos_id, vocab["the"], vocab["cat"]]])
+    with torch.no_grad():
+        torch.testing.assert_close(module(ids)[0], module(explicit)[0, 2:], rtol=0, atol=1e-6)
+
+
+def test_lstm_chunked_stream_equals_one_pass():
+    model = untrained(LSTMLM, context=5)
+    vocab = model.tokenizer.vocab
+    stream = model._stream_ids(TOY * 2)  # 60 tokens, </s> after each line
+    chunked = model.score_stream(stream)
+    sequence = torch.from_numpy(np.concatenate([[vocab.bos_id], stream]))
+    one_pass = model.token_logprobs(sequence[None, :-1], sequence[None, 1:])[0]
+    assert chunked.shape == (len(stream),)
+    np.testing.assert_allclose(chunked, one_pass, atol=1e-5)
+    # The stream keeps its history: scoring the second half alone gives other numbers.
+    assert not np.allclose(model.score_stream(stream[30:]), chunked[30:], atol=1e-3)
+
+
+def test_lstm_carried_state_equals_one_pass_over_both_windows():
+    model = untrained(LSTMLM, context=4, batch_size=2)
+    vocab = model.tokenizer.vocab
+    data = StreamBatches(model._stream_ids(TOY), bos=vocab.bos_id, block=4)
+    first, second = model.training_batch(data, 0), model.training_batch(data, 1)
+    assert not first.continues and second.continues
+    assert torch.equal(second.inputs[:, 0], first.targets[:, -1])  # each column continues
+    model.module_.eval()
+    with torch.no_grad():
+        model.loss(first)
+        state = model.training_state()  # what a training checkpoint between the two steps keeps
+        carried = model.loss(second)
+        both = torch.cat([first.inputs, second.inputs], dim=1)  # (B, 2T) one pass
+        logits = model.module_(both)[:, 4:]
+        expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), second.targets.flatten())
+    torch.testing.assert_close(carried, expected, rtol=1e-5, atol=1e-6)
+    assert state["h"].shape == (2, 2, 10)
+    fresh = untrained(LSTMLM, context=4, batch_size=2)
+    fresh.load_training_state(state)
+    fresh.module_.load_state_dict(model.module_.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.loss(second), carried)
+    with pytest.raises(CheckpointError):
+        fresh.load_training_state({"h": state["h"]})
+
+
+def test_lstm_kept_state_is_not_reused_after_the_weights_change():
+    model = untrained(LSTMLM)
+    ids = ids_of(model, "the cat sat on the")
+    model.next_logprobs(ids)
+    with torch.no_grad():
+        model.module_.lstm.weight_hh_l0.add_(0.5)  # as an optimiser step would, in place
+    longer = [*ids, model.tokenizer.vocab["mat"]]
+    expected = model.score_ids([longer])[0]
+    got = [model.next_logprobs(longer[:k])[target] for k, target in enumerate([*longer, model.tokenizer.vocab.eos_id])]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+# ---- training, sampling, checkpoints --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_a_tiny_model_overfits_a_tiny_corpus(cls):
+    model = trained(cls, DETERMINISTIC, steps=200, n_embd=16, hidden=32, weight_decay=0.0, eval_every=50)
+    assert model.curve_[-1]["train_loss"] < 0.05  # the mean over the last 50 steps
+    assert model.evaluate(DETERMINISTIC).nats_per_token < 0.05
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_save_load_same_scores_and_seeded_samples(cls, tmp_path):
+    model = trained(cls)
+    model.save(tmp_path / "model")
+    loaded = langmodels.load(tmp_path / "model")
+    assert type(loaded) is cls and loaded.get_params() == model.get_params()
+    lines = [ids_of(model, text) for text in TOY]
+    for ours, theirs in zip(model.score_ids(lines), loaded.score_ids(lines)):
+        np.testing.assert_array_equal(ours, theirs)
+    assert loaded.generate("the", 12, seed=3) == model.generate("the", 12, seed=3)
+    samples = {model.generate(max_tokens=12, seed=seed) for seed in range(8)}
+    assert len(samples) > 1  # seeds matter
+    assert loaded.curve_ == model.curve_
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_same_seed_same_loss_curve(cls):
+    settings = {"dropout": 0.3, "eval_every": 10}
+    first, second = trained(cls, steps=30, **settings), trained(cls, steps=30, **settings)
+    losses = [point["train_loss"] for point in first.curve_]
+    assert len(losses) == 3
+    assert losses == [point["train_loss"] for point in second.curve_]
+    other = trained(cls, steps=30, seed=1, **settings)
+    assert losses != [point["train_loss"] for point in other.curve_]
+
+
+def test_lstm_trains_on_a_character_stream_with_bptt():
+    text = "\n".join(TOY * 4) + "\n"
+    train = Split.from_text(text, name="train", corpus="toy", level="char", mode="stream")
+    model = trained(LSTMLM, train, steps=40, tokenizer="auto", context=16)
+    assert isinstance(model.tokenizer, CharTokenizer) and model.mode_ == "stream"
+    evaluation = model.evaluate(train)
+    assert evaluation.mode == "stream" and evaluation.n_tokens == len(text)
+    assert evaluation.nats_per_token < np.log(len(model.tokenizer.vocab))
+
+
+def test_mlp_direct_connections():
+    model = untrained(MLPLM, direct=True)
+    assert model.module_.direct is not None
+    assert abs(np.logaddexp.reduce(model.next_logprobs(ids_of(model, "the cat")))) < 1e-5
+    assert len(model.embeddings().nearest("cat", k=3)) == 3
+
+
+def test_embeddings_are_the_tied_output_for_the_lstm():
+    model = untrained(LSTMLM)
+    assert model.module_.token_embedding.weight.shape == (len(model.tokenizer.vocab), 6)
+    assert len(model.embeddings().nearest("cat", k=3)) == 3
+
+
+def test_character_tokenizer_lines():
+    model = untrained(MLPLM, lines=TOY, tokenizer=CharTokenizer())
+    scores = model.score_ids([ids_of(model, "a cat")])[0]
+    assert scores.shape == (6,) and np.all(scores < 0)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "settings", "field"),
+    [
+        (MLPLM, {"order": 1}, "order"),
+        (MLPLM, {"hidden": 0}, "hidden"),
+        (MLPLM, {"n_embd": -2}, "n_embd"),
+        (MLPLM, {"dropout": -0.1}, "dropout"),
+        (MLPLM, {"dropout": 1.0}, "dropout"),
+        (MLPLM, {"order": 6, "context": 8}, "context"),
+        (MLPLM, {"hidden": "10"}, "hidden"),
+        (MLPLM, {"direct": 1}, "direct"),
+        (MLPLM, {"order": 3.0}, "order"),
+        (LSTMLM, {"dropout": -0.5}, "dropout"),
+        (LSTMLM, {"hidden": 0}, "hidden"),
+        (LSTMLM, {"n_layer": 0}, "n_layer"),
+        (LSTMLM, {"n_layer": True}, "n_layer"),
+        (LSTMLM, {"n_embd": None}, "n_embd"),
+        (LSTMLM, {"lr": 0}, "lr"),
+    ],
+)
+def test_bad_configs_name_the_field(cls, settings, field):
+    with pytest.raises(ConfigError, match=field):
+        cls(**{**TINY[cls], **settings}).fit(TOY, max_steps=1, progress=False)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_an_unknown_setting_is_refused(cls):
+    with pytest.raises(ConfigError, match="hiden"):
+        cls(hiden=3)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_weights_that_do_not_match_the_config(cls, tmp_path):
+    model = untrained(cls)
+    model.save(tmp_path / "model")
+    config_path = tmp_path / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["params"]["hidden"] = 12  # config.json is not in its own checksum list: edit it
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="weights.safetensors"):
+        langmodels.load(tmp_path / "model")
+    wider = untrained(cls, hidden=14)
+    with pytest.raises(CheckpointError):
+        wider.restore_state(model.state_files(), {})
