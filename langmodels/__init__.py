@@ -5,4 +5,19 @@ __version__ = "0.1.0"
 from .base import LanguageModel, load
 from .ngram import ArpaLM, BigramLM, NGramLM, TrigramLM
 
-__all__ = ["ArpaLM", "BigramLM", "LanguageModel", "NGramLM", "TrigramLM", "__version__", "load"]
+# The neural family needs torch, which takes a while to import: load it on first use (PEP 562).
+NEURAL = {"MLPLM": "mlp", "LSTMLM": "lstm", "GPTLM": "gpt", "MaskedLM": "bert"}
+
+
+def __getattr__(name):
+    if name in NEURAL:
+        import importlib
+
+        return getattr(importlib.import_module(f".neural.{NEURAL[name]}", __name__), name)
+    raise AttributeError(f"module 'langmodels' has no attribute {name!r}")
+
+
+__all__ = [
+    "ArpaLM", "BigramLM", "GPTLM", "LSTMLM", "LanguageModel", "MLPLM", "MaskedLM", "NGramLM", "TrigramLM",
+    "__version__", "load",
+]

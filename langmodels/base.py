@@ -248,16 +248,25 @@ class LanguageModel(ABC):
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
             raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
         rng = np.random.default_rng(seed)
-        context = self.encode_context(prompt)
         generated: list[int] = []
-        for _ in range(max_tokens):
-            token = sample_next(self.next_logprobs(context + generated), rng, temperature, top_k, top_p)
+        distributions = self.next_logprobs_incremental(self.encode_context(prompt))
+        for step in range(max_tokens):
+            logprobs = next(distributions) if step == 0 else distributions.send(generated[-1])
+            token = sample_next(logprobs, rng, temperature, top_k, top_p)
             if token == tokenizer.vocab.eos_id:
                 break
             generated.append(token)
         continuation = tokenizer.decode(generated)
         separator = " " if tokenizer.level == "word" and prompt and continuation else ""
         return prompt + separator + continuation
+
+    def next_logprobs_incremental(self, context_ids: Sequence[int]):
+        """Yields next_logprobs(context_ids); send(token) appends the token and yields the next
+        distribution. Families with a cache (GPT's keys and values) override this."""
+        sequence = list(context_ids)
+        while True:
+            token = yield self.next_logprobs(sequence)
+            sequence.append(int(token))
 
     # ---- nltk.lm names ---------------------------------------------------------------------
 
@@ -308,6 +317,8 @@ class LanguageModel(ABC):
     def load(cls, path) -> LanguageModel:
         """Read a checkpoint folder written by `save`, checking every file's checksum."""
         config, files = read_checkpoint(path)
+        if config.get("class") not in LanguageModel._registry:
+            import langmodels.neural  # noqa: F401  (registers the neural classes, imported lazily)
         model_class = LanguageModel._registry.get(config.get("class"))
         if model_class is None or (cls is not LanguageModel and not issubclass(model_class, cls)):
             raise CheckpointError(f"{path}: checkpoint class {config.get('class')!r} is not a {cls.__name__}")

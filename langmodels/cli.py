@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import importlib
 import inspect
 import json
 import math
@@ -30,16 +32,27 @@ PROG = "langmodels"
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
-# Every family the command line names; the ones without a class yet are refused by name.
-MODELS: dict[str, type[LanguageModel] | None] = {
+# Every family the command line names. The neural ones are imported when named, so commands
+# that do not need torch start quickly.
+MODELS: dict[str, type[LanguageModel] | str] = {
     "bigram": BigramLM,
     "trigram": TrigramLM,
     "ngram": NGramLM,
-    "mlp": None,
-    "lstm": None,
-    "gpt": None,
-    "bert": None,
+    "mlp": "langmodels.neural.mlp:MLPLM",
+    "lstm": "langmodels.neural.lstm:LSTMLM",
+    "gpt": "langmodels.neural.gpt:GPTLM",
+    "bert": "langmodels.neural.bert:MaskedLM",
 }
+# A neural model trained without --max-seconds gets this budget (with a note).
+DEFAULT_NEURAL_SECONDS = 600.0
+
+
+def model_class_named(name: str) -> type[LanguageModel]:
+    entry = MODELS[name]
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        entry = getattr(importlib.import_module(module_name), class_name)
+    return entry
 
 NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning)
 
@@ -118,7 +131,14 @@ def _parser_for(parameter: inspect.Parameter) -> Callable[[str, str], object]:
 
 
 def model_parameters(model_class: type[LanguageModel]) -> dict[str, inspect.Parameter]:
-    """The keyword arguments of a model's constructor: what --set may name."""
+    """The keyword arguments of a model's constructor: what --set may name (a neural model's
+    are the fields of its config dataclass)."""
+    config = getattr(model_class, "Config", None)
+    if config is not None and dataclasses.is_dataclass(config):
+        return {
+            field.name: inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default)
+            for field in dataclasses.fields(config)
+        }
     return {
         name: parameter
         for name, parameter in inspect.signature(model_class.__init__).parameters.items()
@@ -227,6 +247,11 @@ def build_parser() -> ArgumentParser:
     complete.add_argument("text", metavar="TEXT")
     complete.add_argument("-k", type=k_type, default=5, metavar="K", help="how many tokens (default 5)")
 
+    fill = commands.add_parser("fill-mask", help="the most probable tokens for each [MASK] (bert models)")
+    fill.add_argument("checkpoint", metavar="DIR")
+    fill.add_argument("text", metavar="TEXT", help="a line with one or more [MASK]")
+    fill.add_argument("-k", type=k_type, default=5, metavar="K", help="candidates per mask (default 5)")
+
     bench = commands.add_parser("bench", help="run a benchmark config (corpora x models x budgets)")
     bench.add_argument("config", metavar="CONFIG.toml")
     bench.add_argument("--out", required=True, metavar="DIR")
@@ -288,24 +313,34 @@ def _check_out_folder(out: Path) -> None:
 
 
 def cmd_train(args) -> int:
-    model_class = MODELS[args.model]
-    if model_class is None:
-        ready = ", ".join(name for name, cls in MODELS.items() if cls is not None)
-        raise ConfigError(f"model {args.model!r} is not available yet in this version; available: {ready}")
+    model_class = model_class_named(args.model)
     params = parse_settings(args.model, model_class, args.settings)
     if args.seed is not None and "seed" in model_parameters(model_class):
         params["seed"] = args.seed
     model = model_class(**params)
     if isinstance(model, NGramLM):
         model.make_smoothing()  # checks order, smoothing name and its option before any reading
+    elif hasattr(model, "config"):
+        model.config.check()  # a neural model's settings, before any reading
     out = Path(args.out)
     _check_out_folder(out)
     # A level set for the model is the level the corpus is read at, so its splits' evaluation
     # mode (lines for words, stream for characters) matches what the model learns.
-    corpus = corpora.load(args.corpus, level=params.get("level"))
+    level = params.get("level") or {"char": "char", "word": "word"}.get(params.get("tokenizer"))
+    corpus = corpora.load(args.corpus, level=level)
     budget = {"max_seconds": args.max_seconds} if args.max_seconds is not None else {}
+    valid = corpus.valid
+    if not isinstance(model, NGramLM):
+        if not budget:
+            warnings.warn(f"no --max-seconds: training for {DEFAULT_NEURAL_SECONDS:.0f} s", LangmodelsWarning)
+            budget = {"max_seconds": DEFAULT_NEURAL_SECONDS}
+        if corpus.valid.text() == corpus.test.text():
+            # Early stopping on the split the model is scored on would tune on the test (DESIGN.md 4).
+            warnings.warn(f"{corpus.name}'s valid split is its test split: fixed budget, no early stopping",
+                          LangmodelsWarning)
+            valid = None
     start = time.perf_counter()
-    model.fit(corpus.train, corpus.valid, **budget)
+    model.fit(corpus.train, valid, **budget)
     fit_seconds = time.perf_counter() - start
     if model.is_normalised:
         evaluation = model.evaluate(corpus.valid)
@@ -376,6 +411,16 @@ def cmd_complete(args) -> int:
     return 0
 
 
+def cmd_fill_mask(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    if not hasattr(model, "fill_mask"):
+        raise ConfigError(f"{args.checkpoint} holds a {model.name}, which has no fill-mask (train a bert model)")
+    for position, candidates in enumerate(model.fill_mask(args.text, k=args.k), start=1):
+        for token, probability in candidates:
+            print(f"{position}\t{token}\t{probability:.6f}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     raise ConfigError("bench is not available yet in this version (the benchmark harness comes next)")
 
@@ -386,6 +431,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "generate": cmd_generate,
     "complete": cmd_complete,
+    "fill-mask": cmd_fill_mask,
     "bench": cmd_bench,
 }
 

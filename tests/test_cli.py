@@ -286,7 +286,7 @@ def bad_files(work, trigram):
 
 BAD_INPUTS = {
     "unknown model": (["train", "transformer", "--corpus", "{small}", "--out", "{out}"], ["transformer"]),
-    "model not yet available": (["train", "gpt", "--corpus", "{small}", "--out", "{out}"], ["gpt", "not available"]),
+    "bench not yet available": (["bench", "{small}", "--out", "{out}"], ["bench", "not available"]),
     "unknown corpus": (["train", "bigram", "--corpus", "wikitext", "--out", "{out}"], ["wikitext"]),
     "missing path": (["train", "bigram", "--corpus", "{nofile}", "--out", "{out}"], ["no-such-file.txt"]),
     "empty file": (["train", "bigram", "--corpus", "{empty}", "--out", "{out}"], ["empty.txt", "empty"]),
@@ -416,3 +416,58 @@ def test_subprocess_error_is_one_line(tmp_path):
     assert result.stdout == ""
     assert_one_line_error(result.returncode, result.stderr, "bad.txt", "offset 14")
     assert not (tmp_path / "m").exists()
+
+
+# ---- the neural family on the command line ---------------------------------------------------
+
+TINY = {
+    "gpt": ["n_layer=1", "n_head=2", "n_embd=16", "context=16", "batch_size=8", "threads=1"],
+    "bert": ["n_layer=1", "n_head=2", "n_embd=16", "context=16", "batch_size=8", "threads=1"],
+    "lstm": ["n_layer=1", "hidden=16", "n_embd=16", "batch_size=8", "threads=1"],
+    "mlp": ["order=3", "n_embd=8", "hidden=16", "batch_size=8", "threads=1"],
+}
+
+
+def tiny_settings(model):
+    return [part for setting in TINY[model] for part in ("--set", setting)]
+
+
+@pytest.mark.parametrize("model", list(TINY))
+def test_train_evaluate_generate_a_neural_model(capsys, tmp_path, small, model):
+    out = tmp_path / model
+    code, stdout, err = run(capsys, "train", model, "--corpus", small, "--out", out, "--max-seconds", "1",
+                            "--seed", "3", *tiny_settings(model))
+    assert code == 0, err
+    assert type(langmodels.load(out)).__name__ == {"gpt": "GPTLM", "bert": "MaskedLM", "lstm": "LSTMLM",
+                                                    "mlp": "MLPLM"}[model]
+    code, stdout, err = run(capsys, "evaluate", out, "--corpus", small, "--json")
+    result = json.loads(stdout)
+    assert code == 0 and REQUIRED_KEYS <= set(result)
+    assert result["perplexity"] == pytest.approx(math.exp(result["nll"] / result["n_tokens"]))
+    assert result["pseudo"] is (model == "bert")
+    first = run(capsys, "generate", out, "--prompt", "the", "--max-tokens", "5", "--seed", "1")
+    assert first[0] == 0 and first == run(capsys, "generate", out, "--prompt", "the", "--max-tokens", "5",
+                                           "--seed", "1")
+
+
+def test_fill_mask_on_the_command_line(capsys, tmp_path, small):
+    out = tmp_path / "bert"
+    assert run(capsys, "train", "bert", "--corpus", small, "--out", out, "--max-seconds", "1",
+               *tiny_settings("bert"))[0] == 0
+    code, stdout, err = run(capsys, "fill-mask", out, "the [MASK] sat", "-k", "3")
+    rows = [line.split("\t") for line in stdout.splitlines()]
+    assert code == 0 and len(rows) == 3 and all(row[0] == "1" for row in rows)
+    probabilities = [float(row[2]) for row in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_neural_bad_settings_are_one_line_errors(capsys, tmp_path, small, trigram):
+    code, _, err = run(capsys, "train", "gpt", "--corpus", small, "--out", tmp_path / "x",
+                       "--set", "n_embd=30", "--set", "n_head=4")
+    assert_one_line_error(code, err, "divisible")
+    code, _, err = run(capsys, "train", "lstm", "--corpus", small, "--out", tmp_path / "x", "--set", "dropout=-1")
+    assert_one_line_error(code, err, "dropout")
+    code, _, err = run(capsys, "train", "mlp", "--corpus", small, "--out", tmp_path / "x", "--set", "hidden=wide")
+    assert_one_line_error(code, err, "hidden")
+    code, _, err = run(capsys, "fill-mask", trigram, "the [MASK]")
+    assert_one_line_error(code, err, "fill-mask")

@@ -12,6 +12,7 @@ import torch
 import langmodels
 from langmodels.corpora import Split
 from langmodels.errors import CheckpointError, ConfigError
+from langmodels.neural.core import NeuralLM
 from langmodels.neural.data import StreamBatches
 from langmodels.neural.lstm import LSTMLM
 from langmodels.neural.mlp import MLPLM
@@ -61,6 +62,10 @@ def ids_of(model, text):
     return model.tokenizer.encode(text)
 
 
+def train_losses(model):
+    return [point["train_loss"] for point in model.curve_]
+
+
 # ---- the contract ------------------------------------------------------------------------------
 
 
@@ -77,7 +82,7 @@ def test_every_next_token_distribution_sums_to_one(cls):
 @pytest.mark.parametrize("cls", MODELS)
 def test_token_by_token_equals_batched_score_ids_with_padding(cls):
     model = untrained(cls)
-    # Different lengths in one batch (padding), one longer than `context` (windowed for the MLP).
+    # Different lengths in one batch (padding), an empty line, one longer than `context`.
     lines = [ids_of(model, text) for text in ["a dog sat", "the cat sat on the mat the dog sat on the log", "", "cat"]]
     scored = model.score_ids(lines)
     eos = model.tokenizer.vocab.eos_id
@@ -131,6 +136,19 @@ def test_mlp_position_depends_only_on_its_window():
     np.testing.assert_allclose(model.next_logprobs(ids), model.next_logprobs([9, *ids]), atol=0)
 
 
+def test_mlp_window_scoring_equals_the_padded_forward_pass():
+    model = untrained(MLPLM, order=4)
+    lines = [ids_of(model, text) for text in ["a dog sat", "the cat sat on the mat the dog sat on the log", "", "cat"]]
+    for ours, core in zip(model.score_ids(lines), NeuralLM.score_ids(model, lines)):  # padded (B, T) batches
+        np.testing.assert_allclose(ours, core, atol=1e-5)
+    flat, lengths = model.tokenizer.encode_lines(TOY)
+    np.testing.assert_allclose(model.score_lines(flat, lengths), np.concatenate(model.score_ids(
+        [ids_of(model, line) for line in TOY])), atol=0)
+    stream = model._stream_ids(TOY * 2)
+    # The core scores a stream in half-overlapping windows of `context` (8 >= 2 * 3 here: exact too).
+    np.testing.assert_allclose(model.score_stream(stream), NeuralLM.score_stream(model, stream), atol=1e-5)
+
+
 def test_mlp_windows_start_with_padding_then_start_of_line():
     model = untrained(MLPLM, order=4)
     vocab = model.tokenizer.vocab
@@ -139,6 +157,16 @@ def test_mlp_windows_start_with_padding_then_start_of_line():
     explicit = torch.tensor([[vocab.pad_id, vocab.pad_id, vocab.bos_id, vocab["the"], vocab["cat"]]])
     with torch.no_grad():
         torch.testing.assert_close(module(ids)[0], module(explicit)[0, 2:], rtol=0, atol=1e-6)
+
+
+def test_lstm_sorted_batches_equal_the_padded_forward_pass():
+    model = untrained(LSTMLM)
+    lines = [ids_of(model, text) for text in [*TOY, "", "the cat sat on the mat the dog sat on the log", "cat"]]
+    for ours, core in zip(model.score_ids(lines), NeuralLM.score_ids(model, lines)):
+        np.testing.assert_allclose(ours, core, atol=1e-5)
+    flat, lengths = model.tokenizer.encode_lines(TOY)
+    np.testing.assert_allclose(model.score_lines(flat, lengths), np.concatenate(model.score_ids(
+        [ids_of(model, line) for line in TOY])), atol=1e-6)
 
 
 def test_lstm_chunked_stream_equals_one_pass():
@@ -221,11 +249,52 @@ def test_save_load_same_scores_and_seeded_samples(cls, tmp_path):
 def test_same_seed_same_loss_curve(cls):
     settings = {"dropout": 0.3, "eval_every": 10}
     first, second = trained(cls, steps=30, **settings), trained(cls, steps=30, **settings)
-    losses = [point["train_loss"] for point in first.curve_]
-    assert len(losses) == 3
-    assert losses == [point["train_loss"] for point in second.curve_]
-    other = trained(cls, steps=30, seed=1, **settings)
-    assert losses != [point["train_loss"] for point in other.curve_]
+    assert len(first.curve_) == 3
+    assert train_losses(first) == train_losses(second)
+    assert train_losses(first) != train_losses(trained(cls, steps=30, seed=1, **settings))
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_loss_on_real_positions_equals_the_padded_cross_entropy(cls):
+    model = untrained(cls, dropout=0.0)
+    batch = model.training_data(TOY, "lines").make(range(5))  # lines of 3 to 6 words, padded
+    assert batch.n_targets < batch.targets.numel()
+    with torch.no_grad():
+        torch.testing.assert_close(model.loss(batch), NeuralLM.loss(model, batch), rtol=1e-6, atol=1e-6)
+
+
+def interrupted_and_resumed(cls, data, folder, **settings):
+    """(an uninterrupted run, a run stopped at step 25 and resumed from its step-20 checkpoint)."""
+    settings = {**TINY[cls], **FAST, "eval_every": 10, "dropout": 0.2, **settings}
+    uninterrupted = cls(**settings).fit(data, max_steps=40, progress=False)
+    interrupted = cls(**settings)
+    real_batch = interrupted.training_batch
+
+    def stop_at_25(data, step):
+        if step == 25:
+            raise KeyboardInterrupt
+        return real_batch(data, step)
+
+    interrupted.training_batch = stop_at_25
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(data, max_steps=40, checkpoint=folder, progress=False)
+    resumed = cls(**settings).fit(data, max_steps=40, checkpoint=folder, resume=True, progress=False)
+    return uninterrupted, resumed
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_resume_continues_the_same_curve_on_lines(cls, tmp_path):
+    uninterrupted, resumed = interrupted_and_resumed(cls, TOY, tmp_path / "run")
+    assert train_losses(resumed) == train_losses(uninterrupted)
+
+
+def test_resume_continues_the_same_curve_on_a_stream_with_the_carried_state(tmp_path):
+    if not hasattr(NeuralLM, "training_state"):
+        pytest.skip("the Trainer does not keep model.training_state() in its checkpoints yet")
+    text = "\n".join(TOY * 4) + "\n"
+    train = Split.from_text(text, name="train", corpus="toy", level="char", mode="stream")
+    uninterrupted, resumed = interrupted_and_resumed(LSTMLM, train, tmp_path / "run", context=8)
+    assert train_losses(resumed) == train_losses(uninterrupted)
 
 
 def test_lstm_trains_on_a_character_stream_with_bptt():
@@ -268,7 +337,7 @@ def test_character_tokenizer_lines():
         (MLPLM, {"n_embd": -2}, "n_embd"),
         (MLPLM, {"dropout": -0.1}, "dropout"),
         (MLPLM, {"dropout": 1.0}, "dropout"),
-        (MLPLM, {"order": 6, "context": 8}, "context"),
+        (MLPLM, {"context": 0}, "context"),
         (MLPLM, {"hidden": "10"}, "hidden"),
         (MLPLM, {"direct": 1}, "direct"),
         (MLPLM, {"order": 3.0}, "order"),

@@ -5,6 +5,7 @@ checkpoints, and the masked LM's masking, pseudo-log-likelihood, fill-mask and G
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from langmodels.neural.data import IGNORE
 from langmodels.neural.gpt import GPTLM
 from langmodels.tokenizers import Vocabulary, WordTokenizer
 
-TINY = dict(n_layer=2, n_head=4, n_embd=32, context=16, batch_size=8, threads=1, eval_every=1000)
+TINY = {"n_layer": 2, "n_head": 4, "n_embd": 32, "context": 16, "batch_size": 8, "threads": 1, "eval_every": 1000}
 TOY = [
     "the cat sat on the mat",
     "the dog sat on the log",
@@ -105,10 +106,10 @@ def test_attention_equals_the_formula_and_sdpa_equals_the_explicit_path(causal):
     T = x.size(1)
     if causal:
         allowed = torch.ones(T, T, dtype=torch.bool).tril().expand(3, T, T)
-        options = dict(causal=True)
+        options = {"causal": True}
     else:
         allowed = real[:, None, :].expand(3, T, T)
-        options = dict(key_padding_mask=real)
+        options = {"key_padding_mask": real}
     expected, expected_weights = reference_attention(attention, x, allowed)
     fused, _, none = attention(x, **options)
     explicit, _, weights = attention(x, **options, need_weights=True)
@@ -236,15 +237,16 @@ def test_kv_cache_logits_equal_full_recompute():
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(temperature=0.7, top_k=5), dict(top_p=0.9)])
-def test_cached_and_uncached_generation_give_the_same_text(options):
-    model = untrained(GPTLM, context=8)  # random weights: varied tokens; 20 > 8 crosses the context
-    with pytest.warns(LangmodelsWarning):
-        for seed in range(4):
-            cached = model.generate("the cat", max_tokens=20, seed=seed, **options)
-            plain = model.generate("the cat", max_tokens=20, seed=seed, use_cache=False, **options)
-            assert cached == plain
-            assert cached.startswith("the cat")
+@pytest.mark.parametrize("options", [{}, {"temperature": 0.7, "top_k": 5}, {"top_p": 0.9}])
+@pytest.mark.parametrize("prompt", ["the cat", "the cat sat on the mat the dog sat"])
+def test_cached_and_uncached_generation_give_the_same_text(options, prompt):
+    model = untrained(GPTLM, context=8)  # random weights: varied tokens; the long prompt crosses the context
+    for seed in range(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LangmodelsWarning)  # the context note, tested above
+            cached = model.generate(prompt, max_tokens=20, seed=seed, **options)
+            plain = model.generate(prompt, max_tokens=20, seed=seed, use_cache=False, **options)
+        assert cached == plain and cached.startswith(prompt)
 
 
 # ---- GPT: training, checkpoints, sampling -----------------------------------------------------
@@ -299,14 +301,14 @@ def test_embeddings_of_both_transformers(gpt, bert):
 @pytest.mark.parametrize(
     ("setting", "field"),
     [
-        (dict(n_embd=30, n_head=4), "n_embd"),
-        (dict(n_head=0), "n_head"),
-        (dict(n_layer=0), "n_layer"),
-        (dict(dropout=-0.1), "dropout"),
-        (dict(dropout=1.0), "dropout"),
-        (dict(n_layer="2"), "n_layer"),
-        (dict(bias="yes"), "bias"),
-        (dict(positions="rotary"), "positions"),
+        ({"n_embd": 30, "n_head": 4}, "n_embd"),
+        ({"n_head": 0}, "n_head"),
+        ({"n_layer": 0}, "n_layer"),
+        ({"dropout": -0.1}, "dropout"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"n_layer": "2"}, "n_layer"),
+        ({"bias": "yes"}, "bias"),
+        ({"positions": "rotary"}, "positions"),
     ],
 )
 def test_bad_configs_name_the_field(cls, setting, field):
@@ -375,6 +377,23 @@ def test_masked_training_batches_repeat_and_loss_reads_only_chosen_positions():
     logits = model.module_(first.inputs)  # (B, T, V): the full head, the oracle
     expected = F.cross_entropy(logits.flatten(0, 1), first.targets.flatten(), ignore_index=IGNORE)
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_lm_training_repeats_with_its_seed():
+    def curve(seed):
+        model = MaskedLM(**{**TINY, "eval_every": 4, "seed": seed}).fit(TOY, max_steps=12, progress=False)
+        return [(point["step"], point["train_loss"]) for point in model.curve_]
+
+    first = curve(0)
+    assert first == curve(0) and first != curve(1)
+
+
+@pytest.mark.parametrize("mode", ["lines", "stream"])
+def test_masked_lm_validation_loss_is_a_deterministic_full_pass(mode):
+    model = untrained(MaskedLM, dropout=0.1)
+    loss = model.validation_loss(TOY * 3, mode)
+    assert loss == model.validation_loss(TOY * 3, mode)
+    assert abs(loss - math.log(len(model.tokenizer.vocab))) < 1.0  # an untrained model: about uniform
 
 
 def one_at_a_time_pll(model, ids):

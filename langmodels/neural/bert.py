@@ -139,7 +139,7 @@ def full_rows(batch: Batch, pad: int) -> torch.Tensor:
 def mask_tokens(
     rows: torch.Tensor, generator: torch.Generator, vocab_size: int, config: MaskedLMConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's corruption of rows (B, T) -> (inputs (B, T), targets (B, T), IGNORE where not chosen).
+    """BERT's corruption of rows (B, T) -> (inputs (B, T), targets (B, T)); targets are IGNORE off the chosen.
 
     In each row, round(mask_prob * n) of its n maskable tokens (at least one) are chosen uniformly,
     as in BERT's create_pretraining_data.py; each chosen token becomes <mask> with probability
@@ -169,9 +169,10 @@ def mask_tokens(
     return inputs, targets
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The torch generator of one step's masks: the same (seed, step) always masks the same way."""
-    state = np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint32)[0]
+def step_generator(seed: int, step: int, purpose: int = 0) -> torch.Generator:
+    """The torch generator of one step's masks: the same (seed, step) always masks the same way.
+    purpose 0 is training, 1 validation (other masks than any training step's)."""
+    state = np.random.SeedSequence([seed, step, purpose]).generate_state(1, dtype=np.uint32)[0]
     return torch.Generator().manual_seed(int(state))
 
 
@@ -221,6 +222,35 @@ class MaskedLM(NeuralLM):
         chosen = targets != IGNORE  # (B, T)
         logits = module.head(h[chosen])  # (N, V)
         return F.cross_entropy(logits, targets[chosen])
+
+    @torch.no_grad()
+    def validation_loss(self, lines, mode: str) -> float:
+        """Masked-LM cross-entropy (nats per chosen token) over every row of a split, once.
+
+        Deterministic (the masks come from the seed), and far cheaper than the pseudo-perplexity
+        (one pass over the text instead of one per token), so early stopping can watch it.
+        """
+        module = self._fitted_module()
+        module.eval()
+        data = self.training_data(lines, mode)
+        if mode == "stream":
+            width = self.config.context  # non-overlapping windows of the stream, the last one shorter
+            rows = [torch.from_numpy(data.data[start : start + width]) for start in range(0, len(data.data) - 1, width)]
+            batches = [
+                torch.nn.utils.rnn.pad_sequence(rows[i : i + self.config.batch_size], batch_first=True,
+                                                padding_value=Vocabulary.pad_id)
+                for i in range(0, len(rows), self.config.batch_size)
+            ]
+        else:
+            batches = [full_rows(batch, Vocabulary.pad_id) for batch in data.in_order(self.config.batch_size)]
+        total, count = 0.0, 0
+        for index, rows in enumerate(batches):
+            inputs, targets = mask_tokens(rows, step_generator(self.config.seed, index, 1),
+                                          len(self.tokenizer.vocab), self.config)
+            batch = Batch(inputs, targets)
+            total += self.loss(batch).item() * batch.n_targets
+            count += batch.n_targets
+        return total / max(count, 1)
 
     # ---- pseudo-log-likelihood -----------------------------------------------------------------
 

@@ -144,6 +144,11 @@ class NeuralLM(LanguageModel):
         logits = module(batch.inputs.to(self.device))  # (B, T, V)
         return F.cross_entropy(logits.flatten(0, 1), batch.targets.to(self.device).flatten(), ignore_index=IGNORE)
 
+    def validation_loss(self, lines, mode: str) -> float:
+        """What early stopping watches: nats per token of one full deterministic pass over `lines`.
+        MaskedLM overrides it with its masked-LM loss (its pseudo-perplexity costs a pass per token)."""
+        return self.evaluate(lines, mode=mode, progress=False).nats_per_token
+
     # ---- fitting -------------------------------------------------------------------------------
 
     def fit(self, train, valid=None, *, max_steps=None, max_tokens=None, max_seconds=None,
@@ -177,7 +182,7 @@ class NeuralLM(LanguageModel):
         validate = None
         if valid is not None:
             valid_mode = split_mode(valid, mode)
-            validate = lambda: self.evaluate(valid, mode=valid_mode, progress=False).nats_per_token  # noqa: E731
+            validate = lambda: self.validation_loss(valid, valid_mode)  # noqa: E731
         trainer = Trainer(self, self.config, data)
         self.curve_ = trainer.run(
             validate=validate, max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds,

@@ -16,6 +16,7 @@ after the prompt, each new token costs one position instead of the whole prefix.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import note
-from ..errors import LangmodelsError
-from ..sampling import check_sampling_options, sample_next
 from .attention import Block, KVCache, PositionEncoding, TransformerConfig, init_transformer_weights
 from .core import NeuralLM
 
@@ -106,60 +105,47 @@ class GPTLM(NeuralLM):
 
     # ---- sampling with the KV cache --------------------------------------------------------------
 
-    @torch.no_grad()
-    def generate(
-        self,
-        prompt: str = "",
-        max_tokens: int = 50,
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        use_cache: bool = True,
-    ) -> str:
-        """Sample a continuation of `prompt` (stops at end-of-line); returns prompt + continuation.
+    def next_logprobs_incremental(self, context_ids) -> Generator[np.ndarray, int, None]:
+        """The distributions `next_logprobs` gives along a growing text, one position per token.
 
-        Draws the same tokens as the generic `LanguageModel.generate` (use_cache=False) for the
-        same seed, but keeps each layer's keys and values so each new token runs one position.
-        Once start + prompt + continuation exceed `context`, the model sees the last `context`
-        tokens, exactly as `next_logprobs` does, so each step then recomputes that window.
+        Yields log P(next | start, context_ids) (V,); `send(token)` appends a token and yields
+        the distribution after it. Each layer's keys and values are kept, so each sent token
+        costs one position. Once start + text exceed `context`, the model sees the last `context`
+        tokens, exactly as `next_logprobs` does (a note says so once), and every step then
+        recomputes that window: learned and sinusoidal positions are absolute, so a cache made
+        at other positions cannot be reused.
         """
-        if not use_cache:
-            return super().generate(
-                prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
-            )
-        tokenizer = self._check_fitted()
-        check_sampling_options(temperature, top_k, top_p)
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-            raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+        if not getattr(self, "_use_cache", True):
+            yield from super().next_logprobs_incremental(context_ids)
+            return
         module = self._fitted_module()
         module.eval()
-        rng = np.random.default_rng(seed)
         window = self.config.context
-        sequence = [tokenizer.vocab.bos_id, *self.encode_context(prompt)]
-        if len(sequence) > window and max_tokens:
-            note(f"the context has {len(sequence)} tokens; {self.name} sees the last {window}")
-        generated: list[int] = []
+        sequence = [self._check_fitted().vocab.bos_id, *[int(i) for i in context_ids]]
         past: list[KVCache] | None = None
-        for _ in range(max_tokens):
-            if past is None or len(sequence) > window:
-                # Fill the cache from scratch with the visible window (the prompt, or the last
-                # `window` tokens once the text outgrows the context).
-                feed = torch.tensor([sequence[-window:]], device=self.device)  # (1, T)
-                logits, past = module.forward_cached(feed, None)
-            else:
-                feed = torch.tensor([sequence[-1:]], device=self.device)  # (1, 1): only the new token
-                logits, past = module.forward_cached(feed, past)
-            logprobs = torch.log_softmax(logits[0, -1].float(), dim=-1).double().cpu().numpy()  # (V,)
-            token = sample_next(logprobs, rng, temperature, top_k, top_p)
-            if token == tokenizer.vocab.eos_id:
-                break
-            generated.append(token)
-            sequence.append(token)
-        continuation = tokenizer.decode(generated)
-        separator = " " if tokenizer.level == "word" and prompt and continuation else ""
-        return prompt + separator + continuation
+        noted = False
+        while True:
+            if len(sequence) > window and not noted:
+                note(f"the context has {len(sequence)} tokens; {self.name} sees the last {window}")
+                noted = True
+            with torch.inference_mode():
+                if past is None or len(sequence) > window:
+                    feed = torch.tensor([sequence[-window:]], device=self.device)  # (1, T): the visible window
+                    logits, past = module.forward_cached(feed, None)
+                else:
+                    feed = torch.tensor([sequence[-1:]], device=self.device)  # (1, 1): only the new token
+                    logits, past = module.forward_cached(feed, past)
+            token = yield torch.log_softmax(logits[0, -1].float(), dim=-1).double().cpu().numpy()  # (V,)
+            sequence.append(int(token))
+
+    def generate(self, prompt: str = "", max_tokens: int = 50, *, use_cache: bool = True, **sampling) -> str:
+        """`LanguageModel.generate` through the KV cache; use_cache=False recomputes the prefix for
+        every token (the same seed draws the same tokens either way, only slower)."""
+        self._use_cache = use_cache
+        try:
+            return super().generate(prompt, max_tokens, **sampling)
+        finally:
+            self._use_cache = True
 
     # ---- inspection ------------------------------------------------------------------------------
 

@@ -28,11 +28,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
 from .core import NeuralConfig, NeuralLM
-from .data import IGNORE, Batch, LineBatches, StreamBatches
+from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
 
+SCORE_LINES = 64  # lines per scoring batch
+SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (n_layer, B, hidden)
 
 
@@ -85,12 +88,19 @@ class LSTMModule(nn.Module):
                 with torch.no_grad():
                     bias[config.hidden : 2 * config.hidden].fill_(1.0)
 
-    def run(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def encode(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> the output-side vectors (B, T, n_embd) and the state after the last step."""
         x = self.drop(self.token_embedding(idx))  # (B, T, n_embd)
         h, state = self.lstm(x, state)  # (B, T, hidden); state: (n_layer, B, hidden) twice
-        h = self.projection(self.drop(h))  # (B, T, n_embd)
-        logits = F.linear(h, self.token_embedding.weight, self.output_bias)  # (B, T, V)
-        return logits, state
+        return self.projection(self.drop(h)), state  # (B, T, n_embd)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Output-side vectors (..., n_embd) -> next-token logits (..., V), through the tied matrix."""
+        return F.linear(h, self.token_embedding.weight, self.output_bias)
+
+    def run(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        h, state = self.encode(idx, state)
+        return self.logits(h), state  # (B, T, V)
 
     def forward(self, idx: torch.Tensor, state: State | None = None) -> torch.Tensor:
         return self.run(idx, state)[0]
@@ -138,15 +148,18 @@ class LSTMLM(NeuralLM):
         return super().training_batch(data, step)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """Mean cross-entropy; a batch that continues the previous one starts from its final state."""
+        """Mean cross-entropy over the real targets; a batch that continues the previous one
+        starts from its final state."""
         module = self._fitted_module()
         device = self.device
         state = self._carried if batch.continues else None
         if state is not None and state[0].shape[1] != batch.inputs.shape[0]:
             state = None
-        logits, state = module.run(batch.inputs.to(device), state)  # (B, T, V)
+        h, state = module.encode(batch.inputs.to(device), state)  # (B, T, n_embd)
         self._carried = (state[0].detach(), state[1].detach())  # no gradient flows into the past
-        return F.cross_entropy(logits.flatten(0, 1), batch.targets.to(device).flatten(), ignore_index=IGNORE)
+        targets = batch.targets.to(device)  # (B, T)
+        real = targets != IGNORE  # padded positions never reach the (costly) output layer
+        return F.cross_entropy(module.logits(h[real]), targets[real])  # logits (N, V)
 
     def training_state(self) -> dict[str, torch.Tensor]:
         """The carried BPTT state, for a training checkpoint (empty when there is none)."""
@@ -170,6 +183,50 @@ class LSTMLM(NeuralLM):
     # ---- scoring -------------------------------------------------------------------------------
 
     @torch.no_grad()
+    def target_logprobs(self, h: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        """log P(targets[i]) from output-side vectors h (N, n_embd), in slices that bound the
+        (rows, V) logits held at once; float64 (N,)."""
+        module = self._fitted_module()
+        rows = max(1, SCORE_LOGITS // len(self.tokenizer.vocab))
+        out = []
+        for begin in range(0, len(h), rows):
+            logprobs = torch.log_softmax(module.logits(h[begin : begin + rows]).float(), dim=-1)  # (rows, V)
+            out.append(logprobs.gather(-1, targets[begin : begin + rows, None])[:, 0])
+        return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
+
+    @torch.no_grad()
+    def score_many(self, lines: list[np.ndarray], progress: bool | None = False) -> list[np.ndarray]:
+        """score_ids for any number of lines: batches of lines of similar length (little padding),
+        the output layer run on real positions only."""
+        vocab = self._check_fitted().vocab
+        module = self._fitted_module()
+        module.eval()
+        device = self.device
+        order = np.argsort([len(line) for line in lines], kind="stable")
+        results: list[np.ndarray | None] = [None] * len(lines)
+        for begin in tqdm(range(0, len(lines), SCORE_LINES), desc=f"scoring {self.name}", unit="batch",
+                          disable=True if progress is False else None, leave=False):
+            rows = order[begin : begin + SCORE_LINES]
+            full = [np.concatenate([[vocab.bos_id], np.asarray(lines[i], dtype=np.int64), [vocab.eos_id]])
+                    for i in rows]
+            inputs = torch.from_numpy(pad_rows([line[:-1] for line in full], vocab.pad_id)).to(device)  # (B, T)
+            targets = torch.from_numpy(pad_rows([line[1:] for line in full], IGNORE)).to(device)  # (B, T)
+            real = targets != IGNORE
+            h, _ = module.encode(inputs)  # (B, T, n_embd)
+            scores = self.target_logprobs(h[real], targets[real])  # row by row
+            for i, row_scores in zip(rows, np.split(scores, np.cumsum([len(line) - 1 for line in full])[:-1])):
+                results[i] = row_scores
+        return results
+
+    def score_ids(self, batch) -> list[np.ndarray]:
+        return self.score_many(list(batch))
+
+    def score_lines(self, flat, lengths, *, progress: bool | None = None) -> np.ndarray:
+        lines = np.split(np.asarray(flat, dtype=np.int64), np.cumsum(lengths)[:-1]) if len(lengths) else []
+        scored = self.score_many(lines, progress)
+        return np.concatenate(scored) if scored else np.zeros(0)
+
+    @torch.no_grad()
     def score_stream(self, ids) -> np.ndarray:
         """log P of each token of a stream, run in chunks of `context` tokens carrying (h, c)."""
         vocab = self._check_fitted().vocab
@@ -181,9 +238,8 @@ class LSTMLM(NeuralLM):
         state, scored = None, []
         for start in range(0, len(inputs), self.config.context):
             chunk = slice(start, start + self.config.context)
-            logits, state = module.run(inputs[None, chunk], state)  # (1, L, V)
-            logprobs = torch.log_softmax(logits[0].float(), dim=-1)  # (L, V)
-            scored.append(logprobs.gather(-1, targets[chunk, None])[:, 0].double().cpu().numpy())
+            h, state = module.encode(inputs[None, chunk], state)  # (1, L, n_embd)
+            scored.append(self.target_logprobs(h[0], targets[chunk]))
         return np.concatenate(scored) if scored else np.zeros(0)
 
     @torch.no_grad()

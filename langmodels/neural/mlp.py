@@ -7,13 +7,16 @@ through one tanh hidden layer (and optionally a direct linear path) to a softmax
     y = b + W x + U tanh(d + H x)                 Bengio et al. 2003, eq. 1 (W = 0 without `direct`)
     P(w_t | window) = softmax(y)
 
-The forward pass gives the logits of every position at once: the windows are cut from the
-(B, T) ids with one `unfold`, so scoring and training see the same vectorised computation.
-Positions before the first input are <pad>: a line starts with <s>, so the first window of a
-line is (<pad>, ..., <pad>, <s>) and the model knows it is at the start. A window cut out of
-the middle of a stream also begins with <pad> positions in training; in scoring, the core's
-half-overlapping windows keep only positions with a full window of real tokens (hence the check
-context >= 2 * (order - 1)).
+The forward pass gives the logits of every position of (B, T) ids at once, the windows cut
+with one `unfold`. Positions before the first input are <pad>: a line starts with <s>, so the
+first window of a line is (<pad>, ..., <pad>, <s>) and the model knows it is at the start.
+
+Since a prediction needs only its window, training and scoring never pay for padding: the loss
+runs the hidden and output layers on the real targets of a batch only, and scoring cuts one
+window per target straight from the lines or the stream (numpy's sliding_window_view), so a
+line or stream of any length is scored exactly, in batches of windows, with no overlap. The
+`context` setting is only the length of the training windows cut from a stream; their first
+order-2 positions see <pad> where the stream had tokens (lines are trained whole).
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..tokenizers import Vocabulary
 from .core import NeuralConfig, NeuralLM
-from .data import LineBatches
+from .data import IGNORE, Batch, LineBatches
+
+SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 
 
 @dataclass
@@ -48,11 +55,6 @@ class MLPConfig(NeuralConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.context < 2 * (self.order - 1):
-            raise ConfigError(
-                f"context must be >= 2 * (order - 1) = {2 * (self.order - 1)} so windowed scoring keeps "
-                f"every token's full window, got {self.context!r}"
-            )
 
 
 def whole_lines(tokenizer, lines) -> LineBatches:
@@ -61,6 +63,11 @@ def whole_lines(tokenizer, lines) -> LineBatches:
     vocab = tokenizer.vocab
     longest = int(lengths.max()) + 1 if len(lengths) else 1  # <s> + the line's tokens as inputs
     return LineBatches(flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=longest)
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ..., n-1 for each length n, concatenated."""
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 class MLPModule(nn.Module):
@@ -77,17 +84,22 @@ class MLPModule(nn.Module):
         self.direct = nn.Linear(width, vocab_size, bias=False) if config.direct else None  # W
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        B, T = idx.shape
+    def windows(self, idx: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> (B, T, window): position t holds idx[t-window+1 .. t], <pad> before 0."""
         padded = F.pad(idx, (self.window - 1, 0), value=self.pad_id)  # (B, T + window - 1)
-        windows = padded.unfold(1, self.window, 1)  # (B, T, window): position t sees idx[t-window+1 .. t]
-        x = self.token_embedding(windows).reshape(B, T, -1)  # (B, T, window * n_embd)
-        x = self.drop(x)
-        h = self.drop(torch.tanh(self.hidden(x)))  # (B, T, hidden)
-        logits = self.output(h)  # (B, T, V)
+        return padded.unfold(1, self.window, 1)  # (B, T, window)
+
+    def predict(self, windows: torch.Tensor) -> torch.Tensor:
+        """windows (..., window) -> next-token logits (..., V)."""
+        x = self.drop(self.token_embedding(windows).flatten(-2))  # (..., window * n_embd)
+        h = self.drop(torch.tanh(self.hidden(x)))  # (..., hidden)
+        logits = self.output(h)  # (..., V)
         if self.direct is not None:
             logits = logits + self.direct(x)
         return logits
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.predict(self.windows(idx))  # (B, T, V)
 
 
 class MLPLM(NeuralLM):
@@ -109,6 +121,70 @@ class MLPLM(NeuralLM):
         if mode == "stream":
             return super().training_data(lines, mode)
         return whole_lines(self.tokenizer, lines)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean cross-entropy over the real targets only: padded positions never reach the
+        hidden and output layers (most of a batch of lines of mixed lengths is padding)."""
+        module = self._fitted_module()
+        device = self.device
+        targets = batch.targets.to(device)  # (B, T)
+        real = targets != IGNORE
+        windows = module.windows(batch.inputs.to(device))[real]  # (N, window)
+        return F.cross_entropy(module.predict(windows), targets[real])  # logits (N, V)
+
+    # ---- scoring: one window per target, no padding, any length exact ----------------------------
+
+    @torch.no_grad()
+    def window_logprobs(self, windows: np.ndarray, targets: np.ndarray, progress: bool | None = False) -> np.ndarray:
+        """log P(targets[i] | windows[i]) for windows (N, order-1) and targets (N,), float64."""
+        module = self._fitted_module()
+        module.eval()
+        device = self.device
+        rows = max(1, SCORE_LOGITS // len(self.tokenizer.vocab))  # bounds the (rows, V) logits
+        out = np.empty(len(targets))
+        for begin in tqdm(range(0, len(targets), rows), desc=f"scoring {self.name}", unit="batch",
+                          disable=True if progress is False else None, leave=False):
+            end = begin + rows
+            logits = module.predict(torch.tensor(windows[begin:end], device=device)).float()  # (rows, V)
+            picked = torch.from_numpy(targets[begin:end]).to(device)[:, None]  # (rows, 1)
+            out[begin:end] = torch.log_softmax(logits, dim=-1).gather(-1, picked)[:, 0].double().cpu().numpy()
+        return out
+
+    def line_windows(self, flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The window and target of every prediction of many lines: per line, <s> then each token
+        is an input (its window ends there), and the targets are the tokens then </s>."""
+        vocab = self._check_fitted().vocab
+        w = self.config.order - 1
+        flat, lengths = np.asarray(flat, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+        sizes = lengths + w  # per line: w-1 <pad>, <s>, its tokens
+        starts = np.cumsum(sizes) - sizes
+        sequence = np.full(int(sizes.sum()), vocab.pad_id, dtype=np.int64)
+        sequence[starts + w - 1] = vocab.bos_id
+        sequence[np.repeat(starts + w, lengths) + _offsets(lengths)] = flat
+        n_targets = lengths + 1
+        ends = np.repeat(starts + w - 1, n_targets) + _offsets(n_targets)  # each window's last input
+        windows = sliding_window_view(sequence, w)[ends - w + 1]  # (N, w)
+        return windows, np.insert(flat, np.cumsum(lengths), vocab.eos_id)
+
+    def score_lines(self, flat, lengths, *, progress: bool | None = None) -> np.ndarray:
+        windows, targets = self.line_windows(flat, lengths)
+        return self.window_logprobs(windows, targets, progress)
+
+    def score_ids(self, batch) -> list[np.ndarray]:
+        lines = [np.asarray(ids, dtype=np.int64) for ids in batch]
+        lengths = np.array([len(ids) for ids in lines], dtype=np.int64)
+        if not len(lines):
+            return []
+        scores = self.score_lines(np.concatenate(lines), lengths, progress=False)
+        return np.split(scores, np.cumsum(lengths + 1)[:-1])
+
+    def score_stream(self, ids) -> np.ndarray:
+        vocab = self._check_fitted().vocab
+        w = self.config.order - 1
+        ids = np.asarray(ids, dtype=np.int64)
+        sequence = np.concatenate([np.full(w - 1, vocab.pad_id), [vocab.bos_id], ids]).astype(np.int64)
+        windows = sliding_window_view(sequence, w)[: len(ids)]  # window i ends at input i (<s> first)
+        return self.window_logprobs(windows, ids)
 
     @torch.no_grad()
     def next_logprobs(self, context_ids) -> np.ndarray:

@@ -1,0 +1,153 @@
+"""How fast the neural family trains and generates on this machine, against its float32 peak.
+
+Not a test: every figure is measured in this run and printed with the target it is held to.
+
+    a. float32 matmul peak (GFLOP/s) with 1 and 2 threads: the yardstick for the shares below.
+    b. GPT at nanoGPT's 'baby GPT' configuration (4 layers, 4 heads, 128 wide, block 64, batch 12)
+       on Tiny Shakespeare characters: training tokens/s and the share of the peak it uses,
+       counting 6 x parameters + 12 x layers x width x block FLOPs per token (Kaplan et al. 2020;
+       nanoGPT's estimate_mfu). Target: nanoGPT's 14,800 tokens/s here (about 37 % of peak).
+    c. LSTM 2x200 at batch 20, BPTT 35 on Brown words as a stream, one thread: tokens/s.
+       Target: twice the PyTorch word_language_model example's 2,100 tokens/s.
+    d. GPT generation of 256 tokens with the KV cache against recomputing the prefix.
+       Target: at least 5x faster per token.
+
+    python benchmarks/neural_speed.py [--steps N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # measure this checkout, installed or not
+
+from langmodels import corpora  # noqa: E402
+from langmodels.neural.gpt import GPTLM  # noqa: E402
+from langmodels.neural.lstm import LSTMLM  # noqa: E402
+
+NANOGPT_TOKENS_PER_SECOND = 14_800
+PYTORCH_EXAMPLE_LSTM_TOKENS_PER_SECOND = 2_100
+TARGET_KV_SPEEDUP = 5.0
+
+
+def matmul_gflops(threads: int, size: int = 1024, repeats: int = 20) -> float:
+    """Best-of float32 square matmul throughput with `threads` torch threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    torch.set_num_threads(previous)
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def training_throughput(model, train, steps: int) -> dict:
+    """Tokens per second over `steps` training steps after a short warm-up (no validation)."""
+    model.fit(train, max_steps=steps, progress=False)
+    curve = model.curve_[-1]
+    return {"steps": curve["step"], "tokens": curve["tokens"], "seconds": curve["seconds"],
+            "tokens_per_second": curve["tokens"] / curve["seconds"]}
+
+
+def parameters(model) -> int:
+    return sum(p.numel() for p in model.module_.parameters())
+
+
+def section_gpt(shakespeare, steps: int, peak: float) -> dict:
+    model = GPTLM(n_layer=4, n_head=4, n_embd=128, context=64, batch_size=12, dropout=0.0,
+                  eval_every=10**9, threads=2)
+    result = training_throughput(model, shakespeare.train, steps)
+    n_params = parameters(model)
+    flops_per_token = 6 * n_params + 12 * 4 * 128 * 64
+    result.update(parameters=n_params, flops_per_token=flops_per_token,
+                  share_of_peak=flops_per_token * result["tokens_per_second"] / (peak * 1e9),
+                  ratio_to_nanogpt=result["tokens_per_second"] / NANOGPT_TOKENS_PER_SECOND)
+    result["kv_cache"] = kv_cache_speedup(shakespeare)
+    return result
+
+
+def kv_cache_speedup(shakespeare, tokens: int = 256, repeats: int = 3) -> dict:
+    """Seconds per generated token with and without the cache (same seed, same tokens), for the
+    baby GPT with a context long enough to hold all `tokens` (past it the cache cannot be used)."""
+    model = GPTLM(n_layer=4, n_head=4, n_embd=128, context=tokens + 64, batch_size=12, dropout=0.0,
+                  eval_every=10**9, threads=2).fit(shakespeare.train, max_steps=5, progress=False)
+    times = {}
+    for use_cache in (True, False):
+        times[use_cache] = statistics.median(
+            _timed(lambda cached=use_cache: model.generate("", tokens, seed=0, use_cache=cached))
+            for _ in range(repeats)
+        )
+    produced = len(model.tokenizer.encode(model.generate("", tokens, seed=0)))
+    return {"tokens": produced, "cached_seconds_per_token": times[True] / max(produced, 1),
+            "uncached_seconds_per_token": times[False] / max(produced, 1), "speedup": times[False] / times[True]}
+
+
+def section_lstm(brown, steps: int) -> dict:
+    stream = corpora.Split(list(brown.train), name="train", corpus="brown", level="word", mode="stream")
+    model = LSTMLM(n_layer=2, hidden=200, n_embd=200, batch_size=20, context=35, dropout=0.2,
+                   eval_every=10**9, threads=1)
+    result = training_throughput(model, stream, steps)
+    result.update(parameters=parameters(model),
+                  ratio_to_pytorch_example=result["tokens_per_second"] / PYTORCH_EXAMPLE_LSTM_TOKENS_PER_SECOND)
+    return result
+
+
+def run(steps: int) -> dict:
+    figures = {"threads_default": torch.get_num_threads(),
+               "peak_gflops": {1: matmul_gflops(1), 2: matmul_gflops(2)}}
+    figures["gpt_baby"] = section_gpt(corpora.load("shakespeare"), steps, figures["peak_gflops"][2])
+    figures["lstm_2x200"] = section_lstm(corpora.load("brown"), steps)
+    return figures
+
+
+def report(figures: dict) -> None:
+    peak = figures["peak_gflops"]
+    gpt, lstm = figures["gpt_baby"], figures["lstm_2x200"]
+    kv = gpt["kv_cache"]
+    rows = [
+        ("float32 matmul peak, 1 thread", f"{peak[1]:.0f} GFLOP/s", ""),
+        ("float32 matmul peak, 2 threads", f"{peak[2]:.0f} GFLOP/s", ""),
+        ("GPT baby: training tokens/s", f"{gpt['tokens_per_second']:,.0f}",
+         f"target >= {NANOGPT_TOKENS_PER_SECOND:,} (nanoGPT): {gpt['ratio_to_nanogpt']:.2f}x"),
+        ("GPT baby: share of 2-thread peak", f"{gpt['share_of_peak']:.0%}", "target ~37 %, aim 50 %"),
+        ("LSTM 2x200: training tokens/s (1 thread)", f"{lstm['tokens_per_second']:,.0f}",
+         (f"target >= {2 * PYTORCH_EXAMPLE_LSTM_TOKENS_PER_SECOND:,}: "
+          f"{lstm['ratio_to_pytorch_example']:.2f}x the PyTorch example")),
+        ("GPT generation, ms/token cached", f"{kv['cached_seconds_per_token'] * 1e3:.2f}", ""),
+        ("GPT generation, ms/token uncached", f"{kv['uncached_seconds_per_token'] * 1e3:.2f}", ""),
+        ("KV-cache speed-up", f"{kv['speedup']:.1f}x", f"target >= {TARGET_KV_SPEEDUP:.0f}x"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>14}  {target}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=100, help="training steps per throughput measurement")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    figures = run(args.steps)
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
