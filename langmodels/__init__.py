@@ -18,6 +18,15 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ArpaLM", "BigramLM", "GPTLM", "LSTMLM", "LanguageModel", "MLPLM", "MaskedLM", "NGramLM", "TrigramLM",
-    "__version__", "load",
+    "GPTLM",
+    "LSTMLM",
+    "MLPLM",
+    "ArpaLM",
+    "BigramLM",
+    "LanguageModel",
+    "MaskedLM",
+    "NGramLM",
+    "TrigramLM",
+    "__version__",
+    "load",
 ]

@@ -286,7 +286,6 @@ def bad_files(work, trigram):
 
 BAD_INPUTS = {
     "unknown model": (["train", "transformer", "--corpus", "{small}", "--out", "{out}"], ["transformer"]),
-    "bench not yet available": (["bench", "{small}", "--out", "{out}"], ["bench", "not available"]),
     "unknown corpus": (["train", "bigram", "--corpus", "wikitext", "--out", "{out}"], ["wikitext"]),
     "missing path": (["train", "bigram", "--corpus", "{nofile}", "--out", "{out}"], ["no-such-file.txt"]),
     "empty file": (["train", "bigram", "--corpus", "{empty}", "--out", "{out}"], ["empty.txt", "empty"]),
@@ -454,7 +453,7 @@ def test_fill_mask_on_the_command_line(capsys, tmp_path, small):
     out = tmp_path / "bert"
     assert run(capsys, "train", "bert", "--corpus", small, "--out", out, "--max-seconds", "1",
                *tiny_settings("bert"))[0] == 0
-    code, stdout, err = run(capsys, "fill-mask", out, "the [MASK] sat", "-k", "3")
+    code, stdout, _ = run(capsys, "fill-mask", out, "the [MASK] sat", "-k", "3")
     rows = [line.split("\t") for line in stdout.splitlines()]
     assert code == 0 and len(rows) == 3 and all(row[0] == "1" for row in rows)
     probabilities = [float(row[2]) for row in rows]
