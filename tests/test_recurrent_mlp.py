@@ -16,7 +16,7 @@ from langmodels.neural.core import NeuralLM
 from langmodels.neural.data import StreamBatches
 from langmodels.neural.lstm import LSTMLM
 from langmodels.neural.mlp import MLPLM
-from langmodels.tokenizers import CharTokenizer, WordTokenizer
+from langmodels.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 
 TOY = [
     "the cat sat on the mat",
@@ -320,10 +320,15 @@ def test_embeddings_are_the_tied_output_for_the_lstm():
     assert len(model.embeddings().nearest("cat", k=3)) == 3
 
 
-def test_character_tokenizer_lines():
-    model = untrained(MLPLM, lines=TOY, tokenizer=CharTokenizer())
-    scores = model.score_ids([ids_of(model, "a cat")])[0]
-    assert scores.shape == (6,) and np.all(scores < 0)
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize(("tokenizer", "kind"), [("char", CharTokenizer), ("bpe", BPETokenizer)])
+def test_character_and_bpe_tokenizers(cls, tokenizer, kind):
+    model = trained(cls, TOY, steps=5, tokenizer=tokenizer, bpe_vocab_size=280)
+    assert isinstance(model.tokenizer, kind)
+    ids = ids_of(model, "a cat")
+    scores = model.score_ids([ids])[0]
+    assert scores.shape == (len(ids) + 1,) and np.all(scores < 0)
+    assert model.generate("the", 5, seed=0).startswith("the")
 
 
 # ---- bad input ---------------------------------------------------------------------------------

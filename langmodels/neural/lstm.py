@@ -9,9 +9,10 @@ the output side to be n_embd wide: when `hidden` differs from `n_embd` a linear 
 (hidden -> n_embd) sits between the last LSTM layer and the output; when they are equal P is
 the identity and there is no extra layer.
 
-The context is unbounded: the state carries every earlier token. Scoring a line runs it in one
-pass; scoring a stream runs it in chunks of `context` tokens carrying (h, c) from chunk to chunk,
-so memory stays bounded (the (T, V) logits of a chunk) and every token keeps its whole history.
+The context is unbounded: the state carries every earlier token. Lines are scored whole, in
+batches of lines of similar length (little padding); a stream is scored in chunks of `context`
+tokens carrying (h, c) from chunk to chunk, so memory stays bounded and every token keeps its
+whole history. The output layer only ever runs on real (unpadded) positions.
 Training on a stream reads it as `batch_size` parallel columns in consecutive windows of
 `context` tokens, carrying the detached state from one step to the next (truncated
 backpropagation through time, Zaremba et al. 2014). Training on lines reads each line whole (as

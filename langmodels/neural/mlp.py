@@ -42,7 +42,7 @@ SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 class MLPConfig(NeuralConfig):
     order: int = 5  # n of the n-gram: each prediction reads the order-1 previous tokens
     n_embd: int = 64  # embedding width per token (m in the paper)
-    hidden: int = 512  # tanh hidden units (h in the paper)
+    hidden: int = 256  # tanh hidden units (h in the paper); the hidden x V output layer is most of the cost
     direct: bool = False  # the paper's direct connections from the embeddings to the output (W)
     dropout: float = 0.1  # on the concatenated embeddings and the hidden layer, in training only
 
