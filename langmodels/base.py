@@ -91,11 +91,14 @@ class LanguageModel(ABC):
         any number of lines in one array operation override this.
         """
         lines = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
-        scored = []
+        by_length = np.argsort(lengths, kind="stable")  # batches of similar lengths pad little
+        scored: list = [None] * len(lines)
         step = self.score_batch_lines
         for begin in tqdm(range(0, len(lines), step), desc=f"scoring {self.name}", unit="batch",
                           disable=True if progress is False else None, leave=False):
-            scored.extend(self.score_ids(lines[begin : begin + step]))
+            chosen = by_length[begin : begin + step]
+            for index, scores in zip(chosen, self.score_ids([lines[i] for i in chosen])):
+                scored[index] = scores
         return np.concatenate(scored) if scored else np.zeros(0)
 
     def score_stream(self, ids: np.ndarray) -> np.ndarray:

@@ -216,7 +216,7 @@ def test_gpt_prompt_longer_than_the_context_is_truncated_with_a_note():
         long = model.next_logprobs(ids)
     # what it sees is the last 6 tokens (no <s>): the same as the module on that window
     window = torch.tensor([ids[-6:]])
-    expected = torch.log_softmax(model.module_(window)[0, -1].double(), -1).detach().numpy()
+    expected = model.log_softmax(model.module_(window)[0, -1]).double().detach().numpy()
     np.testing.assert_allclose(long, expected, atol=1e-6)
     with pytest.warns(LangmodelsWarning, match="sees the last 6"):
         model.generate("the cat sat on the mat the dog", max_tokens=2, seed=0)
@@ -408,7 +408,7 @@ def one_at_a_time_pll(model, ids):
         copy[p - start] = vocab.mask_id
         with torch.no_grad():
             logits = model.module_(torch.tensor([copy]))[0, p - start]
-        terms.append(torch.log_softmax(logits.double(), -1)[sequence[p]].item())
+        terms.append(model.log_softmax(logits).double()[sequence[p]].item())
     return np.array(terms)
 
 

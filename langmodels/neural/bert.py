@@ -32,7 +32,7 @@ from ..sampling import check_sampling_options, sample_next
 from ..tokenizers import Vocabulary
 from .attention import Block, PositionEncoding, TransformerConfig, init_transformer_weights
 from .core import NeuralLM
-from .data import IGNORE, Batch, LineBatches, StreamBatches
+from .data import IGNORE, Batch
 
 # Markers a user may write for the token to fill in `fill_mask`.
 MASK_MARKER = re.compile(r"\[MASK\]|<mask>")
@@ -196,16 +196,12 @@ class MaskedLM(NeuralLM):
 
     # ---- training ------------------------------------------------------------------------------
 
-    def training_data(self, lines, mode: str):
-        """As the core's, but rows are one token longer (<s> .. </s> whole), so pieces are cut to
+    def stream_block(self) -> int:
+        """Rows are one token longer than their predictions (<s> .. </s> whole), so windows hold
         context - 1 predictions to fit the encoder's `context` positions."""
-        vocab = self.tokenizer.vocab
-        if mode == "stream":
-            return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.config.context - 1)
-        flat, lengths = self.tokenizer.encode_lines(list(lines))
-        return LineBatches(
-            flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=self.config.context - 1
-        )
+        return self.config.context - 1
+
+    line_pieces = stream_block
 
     def training_batch(self, data, step: int) -> Batch:
         """The step's rows (drawn from (seed, step) as for every model), masked from (seed, step)."""
@@ -278,7 +274,7 @@ class MaskedLM(NeuralLM):
         masked[index, positions] = Vocabulary.mask_id
         h, _ = module.hidden(torch.from_numpy(masked).to(self.device))  # (R, W, C)
         logits = module.head(h[torch.from_numpy(index), torch.from_numpy(positions)]).float()  # (R, V)
-        logprobs = torch.log_softmax(logits, dim=-1)
+        logprobs = self.log_softmax(logits)
         return logprobs.gather(1, true[:, None])[:, 0].double().cpu().numpy()
 
     def _pll(self, sequences: list[np.ndarray]) -> list[np.ndarray]:
@@ -340,7 +336,7 @@ class MaskedLM(NeuralLM):
         module.eval()
         h, _ = module.hidden(torch.tensor([sequence], device=self.device))  # (1, T, C)
         logits = module.head(h[0, positions]).float()  # (P, V)
-        return torch.log_softmax(logits, dim=-1).double().cpu()
+        return self.log_softmax(logits).double().cpu()
 
     def next_logprobs(self, context_ids) -> np.ndarray:
         """The distribution at a <mask> after <s> + context and before </s>.

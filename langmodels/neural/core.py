@@ -124,14 +124,23 @@ class NeuralLM(LanguageModel):
     def device(self) -> torch.device:
         return next(self._fitted_module().parameters()).device
 
+    def stream_block(self) -> int:
+        """Inputs per training window cut from a stream."""
+        return self.config.context
+
+    def line_pieces(self) -> int | None:
+        """Longest training row cut from a line (None: whole lines, for models that, unlike a
+        windowed transformer, read a line's whole history when scoring it)."""
+        return self.config.context
+
     def training_data(self, lines, mode: str):
         """LineBatches or StreamBatches over a split, in the tokenizer's ids."""
         vocab = self.tokenizer.vocab
         if mode == "stream":
-            return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.config.context)
+            return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.stream_block())
         flat, lengths = self.tokenizer.encode_lines(list(lines))
         return LineBatches(
-            flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=self.config.context
+            flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=self.line_pieces()
         )
 
     def training_batch(self, data, step: int) -> Batch:
@@ -143,6 +152,13 @@ class NeuralLM(LanguageModel):
         module = self._fitted_module()
         logits = module(batch.inputs.to(self.device))  # (B, T, V)
         return F.cross_entropy(logits.flatten(0, 1), batch.targets.to(self.device).flatten(), ignore_index=IGNORE)
+
+    def training_state(self) -> dict[str, torch.Tensor]:
+        """Tensors a run carries between steps besides the weights (the LSTM's BPTT state)."""
+        return {}
+
+    def load_training_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what training_state() gave, when a run resumes."""
 
     def validation_loss(self, lines, mode: str) -> float:
         """What early stopping watches: nats per token of one full deterministic pass over `lines`.
@@ -191,15 +207,22 @@ class NeuralLM(LanguageModel):
         self.module_.eval()
         return self
 
-    # ---- scoring -------------------------------------------------------------------------------
+    # ---- scoring ----------------------------------------------------------------------------
+
+    def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities from logits (..., V), in float32. <s>, <pad> and <mask> are
+        never the next token, so they get probability zero, as in the n-gram models."""
+        vocab = self._check_fitted().vocab
+        logits = logits.float().clone()
+        logits[..., [vocab.bos_id, vocab.pad_id, vocab.mask_id]] = -torch.inf
+        return torch.log_softmax(logits, dim=-1)
 
     @torch.no_grad()
     def token_logprobs(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
         """log P(targets | inputs) per position, (B, T) float64; 0 where a target is IGNORE."""
         module = self._fitted_module()
         module.eval()
-        logits = module(inputs.to(self.device)).float()  # (B, T, V)
-        logprobs = torch.log_softmax(logits, dim=-1)
+        logprobs = self.log_softmax(module(inputs.to(self.device)))  # (B, T, V)
         safe = targets.clamp(min=0).to(self.device)
         picked = logprobs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
         picked = torch.where(targets.to(self.device) == IGNORE, torch.zeros_like(picked), picked)
@@ -262,8 +285,8 @@ class NeuralLM(LanguageModel):
             sequence = sequence[-window:]
         module = self._fitted_module()
         module.eval()
-        logits = module(torch.tensor([sequence], device=self.device))[0, -1].float()
-        return torch.log_softmax(logits, dim=-1).double().cpu().numpy()
+        logits = module(torch.tensor([sequence], device=self.device))[0, -1]  # (V,)
+        return self.log_softmax(logits).double().cpu().numpy()
 
     # ---- embeddings ----------------------------------------------------------------------------
 

@@ -43,19 +43,22 @@ class LineBatches:
     """Independent lines: input <s> w1 .. wk, target w1 .. wk </s>, padded and masked.
 
     Lines longer than max_len tokens are cut into pieces of max_len; each piece after the first
-    starts from the last token of the previous piece instead of <s>.
+    starts from the last token of the previous piece instead of <s>. max_len None keeps every
+    line whole (memory: batch size x longest line x V logits).
     """
 
-    def __init__(self, flat: np.ndarray, lengths: np.ndarray, *, bos: int, eos: int, pad: int, max_len: int):
+    def __init__(self, flat: np.ndarray, lengths: np.ndarray, *, bos: int, eos: int, pad: int,
+                 max_len: int | None):
         self.pad = pad
         self.inputs: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
         for line in np.split(np.asarray(flat, dtype=np.int64), np.cumsum(lengths)[:-1]):
             full = np.concatenate([[bos], line, [eos]])
-            for start in range(0, len(full) - 1, max_len):
-                piece = full[start : start + max_len + 1]
-                self.inputs.append(piece[:-1])
-                self.targets.append(piece[1:])
+            piece = max_len or len(full)
+            for start in range(0, len(full) - 1, piece):
+                window = full[start : start + piece + 1]
+                self.inputs.append(window[:-1])
+                self.targets.append(window[1:])
         self.n_tokens = int(sum(len(t) for t in self.targets))
 
     def __len__(self) -> int:

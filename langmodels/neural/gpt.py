@@ -135,7 +135,7 @@ class GPTLM(NeuralLM):
                 else:
                     feed = torch.tensor([sequence[-1:]], device=self.device)  # (1, 1): only the new token
                     logits, past = module.forward_cached(feed, past)
-            token = yield torch.log_softmax(logits[0, -1].float(), dim=-1).double().cpu().numpy()  # (V,)
+            token = yield self.log_softmax(logits[0, -1]).double().cpu().numpy()  # (V,)
             sequence.append(int(token))
 
     def generate(self, prompt: str = "", max_tokens: int = 50, *, use_cache: bool = True, **sampling) -> str:

@@ -33,19 +33,11 @@ from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
 from .core import NeuralConfig, NeuralLM
-from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
+from .data import IGNORE, Batch, StreamBatches, pad_rows
 
 SCORE_LINES = 64  # lines per scoring batch
 SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (n_layer, B, hidden)
-
-
-def whole_lines(tokenizer, lines) -> LineBatches:
-    """Every line one training row, however long (memory: batch_size x longest line x V logits)."""
-    flat, lengths = tokenizer.encode_lines(list(lines))
-    vocab = tokenizer.vocab
-    longest = int(lengths.max()) + 1 if len(lengths) else 1  # <s> + the line's tokens as inputs
-    return LineBatches(flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=longest)
 
 
 @dataclass
@@ -135,12 +127,10 @@ class LSTMLM(NeuralLM):
         self._carried = None
         return super().fit(train, valid, **budget)
 
-    def training_data(self, lines, mode: str):
-        """Streams as the core cuts them; lines whole, as they are scored: a line cut into pieces
+    def line_pieces(self) -> None:
+        """Lines are trained whole, as they are scored: a line cut into pieces
         would start each later piece from a fresh state and never learn long histories."""
-        if mode == "stream":
-            return super().training_data(lines, mode)
-        return whole_lines(self.tokenizer, lines)
+        return
 
     def training_batch(self, data, step: int) -> Batch:
         """Streams are read in order (truncated BPTT); lines are drawn at random as by the core."""
@@ -191,7 +181,7 @@ class LSTMLM(NeuralLM):
         rows = max(1, SCORE_LOGITS // len(self.tokenizer.vocab))
         out = []
         for begin in range(0, len(h), rows):
-            logprobs = torch.log_softmax(module.logits(h[begin : begin + rows]).float(), dim=-1)  # (rows, V)
+            logprobs = self.log_softmax(module.logits(h[begin : begin + rows]))  # (rows, V)
             out.append(logprobs.gather(-1, targets[begin : begin + rows, None])[:, 0])
         return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
 
@@ -265,4 +255,4 @@ class LSTMLM(NeuralLM):
             out, state = module.run(new, state)  # (1, L, V)
             logits = out[0, -1].float()
         self._prefix = (module, versions, sequence, state, logits)
-        return torch.log_softmax(logits, dim=-1).double().cpu().numpy()
+        return self.log_softmax(logits).double().cpu().numpy()

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..tokenizers import Vocabulary
 from .core import NeuralConfig, NeuralLM
-from .data import IGNORE, Batch, LineBatches
+from .data import IGNORE, Batch
 
 SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 
@@ -55,14 +55,6 @@ class MLPConfig(NeuralConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-
-
-def whole_lines(tokenizer, lines) -> LineBatches:
-    """Every line one training row, however long (memory: batch_size x longest line x V logits)."""
-    flat, lengths = tokenizer.encode_lines(list(lines))
-    vocab = tokenizer.vocab
-    longest = int(lengths.max()) + 1 if len(lengths) else 1  # <s> + the line's tokens as inputs
-    return LineBatches(flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=longest)
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
@@ -115,12 +107,10 @@ class MLPLM(NeuralLM):
         self.config.check()
         return MLPModule(vocab_size, self.config)
 
-    def training_data(self, lines, mode: str):
-        """Streams as the core cuts them; lines whole: a line cut into pieces would show each later
+    def line_pieces(self) -> None:
+        """Lines are trained whole, as they are scored: a line cut into pieces would show each later
         piece's first order-2 positions <pad> where scoring shows them the real tokens."""
-        if mode == "stream":
-            return super().training_data(lines, mode)
-        return whole_lines(self.tokenizer, lines)
+        return
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Mean cross-entropy over the real targets only: padded positions never reach the
@@ -147,7 +137,7 @@ class MLPLM(NeuralLM):
             end = begin + rows
             logits = module.predict(torch.tensor(windows[begin:end], device=device)).float()  # (rows, V)
             picked = torch.from_numpy(targets[begin:end]).to(device)[:, None]  # (rows, 1)
-            out[begin:end] = torch.log_softmax(logits, dim=-1).gather(-1, picked)[:, 0].double().cpu().numpy()
+            out[begin:end] = self.log_softmax(logits).gather(-1, picked)[:, 0].double().cpu().numpy()
         return out
 
     def line_windows(self, flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,4 +185,4 @@ class MLPLM(NeuralLM):
         module = self._fitted_module()
         module.eval()
         logits = module(torch.tensor([sequence], device=self.device))[0, -1].float()  # (V,)
-        return torch.log_softmax(logits, dim=-1).double().cpu().numpy()
+        return self.log_softmax(logits).double().cpu().numpy()

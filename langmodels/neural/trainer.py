@@ -25,6 +25,7 @@ from ..errors import CheckpointError, LangmodelsError
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 BEST_FILE = "best.safetensors"
+CARRIED_FILE = "carried.safetensors"  # what the model carries between steps (model.training_state())
 TRAINER_FILE = "trainer.json"
 FINAL_LR_FRACTION = 0.1
 
@@ -123,6 +124,9 @@ class Trainer:
         }
         if self.best_state is not None:
             extra[BEST_FILE] = save_safetensors(self.best_state)
+        carried = self.model.training_state()
+        if carried:
+            extra[CARRIED_FILE] = save_safetensors({k: v.detach().cpu().contiguous() for k, v in carried.items()})
         self.model.curve_ = self.curve
         self.model.save(path, extra_files=extra)
 
@@ -138,6 +142,7 @@ class Trainer:
             self.optimizer.load_state_dict(
                 _unflatten_optimizer(load_safetensors(files[OPTIMIZER_FILE]), state["optimizer"])
             )
+            self.model.load_training_state(load_safetensors(files[CARRIED_FILE]) if CARRIED_FILE in files else {})
         except (KeyError, RuntimeError, ValueError) as error:
             raise CheckpointError(f"{path}: cannot resume from it ({error})") from None
         self.step, self.tokens, self.seconds = state["step"], state["tokens"], state["seconds"]
