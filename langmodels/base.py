@@ -50,6 +50,13 @@ class NotFittedError(LangmodelsError):
     """The model has no learned state yet."""
 
 
+def check_generation_options(max_tokens, temperature, top_k, top_p) -> None:
+    """Refuse a length or sampling option that does not make sense, naming it."""
+    check_sampling_options(temperature, top_k, top_p)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+        raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+
+
 class LanguageModel(ABC):
     """A next-token distribution with one interface for every family."""
 
@@ -247,9 +254,7 @@ class LanguageModel(ABC):
     ) -> str:
         """Sample a continuation of `prompt` (stops at end-of-line); returns prompt + continuation."""
         tokenizer = self._check_fitted()
-        check_sampling_options(temperature, top_k, top_p)
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-            raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+        check_generation_options(max_tokens, temperature, top_k, top_p)
         rng = np.random.default_rng(seed)
         generated: list[int] = []
         distributions = self.next_logprobs_incremental(self.encode_context(prompt))

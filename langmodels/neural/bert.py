@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import note
+from ..base import check_generation_options, note
 from ..errors import ConfigError, LangmodelsError
-from ..sampling import check_sampling_options, sample_next
+from ..sampling import sample_next
 from ..tokenizers import Vocabulary
 from .attention import Block, PositionEncoding, TransformerConfig, init_transformer_weights
 from .core import NeuralLM
@@ -406,9 +406,7 @@ class MaskedLM(NeuralLM):
         """
         tokenizer = self._check_fitted()
         vocab = tokenizer.vocab
-        check_sampling_options(temperature, top_k, top_p)
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-            raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+        check_generation_options(max_tokens, temperature, top_k, top_p)
         rng = np.random.default_rng(seed)
         context = self.encode_context(prompt)
         if max_tokens == 0:

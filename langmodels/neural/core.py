@@ -48,6 +48,7 @@ class NeuralConfig:
     patience: int = 4  # validation passes without improvement before early stopping
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
+    dropout: float = 0.1  # where each family applies it is said in its module; training only
 
     def check(self) -> None:
         """Raise ConfigError naming the first field of the wrong type or out of range."""
@@ -69,6 +70,8 @@ class NeuralConfig:
         for name in ("warmup_steps", "weight_decay", "patience", "threads", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
 def pick_device() -> torch.device:

@@ -54,8 +54,6 @@ class LSTMConfig(NeuralConfig):
         for name in ("n_embd", "hidden", "n_layer"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
 class LSTMModule(nn.Module):

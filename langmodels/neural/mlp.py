@@ -53,8 +53,6 @@ class MLPConfig(NeuralConfig):
         for name in ("n_embd", "hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
