@@ -342,13 +342,16 @@ def cmd_train(args) -> int:
     start = time.perf_counter()
     model.fit(corpus.train, valid, **budget)
     fit_seconds = time.perf_counter() - start
-    if model.is_normalised:
+    if not model.is_normalised:
+        model.metrics_ = None
+        scored = "no valid perplexity (unnormalised scores)"
+    elif not model.is_causal:
+        model.metrics_ = None
+        scored = "valid pseudo-perplexity not computed (a pass per token: run `langmodels evaluate`)"
+    else:
         evaluation = model.evaluate(corpus.valid)
         model.metrics_ = evaluation.to_dict()
         scored = f"valid perplexity {evaluation.perplexity:.2f} ({evaluation.mode} mode)"
-    else:
-        model.metrics_ = None
-        scored = "no valid perplexity (unnormalised scores)"
     # Only now, with a fitted model, is --out touched; write_checkpoint replaces it atomically.
     model.save(out)
     print(f"{model.name} on {corpus.name}: {scored}, trained in {fit_seconds:.1f} s; saved to {out}")
