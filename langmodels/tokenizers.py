@@ -12,7 +12,7 @@ import heapq
 import json
 import re
 from collections import Counter
-from itertools import chain, pairwise, repeat
+from itertools import chain, count, pairwise, repeat
 from operator import itemgetter
 from pathlib import Path
 
@@ -253,21 +253,23 @@ class WordTokenizer(Tokenizer):
         return self._splitter()(text)
 
     def fit_encode_lines(self, lines):
-        """One pass over the words: provisional ids by first appearance, counted with bincount,
-        then renumbered into the vocabulary's order (the n-gram models' fit uses this)."""
+        """One pass over the words, all at C level: each word's provisional id is the position of
+        its first occurrence (dict.setdefault with a running count), counted with bincount, then
+        renumbered into the vocabulary's order (the n-gram models' fit uses this)."""
         self.check_params()
         per_line = list(map(self._splitter(), lines))
         lengths = np.fromiter(map(len, per_line), dtype=np.int64, count=len(per_line))
+        total = int(lengths.sum())
         first_seen: dict[str, int] = {}
-        provisional = np.fromiter(
-            (first_seen.setdefault(word, len(first_seen)) for word in chain.from_iterable(per_line)),
-            dtype=np.int64, count=int(lengths.sum()),
-        )
-        counts = np.bincount(provisional, minlength=len(first_seen))
-        self.vocab = Vocabulary.from_counts(dict(zip(first_seen, counts.tolist())), min_count=self.min_count,
-                                            max_size=self.max_size)
-        renumber = np.fromiter(map(self.vocab._index.get, first_seen, repeat(self.vocab.unk_id)),
-                               dtype=np.int64, count=len(first_seen))
+        provisional = np.fromiter(map(first_seen.setdefault, chain.from_iterable(per_line), count()),
+                                  dtype=np.int64, count=total)
+        counts = np.bincount(provisional, minlength=total)
+        firsts = np.fromiter(first_seen.values(), dtype=np.int64, count=len(first_seen))
+        self.vocab = Vocabulary.from_counts(dict(zip(first_seen, counts[firsts].tolist())),
+                                            min_count=self.min_count, max_size=self.max_size)
+        renumber = np.zeros(max(total, 1), dtype=np.int64)
+        renumber[firsts] = np.fromiter(map(self.vocab._index.get, first_seen, repeat(self.vocab.unk_id)),
+                                       dtype=np.int64, count=len(first_seen))
         return renumber[provisional], lengths
 
     def encode_lines(self, lines):
