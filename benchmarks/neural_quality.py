@@ -36,13 +36,13 @@ RUNS = {
         "warmup_steps": 100, "eval_every": 500}),
     "lstm-brown": (LSTMLM, "brown", {
         "n_layer": 2, "n_embd": 256, "hidden": 256, "dropout": 0.3, "batch_size": 32, "lr": 3e-3,
-        "warmup_steps": 100, "eval_every": 300}),
+        "warmup_steps": 100, "eval_every": 400}),
     "gpt-brown": (GPTLM, "brown", {
         "n_layer": 4, "n_head": 4, "n_embd": 256, "context": 96, "batch_size": 32, "dropout": 0.1, "lr": 1e-3,
-        "warmup_steps": 100, "eval_every": 300}),
+        "warmup_steps": 100, "eval_every": 400}),
     "mlp-brown": (MLPLM, "brown", {
-        "order": 5, "n_embd": 64, "hidden": 256, "batch_size": 256, "dropout": 0.1, "lr": 3e-3,
-        "warmup_steps": 100, "eval_every": 300}),
+        "order": 5, "n_embd": 64, "hidden": 256, "batch_size": 64, "dropout": 0.1, "lr": 3e-3,
+        "warmup_steps": 100, "eval_every": 200}),
 }
 REFERENCE = {
     "brown": "KN order 5: 146.74 and KN order 3: 147.70 test perplexity (reports/ngram); targets: LSTM and GPT "
