@@ -16,7 +16,6 @@ from langmodels import ArpaLM, BigramLM, NGramLM, TrigramLM, corpora, load
 from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
 from langmodels.ngram.smoothing import SMOOTHINGS, DiscountFallbackWarning
 
-NORMALISED = [name for name, cls in SMOOTHINGS.items() if cls.normalised]
 TOY = [
     "the cat sat on the mat",
     "the dog sat on the log",

@@ -263,19 +263,11 @@ def test_loss_on_real_positions_equals_the_padded_cross_entropy(cls):
         torch.testing.assert_close(model.loss(batch), NeuralLM.loss(model, batch), rtol=1e-6, atol=1e-6)
 
 
-def interrupted_and_resumed(cls, data, folder, **settings):
+def interrupted_and_resumed(stop_training_at, cls, data, folder, **settings):
     """(an uninterrupted run, a run stopped at step 25 and resumed from its step-20 checkpoint)."""
     settings = {**TINY[cls], **FAST, "eval_every": 10, "dropout": 0.2, **settings}
     uninterrupted = cls(**settings).fit(data, max_steps=40, progress=False)
-    interrupted = cls(**settings)
-    real_batch = interrupted.training_batch
-
-    def stop_at_25(data, step):
-        if step == 25:
-            raise KeyboardInterrupt
-        return real_batch(data, step)
-
-    interrupted.training_batch = stop_at_25
+    interrupted = stop_training_at(cls(**settings), 25)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(data, max_steps=40, checkpoint=folder, progress=False)
     resumed = cls(**settings).fit(data, max_steps=40, checkpoint=folder, resume=True, progress=False)
@@ -283,17 +275,15 @@ def interrupted_and_resumed(cls, data, folder, **settings):
 
 
 @pytest.mark.parametrize("cls", MODELS)
-def test_resume_continues_the_same_curve_on_lines(cls, tmp_path):
-    uninterrupted, resumed = interrupted_and_resumed(cls, TOY, tmp_path / "run")
+def test_resume_continues_the_same_curve_on_lines(cls, tmp_path, stop_training_at):
+    uninterrupted, resumed = interrupted_and_resumed(stop_training_at, cls, TOY, tmp_path / "run")
     assert train_losses(resumed) == train_losses(uninterrupted)
 
 
-def test_resume_continues_the_same_curve_on_a_stream_with_the_carried_state(tmp_path):
-    if not hasattr(NeuralLM, "training_state"):
-        pytest.skip("the Trainer does not keep model.training_state() in its checkpoints yet")
+def test_resume_continues_the_same_curve_on_a_stream_with_the_carried_state(tmp_path, stop_training_at):
     text = "\n".join(TOY * 4) + "\n"
     train = Split.from_text(text, name="train", corpus="toy", level="char", mode="stream")
-    uninterrupted, resumed = interrupted_and_resumed(LSTMLM, train, tmp_path / "run", context=8)
+    uninterrupted, resumed = interrupted_and_resumed(stop_training_at, LSTMLM, train, tmp_path / "run", context=8)
     assert train_losses(resumed) == train_losses(uninterrupted)
 
 

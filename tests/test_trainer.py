@@ -77,17 +77,9 @@ def test_training_learns_and_the_curve_is_recorded():
     assert tokens == sorted(tokens) and tokens[0] > 0
 
 
-def test_resume_continues_the_same_curve(tmp_path):
+def test_resume_continues_the_same_curve(tmp_path, stop_training_at):
     uninterrupted = small().fit(TRAIN, max_steps=40, progress=False)
-    interrupted = small()
-    real_batch = interrupted.training_batch
-
-    def stop_at_25(data, step):
-        if step == 25:
-            raise KeyboardInterrupt
-        return real_batch(data, step)
-
-    interrupted.training_batch = stop_at_25
+    interrupted = stop_training_at(small(), 25)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", progress=False)
     assert load(tmp_path / "run").curve_[-1]["step"] == 20  # the checkpoint written at step 20

@@ -24,7 +24,7 @@ from ..base import LanguageModel, NotFittedError, note
 from ..corpora import split_level, split_mode, split_text
 from ..errors import CheckpointError, ConfigError, LangmodelsError
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
-from .data import IGNORE, Batch, LineBatches, StreamBatches
+from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
 
 WEIGHTS_FILE = "weights.safetensors"
 CURVE_FILE = "curve.json"
@@ -264,8 +264,8 @@ class NeuralLM(LanguageModel):
         results: list[np.ndarray | None] = [None] * len(lines)
         for begin in range(0, len(short), self.config.batch_size):
             rows = short[begin : begin + self.config.batch_size]
-            inputs = torch.from_numpy(_pad([lines[i][:-1] for i in rows], vocab.pad_id))
-            targets = torch.from_numpy(_pad([lines[i][1:] for i in rows], IGNORE))
+            inputs = torch.from_numpy(pad_rows([lines[i][:-1] for i in rows], vocab.pad_id))
+            targets = torch.from_numpy(pad_rows([lines[i][1:] for i in rows], IGNORE))
             scored = self.token_logprobs(inputs, targets)
             for row, i in enumerate(rows):
                 results[i] = scored[row, : len(lines[i]) - 1]
@@ -320,14 +320,6 @@ class NeuralLM(LanguageModel):
         self.module_ = module.to(pick_device()).eval()
         self.curve_ = json.loads(files.get(CURVE_FILE, b"[]"))
         self.mode_ = fitted.get("mode", "lines")
-
-
-def _pad(rows: list[np.ndarray], fill: int) -> np.ndarray:
-    width = max(len(row) for row in rows)
-    out = np.full((len(rows), width), fill, dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
 
 
 class Embeddings:
