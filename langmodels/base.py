@@ -30,7 +30,7 @@ from . import __version__
 from .checkpoint import read_checkpoint, write_checkpoint
 from .corpora import split_mode, split_text
 from .errors import CheckpointError, LangmodelsError
-from .metrics import Evaluation
+from .metrics import Evaluation, count_lines
 from .sampling import check_sampling_options, sample_next
 from .tokenizers import Tokenizer, tokenizer_from_dict
 
@@ -206,6 +206,7 @@ class LanguageModel(ABC):
         if mode not in ("lines", "stream"):
             raise LangmodelsError(f"unknown evaluation mode {mode!r}; use 'lines' or 'stream'")
         text = split_text(texts)
+        n_words = None
         start = time.perf_counter()
         if mode == "stream":
             targets = self._stream_ids(texts)
@@ -213,6 +214,8 @@ class LanguageModel(ABC):
         else:
             targets, lengths = tokenizer.encode_lines(list(texts))  # the </s> targets are never <unk>
             logprobs = self.score_lines(targets, lengths, progress=progress)
+            if getattr(tokenizer, "mode", None) == "whitespace":  # its tokens are the text's words
+                n_words = int(lengths.sum()) + count_lines(text)
         seconds = time.perf_counter() - start
         zero = int(np.count_nonzero(np.isneginf(logprobs)))
         if zero:
@@ -223,6 +226,7 @@ class LanguageModel(ABC):
             n_tokens=int(logprobs.size),
             text=text,
             seconds=seconds,
+            n_words=n_words,
             model=self.name,
             corpus=getattr(texts, "corpus", ""),
             split=getattr(texts, "name", ""),

@@ -61,9 +61,10 @@ class Evaluation:
     pseudo: bool = False
 
     @classmethod
-    def from_nll(cls, nll: float, *, n_tokens: int, text: str, seconds: float, **labels) -> Evaluation:
-        """Derive every normalisation from the one measured NLL."""
-        n_words, n_chars = count_words(text), len(text)
+    def from_nll(cls, nll: float, *, n_tokens: int, text: str, seconds: float, n_words: int | None = None,
+                 **labels) -> Evaluation:
+        """Derive every normalisation from the one measured NLL (n_words: pass it if already counted)."""
+        n_words, n_chars = count_words(text) if n_words is None else n_words, len(text)
         return cls(
             nll=nll,
             n_tokens=n_tokens,

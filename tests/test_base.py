@@ -12,6 +12,7 @@ import torch
 from langmodels import NGramLM, load
 from langmodels.checkpoint import read_checkpoint
 from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
+from langmodels.corpora import split_text
 from langmodels.metrics import Evaluation, bits_per_char, count_words
 from langmodels.sampling import check_sampling_options, sample_next, shape_distribution
 
@@ -50,6 +51,15 @@ def test_evaluate_counts_tokens_words_and_chars():
     assert evaluation.perplexity == pytest.approx(math.exp(-total / 10))
     assert lm.perplexity(lines) == pytest.approx(evaluation.perplexity)
     assert lm.logprob("a dog") == pytest.approx(lm.score_ids([lm.tokenizer.encode("a dog")])[0].sum())
+
+
+def test_words_counted_from_the_tokens_equal_words_counted_from_the_text():
+    # A whitespace word tokenizer's evaluate counts words from its own token counts; any other
+    # tokenizer counts them from the text. Both must agree, also on empty lines and odd spacing.
+    lines = ["the  cat\tsat", "", "  a dog  ", "the"]
+    word = NGramLM(2, "laplace").fit(TOY)
+    char = NGramLM(2, "laplace", level="char").fit(TOY)
+    assert word.evaluate(lines).n_words == char.evaluate(lines).n_words == count_words(split_text(lines)) == 6 + 4
 
 
 def test_stream_mode_scores_every_token_once_with_context_across_lines():

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from langmodels import ArpaLM, BigramLM, NGramLM, TrigramLM, corpora, load
 from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
+from langmodels.ngram.probing import ProbingIndex
 from langmodels.ngram.smoothing import SMOOTHINGS, DiscountFallbackWarning
 
 TOY = [
@@ -429,3 +430,20 @@ def test_damaged_checkpoints_are_refused_and_never_replace_a_good_one(tmp_path):
     with pytest.raises(CheckpointError, match="refusing to overwrite"):
         lm.save(other)
     assert (other / "mine.txt").read_text() == "keep me"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.sets(st.integers(0, 2**40), max_size=300),
+    absent=st.lists(st.integers(-5, 2**40), max_size=50),
+    clustered=st.booleans(),
+)
+def test_probing_index_finds_exactly_the_stored_keys(keys, absent, clustered):
+    keys = np.array(sorted(keys), dtype=np.int64)
+    if clustered:  # consecutive keys, as n-gram keys of one context are
+        keys = np.arange(keys.size, dtype=np.int64) + 7
+    index = ProbingIndex(keys)
+    query = np.concatenate([keys[::-1], np.array(absent, dtype=np.int64)])
+    expected = np.array([{int(k): i for i, k in enumerate(keys)}.get(int(q), -1) for q in query])
+    np.testing.assert_array_equal(index.find(query), expected)
+    assert np.count_nonzero(index.slots >= 0) == keys.size  # every key stored once

@@ -151,7 +151,7 @@ def read_arpa(path) -> ArpaLM:
         keys = context * size + words[:, -1]
         order = np.argsort(keys, kind="stable")
         tables.orders[-1].is_context[context] = True
-        tables.orders.append(
+        tables.append(
             OrderTable(keys[order], logprob10[order] * LN10, backoff10[order] * LN10, np.zeros(len(keys), dtype=bool))
         )
     model = ArpaLM(order=len(tables.orders), source=str(path))

@@ -204,9 +204,7 @@ class NGramLM(LanguageModel):
         tables = self._check_tables()
         arrays = {
             "support": tables.support,
-            "scalars": np.array(
-                [tables.unseen_context_logbackoff, tables.empty_logbackoff], dtype=np.float64
-            ),
+            "scalars": np.array([tables.unseen_context_logbackoff], dtype=np.float64),
         }
         for n, (table, count) in enumerate(zip(tables.orders, self.counts_), start=1):
             arrays[f"keys_{n}"] = table.keys
@@ -227,7 +225,7 @@ class NGramLM(LanguageModel):
                     orders.append(OrderTable(*fields))
                     counts.append(arrays[f"count_{n}"])
                 support = arrays["support"]
-                unseen, empty = arrays["scalars"]
+                (unseen,) = arrays["scalars"]
         except (KeyError, ValueError, OSError) as error:
             raise CheckpointError(f"{TABLES_FILE} does not hold {self.name} tables ({error})") from None
         vocab = self.tokenizer.vocab
@@ -240,7 +238,6 @@ class NGramLM(LanguageModel):
             bos_id=vocab.bos_id,
             lower=self.make_smoothing().lower,
             unseen_context_logbackoff=float(unseen),
-            empty_logbackoff=float(empty),
         )
         self.counts_ = counts
         self.mode_ = fitted.get("mode", "lines")

@@ -11,8 +11,9 @@ for an unseen continuation. For the estimators whose lower distribution is the u
 (mle, uniform, laplace, lidstone) an unseen continuation of a seen context gets gamma(h) / V
 instead, and a context never seen falls back to its longest seen suffix.
 
-Lookups are `np.searchsorted` over the sorted int64 keys ``context_id * V + word`` of each
-order, one call per order for a whole batch of positions: no per-token Python loop.
+Each order keeps its n-grams as sorted int64 keys ``context_id * V + word`` (sorted, so a
+context's continuations are one slice) and a probing hash index over them for batch lookups:
+one array walk per order for a whole batch of positions, no per-token Python loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .counting import NGramCounts
+from .probing import ProbingIndex
 from .smoothing import Smoothing
+
+
+def gather(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """values[ids] where an id of -1 (read as the last entry) is masked off by the caller."""
+    return values[ids] if values.size else np.zeros(ids.size, dtype=values.dtype)
 
 
 @dataclass
@@ -47,20 +54,26 @@ class BackoffTables:
         bos_id: int,
         lower: str = "recursive",
         unseen_context_logbackoff: float = 0.0,
-        empty_logbackoff: float = 0.0,
     ):
-        self.orders = orders
+        self.orders: list[OrderTable] = []
+        self.indexes: list[ProbingIndex | None] = []  # order 1 needs none: its ids are the words
         self.vocab_size = vocab_size
+        for table in orders:
+            self.append(table)
         self.support = support  # (V,) bool: ids that can be predicted
         self.log_uniform = -np.log(max(int(support.sum()), 1))
         self.bos_id = bos_id
         self.lower = lower
         self.unseen_context_logbackoff = unseen_context_logbackoff
-        self.empty_logbackoff = empty_logbackoff
 
     @property
     def order(self) -> int:
         return len(self.orders)
+
+    def append(self, table: OrderTable) -> None:
+        """Add the next order's table (and its hash index)."""
+        self.indexes.append(ProbingIndex(table.keys) if self.orders else None)
+        self.orders.append(table)
 
     # ---- construction from counts --------------------------------------------------------
 
@@ -101,8 +114,6 @@ class BackoffTables:
             with np.errstate(divide="ignore"):
                 orders.append(OrderTable(keys, np.log(probs[n - 1]), logbackoff, is_context))
         unseen = 0.0 if smoothing.normalised else float(np.log(getattr(smoothing, "backoff", 1.0)))
-        with np.errstate(divide="ignore"):
-            empty = float(np.log(gammas[0][0]))
         return cls(
             orders,
             counts.vocab_size,
@@ -110,7 +121,6 @@ class BackoffTables:
             bos_id=counts.bos_id,
             lower=smoothing.lower,
             unseen_context_logbackoff=unseen,
-            empty_logbackoff=empty,
         )
 
     # ---- lookups -------------------------------------------------------------------------
@@ -119,70 +129,59 @@ class BackoffTables:
         """Ids in order n of the n-grams (context, word), -1 where absent or context is -1."""
         if n == 1:
             return np.asarray(words, dtype=np.int64)
-        result = np.full(len(context_ids), -1, dtype=np.int64)
-        keys = self.orders[n - 1].keys
-        asked = np.flatnonzero(context_ids >= 0)  # an unseen context has no continuation to find
-        if not len(keys) or not asked.size:
-            return result
-        query = context_ids[asked] * self.vocab_size + words[asked]
-        # Binary search is about three times faster on sorted queries (each starts where the
-        # previous one ended and stays in cache), which pays for the argsort.
-        ascending = np.argsort(query)
-        index = np.empty(query.size, dtype=np.int64)
-        index[ascending] = np.searchsorted(keys, query[ascending])
-        index = np.minimum(index, len(keys) - 1)
-        result[asked] = np.where(keys[index] == query, index, -1)
-        return result
+        # Keys are >= 0, so the query -1 (an unseen context) never matches.
+        query = np.where(context_ids >= 0, context_ids * self.vocab_size + words, -1)
+        return self.indexes[n - 1].find(query)
 
     def gram_ids(self, tokens: np.ndarray, position: np.ndarray) -> list[np.ndarray]:
         """ids[n - 1][i] = id of the n-gram ending at position i (-1 if unseen or crossing a line)."""
         ids = [tokens]
         for n in range(2, self.order + 1):
-            previous = np.full(tokens.size, -1, dtype=np.int64)
-            previous[1:] = ids[-1][:-1]
-            previous[position < n - 1] = -1
-            ids.append(self.lookup(n, previous, tokens))
+            context = np.empty(tokens.size, dtype=np.int64)
+            context[0] = -1
+            # The (n-1)-gram ending just before i is its context, if the n-gram fits in the line.
+            np.copyto(context[1:], np.where(position[1:] >= n - 1, ids[-1][:-1], -1))
+            ids.append(self.lookup(n, context, tokens))
         return ids
 
     # ---- scoring -------------------------------------------------------------------------
 
     def score_positions(self, tokens: np.ndarray, position: np.ndarray) -> np.ndarray:
-        """log P(tokens[i] | its line up to i) for every position i with position[i] > 0."""
+        """log P(tokens[i] | its line up to i) for every position i with position[i] > 0.
+
+        Walks down from the highest order: a position takes the first order whose n-gram was
+        seen, plus the back-off weights of the contexts it passed on the way. Every array below
+        covers positions 1.. (slices, not copies; the <s> among them are dropped at the end),
+        updated whole with np.where (masked indexing costs several times more at these sizes);
+        an id of -1 reads the last table entry, always under a mask that discards it.
+        """
         ids = self.gram_ids(tokens, position)
-        targets = np.flatnonzero(position > 0)
-        result = np.full(targets.size, np.nan)
-        accumulated = np.zeros(targets.size)
-        pending = np.ones(targets.size, dtype=bool)
-        for n in range(self.order, 0, -1):
-            table = self.orders[n - 1]
-            fits = position[targets] >= n - 1
-            if n == 1:
-                context = np.zeros(targets.size, dtype=np.int64)  # the empty context
-                context_seen = np.ones(targets.size, dtype=bool)
-            else:
-                context = ids[n - 2][targets - 1]
-                context_seen = fits & (context >= 0)
-            gram = ids[n - 1][targets]
-            hit = pending & context_seen & (gram >= 0) & fits
-            result[hit] = accumulated[hit] + table.logprob[gram[hit]]
-            pending &= ~hit
-            if n == 1:
-                break
+        depth = position[1:]  # an n-gram ending here lies inside the line iff depth >= n - 1
+        result = np.zeros(depth.size)
+        accumulated = np.zeros(depth.size)
+        pending = np.ones(depth.size, dtype=bool)
+        for n in range(self.order, 1, -1):
+            gram = ids[n - 1][1:]  # >= 0 only if its context was seen and it fits the line
+            hit = pending & (gram >= 0)
+            result = np.where(hit, accumulated + gather(self.orders[n - 1].logprob, gram), result)
+            pending &= gram < 0
+            context = ids[n - 2][:-1]
             lower_table = self.orders[n - 2]
-            seen = pending & context_seen
+            seen = pending & (context >= 0)
             if self.lower == "uniform":
                 # A context with continuations gives unseen words gamma(h) / V; one without falls through.
-                usable = seen & lower_table.is_context[np.maximum(context, 0)]
-                result[usable] = (
-                    accumulated[usable] + lower_table.logbackoff[context[usable]] + self.log_uniform
-                )
+                usable = seen & gather(lower_table.is_context, context)
+                backed = accumulated + gather(lower_table.logbackoff, context) + self.log_uniform
+                result = np.where(usable, backed, result)
                 pending &= ~usable
             else:
-                accumulated[seen] += lower_table.logbackoff[context[seen]]
-                accumulated[pending & fits & ~context_seen] += self.unseen_context_logbackoff
-        # Words outside the unigram table (none after fitting; possible for ARPA vocabularies).
-        result[pending] = accumulated[pending] + self.empty_logbackoff + self.log_uniform
-        return result
+                accumulated += np.where(seen, gather(lower_table.logbackoff, context), 0.0)
+                if self.unseen_context_logbackoff:
+                    unseen = pending & (context < 0) & (depth >= n - 1)
+                    accumulated += np.where(unseen, self.unseen_context_logbackoff, 0.0)
+        # Order 1 has an entry for every word of the vocabulary.
+        result = np.where(pending, accumulated + self.orders[0].logprob[tokens[1:]], result)
+        return result[depth > 0]
 
     def next_logprobs(self, history: np.ndarray) -> np.ndarray:
         """log P(. | history) over the whole vocabulary; history starts with <s>."""
