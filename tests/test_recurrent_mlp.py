@@ -8,14 +8,16 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import langmodels
 from langmodels.corpora import Split
 from langmodels.errors import CheckpointError, ConfigError
 from langmodels.neural.core import NeuralLM
-from langmodels.neural.data import StreamBatches
+from langmodels.neural.data import IGNORE, StreamBatches
 from langmodels.neural.lstm import LSTMLM
 from langmodels.neural.mlp import MLPLM
+from langmodels.neural.output import SOFTMAXES
 from langmodels.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 
 TOY = [
@@ -69,9 +71,10 @@ def train_losses(model):
 # ---- the contract ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("softmax", SOFTMAXES)
 @pytest.mark.parametrize("cls", MODELS)
-def test_every_next_token_distribution_sums_to_one(cls):
-    model = untrained(cls)
+def test_every_next_token_distribution_sums_to_one(cls, softmax):
+    model = untrained(cls, softmax=softmax)
     vocab = model.tokenizer.vocab
     for context in ([], ids_of(model, "the"), ids_of(model, "the cat sat on the mat the dog"), [vocab.eos_id]):
         logprobs = model.next_logprobs(context)
@@ -79,9 +82,10 @@ def test_every_next_token_distribution_sums_to_one(cls):
         assert abs(np.logaddexp.reduce(logprobs)) < 1e-5
 
 
+@pytest.mark.parametrize("softmax", SOFTMAXES)
 @pytest.mark.parametrize("cls", MODELS)
-def test_token_by_token_equals_batched_score_ids_with_padding(cls):
-    model = untrained(cls)
+def test_token_by_token_equals_batched_score_ids_with_padding(cls, softmax):
+    model = untrained(cls, softmax=softmax)
     # Different lengths in one batch (padding), an empty line, one longer than `context`.
     lines = [ids_of(model, text) for text in ["a dog sat", "the cat sat on the mat the dog sat on the log", "", "cat"]]
     scored = model.score_ids(lines)
@@ -94,9 +98,10 @@ def test_token_by_token_equals_batched_score_ids_with_padding(cls):
         np.testing.assert_allclose(scores, alone, atol=1e-5)
 
 
+@pytest.mark.parametrize("softmax", SOFTMAXES)
 @pytest.mark.parametrize("cls", MODELS)
-def test_a_later_token_never_changes_an_earlier_score(cls):
-    model = untrained(cls)
+def test_a_later_token_never_changes_an_earlier_score(cls, softmax):
+    model = untrained(cls, softmax=softmax)
     generator = torch.Generator().manual_seed(1)
     V = len(model.tokenizer.vocab)
     idx = torch.randint(5, V, (3, 12), generator=generator)  # (B, T)
@@ -223,16 +228,19 @@ def test_lstm_kept_state_is_not_reused_after_the_weights_change():
 # ---- training, sampling, checkpoints --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("softmax", SOFTMAXES)
 @pytest.mark.parametrize("cls", MODELS)
-def test_a_tiny_model_overfits_a_tiny_corpus(cls):
-    model = trained(cls, DETERMINISTIC, steps=200, n_embd=16, hidden=32, weight_decay=0.0, eval_every=50)
+def test_a_tiny_model_overfits_a_tiny_corpus(cls, softmax):
+    model = trained(cls, DETERMINISTIC, steps=200, n_embd=16, hidden=32, weight_decay=0.0, eval_every=50,
+                    softmax=softmax)
     assert model.curve_[-1]["train_loss"] < 0.05  # the mean over the last 50 steps
     assert model.evaluate(DETERMINISTIC).nats_per_token < 0.05
 
 
+@pytest.mark.parametrize("softmax", SOFTMAXES)
 @pytest.mark.parametrize("cls", MODELS)
-def test_save_load_same_scores_and_seeded_samples(cls, tmp_path):
-    model = trained(cls)
+def test_save_load_same_scores_and_seeded_samples(cls, softmax, tmp_path):
+    model = trained(cls, softmax=softmax)
     model.save(tmp_path / "model")
     loaded = langmodels.load(tmp_path / "model")
     assert type(loaded) is cls and loaded.get_params() == model.get_params()
@@ -254,13 +262,20 @@ def test_same_seed_same_loss_curve(cls):
     assert train_losses(first) != train_losses(trained(cls, steps=30, seed=1, **settings))
 
 
+@pytest.mark.parametrize("softmax", SOFTMAXES)
 @pytest.mark.parametrize("cls", MODELS)
-def test_loss_on_real_positions_equals_the_padded_cross_entropy(cls):
-    model = untrained(cls, dropout=0.0)
+def test_loss_on_real_positions_equals_the_padded_cross_entropy(cls, softmax):
+    # The training loss runs the output layer on real targets only (and an adaptive softmax only
+    # the tails its targets need); it must equal the cross-entropy of the full padded forward pass.
+    model = untrained(cls, dropout=0.0, softmax=softmax)
+    assert model.module_.output.is_adaptive == (softmax == "adaptive")
     batch = model.training_data(TOY, "lines").make(range(5))  # lines of 3 to 6 words, padded
     assert batch.n_targets < batch.targets.numel()
     with torch.no_grad():
-        torch.testing.assert_close(model.loss(batch), NeuralLM.loss(model, batch), rtol=1e-6, atol=1e-6)
+        scores = model.module_(batch.inputs)  # (B, T, V)
+        padded = F.cross_entropy(scores.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+        torch.testing.assert_close(model.loss(batch), padded, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(NeuralLM.loss(model, batch), padded, rtol=1e-6, atol=1e-6)
 
 
 def interrupted_and_resumed(stop_training_at, cls, data, folder, **settings):
@@ -335,6 +350,8 @@ def test_character_and_bpe_tokenizers(cls, tokenizer, kind):
         (MLPLM, {"context": 0}, "context"),
         (MLPLM, {"hidden": "10"}, "hidden"),
         (MLPLM, {"direct": 1}, "direct"),
+        (MLPLM, {"direct": True, "softmax": "adaptive"}, "direct"),
+        (LSTMLM, {"softmax": "hierarchical"}, "softmax"),
         (MLPLM, {"order": 3.0}, "order"),
         (LSTMLM, {"dropout": -0.5}, "dropout"),
         (LSTMLM, {"hidden": 0}, "hidden"),

@@ -15,6 +15,7 @@ from torch import nn
 from langmodels import load
 from langmodels.errors import ConfigError, LangmodelsError
 from langmodels.neural.core import NeuralConfig, NeuralLM
+from langmodels.neural.output import OutputLayer
 from langmodels.neural.trainer import TrainingDivergedError, learning_rate
 
 TRAIN = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 5
@@ -32,11 +33,15 @@ class PairModule(nn.Module):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab_size, n_embd)
         self.mix = nn.Linear(2 * n_embd, n_embd)
+        self.output = OutputLayer(vocab_size, n_embd, tied=self.token_embedding, bias=False)
 
-    def forward(self, idx):
+    def features(self, idx):
         current = self.token_embedding(idx)  # (B, T, C)
         previous = F.pad(current, (0, 0, 1, 0))[:, :-1]  # (B, T, C), zeros before the first
-        return F.linear(torch.tanh(self.mix(torch.cat([current, previous], -1))), self.token_embedding.weight)
+        return torch.tanh(self.mix(torch.cat([current, previous], -1)))
+
+    def forward(self, idx):
+        return self.output(self.features(idx))
 
 
 class PairLM(NeuralLM):

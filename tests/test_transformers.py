@@ -172,9 +172,10 @@ def test_sinusoidal_positions_follow_vaswani_et_al():
 # ---- GPT: the contract's primitives ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
-def test_gpt_token_by_token_equals_batched_scores_and_distributions_sum_to_one(positions):
-    model = untrained(GPTLM, positions=positions, dropout=0.1)
+@pytest.mark.parametrize(("positions", "softmax"), [("learned", "full"), ("sinusoidal", "full"), ("learned", "adaptive")])
+def test_gpt_token_by_token_equals_batched_scores_and_distributions_sum_to_one(positions, softmax):
+    model = untrained(GPTLM, positions=positions, dropout=0.1, softmax=softmax)
+    assert model.module_.output.is_adaptive == (softmax == "adaptive")
     lines = [encode(model, line) for line in TOY] + [[]]
     batched = model.score_ids(lines)  # padded to the longest line in one batch
     for ids, scores in zip(lines, batched):
@@ -186,8 +187,9 @@ def test_gpt_token_by_token_equals_batched_scores_and_distributions_sum_to_one(p
             assert abs(logprobs[target] - scores[k]) < 1e-5
 
 
-def test_gpt_is_causal():
-    model = untrained(GPTLM)
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_gpt_is_causal(softmax):
+    model = untrained(GPTLM, softmax=softmax)
     ids = encode(model, "the cat sat on the mat")
     before = model.score_ids([ids])[0]
     for k in range(len(ids)):
@@ -225,8 +227,9 @@ def test_gpt_prompt_longer_than_the_context_is_truncated_with_a_note():
 # ---- GPT: the KV cache --------------------------------------------------------------------------
 
 
-def test_kv_cache_logits_equal_full_recompute():
-    model = untrained(GPTLM, dropout=0.1, positions="sinusoidal")
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_kv_cache_logits_equal_full_recompute(softmax):
+    model = untrained(GPTLM, dropout=0.1, positions="sinusoidal", softmax=softmax)
     idx = torch.tensor([[1, *encode(model, "the dog ate the cat food")]])  # (1, T)
     full = model.module_(idx)  # (1, T, V)
     logits, past = model.module_.forward_cached(idx[:, :3], None)

@@ -33,6 +33,7 @@ from ..tokenizers import Vocabulary
 from .attention import Block, PositionEncoding, TransformerConfig, init_transformer_weights
 from .core import NeuralLM
 from .data import IGNORE, Batch
+from .output import OutputLayer
 
 # Markers a user may write for the token to fill in `fill_mask`.
 MASK_MARKER = re.compile(r"\[MASK\]|<mask>")
@@ -91,7 +92,7 @@ class BertEncoder(nn.Module):
         # BERT's MLM head: a dense GELU transform and a LayerNorm before the tied output layer.
         self.head_dense = nn.Linear(C, C, bias=config.bias)
         self.head_ln = nn.LayerNorm(C, bias=config.bias)
-        self.output_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.output = OutputLayer(vocab_size, C, softmax=config.softmax, tied=self.token_embedding)
         init_transformer_weights(self, config.n_layer)
 
     def hidden(
@@ -116,10 +117,13 @@ class BertEncoder(nn.Module):
             weights.append(w)
         return self.ln_f(x), weights
 
+    def transform(self, h: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., C) -> what the output layer reads (..., C)."""
+        return self.head_ln(F.gelu(self.head_dense(h)))
+
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        """Hidden states (..., C) -> token logits (..., V) through the tied embedding matrix."""
-        h = self.head_ln(F.gelu(self.head_dense(h)))
-        return F.linear(h, self.token_embedding.weight, self.output_bias)
+        """Hidden states (..., C) -> token scores (..., V), by default through the tied embedding matrix."""
+        return self.output(self.transform(h))
 
     def forward(self, idx: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) -> logits (B, T, V)."""
@@ -216,8 +220,7 @@ class MaskedLM(NeuralLM):
         targets = batch.targets.to(self.device)  # (B, T)
         h, _ = module.hidden(batch.inputs.to(self.device))  # (B, T, C)
         chosen = targets != IGNORE  # (B, T)
-        logits = module.head(h[chosen])  # (N, V)
-        return F.cross_entropy(logits, targets[chosen])
+        return module.output.loss(module.transform(h[chosen]), targets[chosen])
 
     @torch.no_grad()
     def validation_loss(self, lines, mode: str) -> float:

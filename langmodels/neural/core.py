@@ -2,8 +2,10 @@
 one forward pass, the training entry point, embeddings, and safetensors checkpoints.
 
 A family subclasses `NeuralLM`, sets `Config` (a dataclass deriving from `NeuralConfig`) and
-implements `build_module(vocab_size)`, an `nn.Module` whose `forward(idx)` maps token ids
-(B, T) to next-token logits (B, T, V), and exposes its input embedding as `token_embedding`.
+implements `build_module(vocab_size)`, an `nn.Module` with `features(idx)`: token ids (B, T) ->
+hidden vectors (B, T, width), `output`: an OutputLayer (output.py) from those to the next token,
+`forward(idx) = output(features(idx))`: scores (B, T, V) whose log_softmax is log P, and its
+input embedding as `token_embedding`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -25,6 +26,7 @@ from ..corpora import split_level, split_mode, split_text
 from ..errors import CheckpointError, ConfigError, LangmodelsError
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
+from .output import SOFTMAXES
 
 WEIGHTS_FILE = "weights.safetensors"
 CURVE_FILE = "curve.json"
@@ -49,6 +51,7 @@ class NeuralConfig:
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
     dropout: float = 0.1  # where each family applies it is said in its module; training only
+    softmax: str = "full"  # the output layer: full, or adaptive (Grave et al. 2017; output.py)
 
     def check(self) -> None:
         """Raise ConfigError naming the first field of the wrong type or out of range."""
@@ -72,6 +75,8 @@ class NeuralConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.softmax not in SOFTMAXES:
+            raise ConfigError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {self.softmax!r}")
 
 
 def pick_device() -> torch.device:
@@ -151,10 +156,13 @@ class NeuralLM(LanguageModel):
         return data.sample(self.config.batch_size, self.config.seed, step)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """Mean next-token cross-entropy (nats) over the batch's targets."""
+        """Mean next-token cross-entropy (nats) over the batch's targets; padded positions never
+        reach the output layer, the costly part."""
         module = self._fitted_module()
-        logits = module(batch.inputs.to(self.device))  # (B, T, V)
-        return F.cross_entropy(logits.flatten(0, 1), batch.targets.to(self.device).flatten(), ignore_index=IGNORE)
+        h = module.features(batch.inputs.to(self.device))  # (B, T, width)
+        targets = batch.targets.to(self.device)  # (B, T)
+        real = targets != IGNORE
+        return module.output.loss(h[real], targets[real])
 
     def training_state(self) -> dict[str, torch.Tensor]:
         """Tensors a run carries between steps besides the weights (the LSTM's BPTT state)."""

@@ -2,7 +2,8 @@
 
 Data flows top to bottom through this file: token + position embeddings, n_layer pre-LayerNorm
 blocks of causal multi-head self-attention and a GELU MLP (attention.py), a final LayerNorm, and
-an output layer that reuses the token embedding matrix (tied weights; Press & Wolf 2017):
+an output layer that reuses the token embedding matrix (tied weights; Press & Wolf 2017), or an
+adaptive softmax (softmax="adaptive", output.py):
 
     h_0 = E[idx] + P[0..T-1]                     (B, T, C)
     h_l = Block_l(h_{l-1}),  l = 1..n_layer      causal: position t sees tokens <= t
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..base import note
 from .attention import Block, KVCache, PositionEncoding, TransformerConfig, init_transformer_weights
 from .core import NeuralLM
+from .output import OutputLayer
 
 
 @dataclass
@@ -53,6 +54,7 @@ class GPT(nn.Module):
             [Block(C, config.n_head, config.dropout, config.bias) for _ in range(config.n_layer)]
         )
         self.ln_f = nn.LayerNorm(C, bias=config.bias)
+        self.output = OutputLayer(vocab_size, C, softmax=config.softmax, tied=self.token_embedding, bias=False)
         init_transformer_weights(self, config.n_layer)
 
     def hidden(
@@ -75,18 +77,18 @@ class GPT(nn.Module):
             weights.append(w)
         return self.ln_f(x), presents, weights
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, T, V) through the tied embedding matrix (no separate output weights)."""
-        return F.linear(h, self.token_embedding.weight)
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) -> the final hidden states (B, T, C) the output layer reads."""
+        return self.hidden(idx)[0]
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) -> logits (B, T, V) of the token after each position."""
-        return self.logits(self.hidden(idx)[0])
+        """idx (B, T) -> scores (B, T, V) of the token after each position."""
+        return self.output(self.features(idx))
 
     def forward_cached(self, idx: torch.Tensor, past: list[KVCache] | None) -> tuple[torch.Tensor, list[KVCache]]:
-        """New positions idx (B, T) after the cached ones -> their logits (B, T, V) and the grown cache."""
+        """New positions idx (B, T) after the cached ones -> their scores (B, T, V) and the grown cache."""
         h, presents, _ = self.hidden(idx, past)
-        return self.logits(h), presents
+        return self.output(h), presents
 
 
 class GPTLM(NeuralLM):

@@ -4,7 +4,8 @@
     h_t = LSTM^n_layer(x_t, state_{t-1})           (B, T, hidden), dropout between layers
     logits_t = E · P(dropout(h_t)) + b             (B, T, V)
 
-The output matrix is the input embedding E (Press & Wolf 2017; Inan et al. 2017). Tying needs
+The output matrix is the input embedding E (Press & Wolf 2017; Inan et al. 2017), or an adaptive
+softmax of its own with softmax="adaptive" (output.py). Tying needs
 the output side to be n_embd wide: when `hidden` differs from `n_embd` a linear projection P
 (hidden -> n_embd) sits between the last LSTM layer and the output; when they are equal P is
 the identity and there is no extra layer.
@@ -27,12 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
 from .core import NeuralConfig, NeuralLM
+from .output import OutputLayer
 from .data import IGNORE, Batch, StreamBatches, pad_rows
 
 SCORE_LINES = 64  # lines per scoring batch
@@ -68,7 +69,7 @@ class LSTMModule(nn.Module):
             dropout=config.dropout if config.n_layer > 1 else 0.0,
         )
         self.projection = nn.Linear(config.hidden, config.n_embd) if config.hidden != config.n_embd else nn.Identity()
-        self.output_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.output = OutputLayer(vocab_size, config.n_embd, softmax=config.softmax, tied=self.token_embedding)
         # A tied matrix serves as input and output: a small scale keeps the first logits near
         # uniform (the default N(0, 1) would start the loss far above log V).
         nn.init.normal_(self.token_embedding.weight, std=config.n_embd**-0.5)
@@ -85,13 +86,13 @@ class LSTMModule(nn.Module):
         h, state = self.lstm(x, state)  # (B, T, hidden); state: (n_layer, B, hidden) twice
         return self.projection(self.drop(h)), state  # (B, T, n_embd)
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Output-side vectors (..., n_embd) -> next-token logits (..., V), through the tied matrix."""
-        return F.linear(h, self.token_embedding.weight, self.output_bias)
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> output-side vectors (B, T, n_embd), from a fresh state."""
+        return self.encode(idx)[0]
 
     def run(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         h, state = self.encode(idx, state)
-        return self.logits(h), state  # (B, T, V)
+        return self.output(h), state  # (B, T, V)
 
     def forward(self, idx: torch.Tensor, state: State | None = None) -> torch.Tensor:
         return self.run(idx, state)[0]
@@ -148,7 +149,7 @@ class LSTMLM(NeuralLM):
         self._carried = (state[0].detach(), state[1].detach())  # no gradient flows into the past
         targets = batch.targets.to(device)  # (B, T)
         real = targets != IGNORE  # padded positions never reach the (costly) output layer
-        return F.cross_entropy(module.logits(h[real]), targets[real])  # logits (N, V)
+        return module.output.loss(h[real], targets[real])
 
     def training_state(self) -> dict[str, torch.Tensor]:
         """The carried BPTT state, for a training checkpoint (empty when there is none)."""
@@ -179,7 +180,7 @@ class LSTMLM(NeuralLM):
         rows = max(1, SCORE_LOGITS // len(self.tokenizer.vocab))
         out = []
         for begin in range(0, len(h), rows):
-            logprobs = self.log_softmax(module.logits(h[begin : begin + rows]))  # (rows, V)
+            logprobs = self.log_softmax(module.output(h[begin : begin + rows]))  # (rows, V)
             out.append(logprobs.gather(-1, targets[begin : begin + rows, None])[:, 0])
         return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
 

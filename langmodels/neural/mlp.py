@@ -5,7 +5,7 @@ through one tanh hidden layer (and optionally a direct linear path) to a softmax
 
     x = [C(w_{t-n+1}); ...; C(w_{t-1})]           the window of order-1 embeddings
     y = b + W x + U tanh(d + H x)                 Bengio et al. 2003, eq. 1 (W = 0 without `direct`)
-    P(w_t | window) = softmax(y)
+    P(w_t | window) = softmax(y)                  or an adaptive softmax of tanh(d + H x) (output.py)
 
 The forward pass gives the logits of every position of (B, T) ids at once, the windows cut
 with one `unfold`. Positions before the first input are <pad>: a line starts with <s>, so the
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..tokenizers import Vocabulary
 from .core import NeuralConfig, NeuralLM
+from .output import OutputLayer
 from .data import IGNORE, Batch
 
 SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
@@ -48,6 +49,8 @@ class MLPConfig(NeuralConfig):
 
     def check(self) -> None:
         super().check()
+        if self.direct and self.softmax != "full":
+            raise ConfigError("direct connections add to the logits of a full softmax: use softmax='full' with direct")
         if self.order < 2:
             raise ConfigError(f"order must be >= 2 (an order-1 model has no context to embed), got {self.order!r}")
         for name in ("n_embd", "hidden"):
@@ -70,7 +73,7 @@ class MLPModule(nn.Module):
         width = self.window * config.n_embd
         self.token_embedding = nn.Embedding(vocab_size, config.n_embd)  # C
         self.hidden = nn.Linear(width, config.hidden)  # H and d
-        self.output = nn.Linear(config.hidden, vocab_size)  # U and b
+        self.output = OutputLayer(vocab_size, config.hidden, softmax=config.softmax)  # U and b
         self.direct = nn.Linear(width, vocab_size, bias=False) if config.direct else None  # W
         self.drop = nn.Dropout(config.dropout)
 
@@ -79,14 +82,25 @@ class MLPModule(nn.Module):
         padded = F.pad(idx, (self.window - 1, 0), value=self.pad_id)  # (B, T + window - 1)
         return padded.unfold(1, self.window, 1)  # (B, T, window)
 
-    def predict(self, windows: torch.Tensor) -> torch.Tensor:
-        """windows (..., window) -> next-token logits (..., V)."""
+    def window_features(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """windows (..., window) -> the hidden layer (..., hidden) and the embeddings x it read."""
         x = self.drop(self.token_embedding(windows).flatten(-2))  # (..., window * n_embd)
-        h = self.drop(torch.tanh(self.hidden(x)))  # (..., hidden)
-        logits = self.output(h)  # (..., V)
-        if self.direct is not None:
-            logits = logits + self.direct(x)
-        return logits
+        return self.drop(torch.tanh(self.hidden(x))), x  # (..., hidden)
+
+    def predict(self, windows: torch.Tensor) -> torch.Tensor:
+        """windows (..., window) -> next-token scores (..., V)."""
+        h, x = self.window_features(windows)
+        scores = self.output(h)  # (..., V)
+        return scores if self.direct is None else scores + self.direct(x)
+
+    def window_loss(self, windows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of targets (N,) after windows (N, window)."""
+        if self.direct is not None:  # (full softmax only) the direct path adds to the logits
+            return F.cross_entropy(self.predict(windows), targets)
+        return self.output.loss(self.window_features(windows)[0], targets)
+
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.window_features(self.windows(idx))[0]  # (B, T, hidden)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.predict(self.windows(idx))  # (B, T, V)
@@ -118,7 +132,7 @@ class MLPLM(NeuralLM):
         targets = batch.targets.to(device)  # (B, T)
         real = targets != IGNORE
         windows = module.windows(batch.inputs.to(device))[real]  # (N, window)
-        return F.cross_entropy(module.predict(windows), targets[real])  # logits (N, V)
+        return module.window_loss(windows, targets[real])
 
     # ---- scoring: one window per target, no padding, any length exact ----------------------------
 

@@ -1,0 +1,85 @@
+"""The output layer every causal family shares: hidden vectors -> a distribution over the vocabulary.
+
+    full:      logits = h W^T + b        W (V, width): the input embedding (tied; Press & Wolf 2017)
+                                         or a matrix of its own
+    adaptive:  Grave et al. 2017's adaptive softmax (torch.nn.AdaptiveLogSoftmaxWithLoss)
+
+The adaptive softmax puts the `cutoffs[0]` most frequent tokens and one entry per tail cluster in a
+head softmax; a rarer token's probability is its cluster's head probability times its probability
+inside the cluster, whose softmax reads a narrower projection of h (width / 4, then / 16, ...).
+Training runs the head on every position and a tail only on the positions whose target lies in
+it, so the cost per token falls from width x V to about width x cutoffs[0] plus the small tails.
+It needs ids sorted by frequency, which the tokenizers' vocabularies are (specials first).
+
+forward() gives scores whose log_softmax is log P in both modes (logits, or log-probabilities
+already normalised), so scoring code treats them alike; loss() is the training cross-entropy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SOFTMAXES = ("full", "adaptive")
+HEAD_SIZE = 2000  # most tokens in the adaptive head; each tail cluster is 4x larger than the one before
+DIV_VALUE = 4  # each tail cluster's projection is this much narrower than the previous one
+
+
+def adaptive_cutoffs(vocab_size: int) -> list[int]:
+    """Cluster boundaries head, 4 head, 16 head, ... below the vocabulary size, the head holding
+    HEAD_SIZE tokens or a quarter of a smaller vocabulary (Brown's 14k: 2000 and 8000)."""
+    head = max(min(HEAD_SIZE, vocab_size // 4), 1)
+    cutoffs = []
+    while head < vocab_size - 1:
+        cutoffs.append(head)
+        head *= 4
+    return cutoffs
+
+
+class OutputLayer(nn.Module):
+    """(..., width) hidden vectors -> (..., V) scores, and the cross-entropy of targets under them.
+
+    tied: an nn.Embedding (V, width) whose matrix is also the output matrix (full softmax only; it
+    stays registered in its own module, so the weights are stored once).
+    """
+
+    def __init__(self, vocab_size: int, width: int, *, softmax: str = "full", tied: nn.Embedding | None = None,
+                 bias: bool = True):
+        super().__init__()
+        # Tail i reads a projection width // 4^(i+1) wide: no more tails than leave it >= 1.
+        tails = 0
+        while width // DIV_VALUE ** (tails + 1) >= 1:
+            tails += 1
+        self.cutoffs = adaptive_cutoffs(vocab_size)[:tails] if softmax == "adaptive" else []
+        self._tied = (tied,) if tied is not None and not self.cutoffs else ()  # a tuple: not a submodule
+        self.linear = None
+        self.adaptive = None
+        self.bias = None
+        if self.cutoffs:
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                width, vocab_size, self.cutoffs, div_value=DIV_VALUE, head_bias=bias
+            )
+        elif self._tied:
+            self.bias = nn.Parameter(torch.zeros(vocab_size)) if bias else None
+        else:
+            self.linear = nn.Linear(width, vocab_size, bias=bias)
+
+    @property
+    def is_adaptive(self) -> bool:
+        return self.adaptive is not None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """h (..., width) -> (..., V): logits (full) or log-probabilities (adaptive)."""
+        if self.adaptive is not None:
+            flat = self.adaptive.log_prob(h.reshape(-1, h.size(-1)))  # (N, V), every cluster
+            return flat.reshape(*h.shape[:-1], -1)
+        if self._tied:
+            return F.linear(h, self._tied[0].weight, self.bias)
+        return self.linear(h)
+
+    def loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy (nats) of targets (N,) given h (N, width)."""
+        if self.adaptive is not None:
+            return self.adaptive(h, targets).loss  # each tail run on its own targets only
+        return F.cross_entropy(self(h), targets)
