@@ -479,8 +479,8 @@ def section_nltk(brown, repeats: int, kn_lines: int) -> dict:
         # nltk's Kneser-Ney takes seconds per line: scored once, on a few lines.
         scored_lines, rounds = (test, 2 * repeats + 1) if key == "laplace" else (test[:kn_lines], 1)
         scoring = interleaved_best({
-            "ours": (lambda m=ours: m.evaluate(scored_lines, progress=False), 3),
-            "nltk": (lambda m=nltk_model: nltk_score(m, scored_lines), 1),
+            "ours": (lambda m=ours, lines=scored_lines: m.evaluate(lines, progress=False), 3),
+            "nltk": (lambda m=nltk_model, lines=scored_lines: nltk_score(m, lines), 1),
         }, rounds)
         full_seconds, full = best_seconds(lambda m=ours: m.evaluate(test, progress=False), 5 * repeats)
         entry = {
@@ -519,7 +519,8 @@ def print_nltk(nltk_results: dict) -> None:
               f"{extrapolated}")),
             (f"{label}: our scoring", f"{same['tokens_per_second']:,.0f} tok/s",
              (f"the same {same['n_lines']} lines in {same['seconds'] * 1e3:.2f} ms; nltk time / ours = "
-              f"{r['scoring_ratio']:,.0f}x; target >= {targets[key]:,}x: {verdict(r['scoring_ratio'] >= targets[key])}")),
+              f"{r['scoring_ratio']:,.0f}x; target >= {targets[key]:,}x: "
+              f"{verdict(r['scoring_ratio'] >= targets[key])}")),
             (f"{label}: perplexity nltk / ours", f"{nltk_ppl} / {same['perplexity']:.2f}", same_lines_note),
         ]
         if nltk_s["n_lines"] != ours_s["n_lines"]:

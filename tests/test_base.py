@@ -11,8 +11,8 @@ import torch
 
 from langmodels import NGramLM, load
 from langmodels.checkpoint import read_checkpoint
-from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
 from langmodels.corpora import split_text
+from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
 from langmodels.metrics import Evaluation, bits_per_char, count_words
 from langmodels.sampling import check_sampling_options, sample_next, shape_distribution
 

@@ -172,7 +172,9 @@ def test_sinusoidal_positions_follow_vaswani_et_al():
 # ---- GPT: the contract's primitives ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("positions", "softmax"), [("learned", "full"), ("sinusoidal", "full"), ("learned", "adaptive")])
+@pytest.mark.parametrize(
+    ("positions", "softmax"), [("learned", "full"), ("sinusoidal", "full"), ("learned", "adaptive")]
+)
 def test_gpt_token_by_token_equals_batched_scores_and_distributions_sum_to_one(positions, softmax):
     model = untrained(GPTLM, positions=positions, dropout=0.1, softmax=softmax)
     assert model.module_.output.is_adaptive == (softmax == "adaptive")

@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
 from .core import NeuralConfig, NeuralLM
-from .output import OutputLayer
 from .data import IGNORE, Batch, StreamBatches, pad_rows
+from .output import OutputLayer
 
 SCORE_LINES = 64  # lines per scoring batch
 SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)

@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..tokenizers import Vocabulary
 from .core import NeuralConfig, NeuralLM
-from .output import OutputLayer
 from .data import IGNORE, Batch
+from .output import OutputLayer
 
 SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 
