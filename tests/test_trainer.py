@@ -15,6 +15,7 @@ from torch import nn
 from langmodels import load
 from langmodels.errors import ConfigError, LangmodelsError
 from langmodels.neural.core import NeuralConfig, NeuralLM
+from langmodels.neural.data import IGNORE, LineBatches
 from langmodels.neural.output import OutputLayer
 from langmodels.neural.trainer import TrainingDivergedError, learning_rate
 
@@ -100,6 +101,10 @@ def test_budgets_in_tokens_and_seconds():
     assert 200 <= by_tokens.curve_[-1]["tokens"] < 200 + 4 * 8
     by_time = small().fit(TRAIN, max_seconds=0.5, progress=False)
     assert by_time.curve_[-1]["seconds"] >= 0.5
+    # The cosine schedule spans the budget, whatever it is counted in: it has decayed at the end.
+    for budget in ({"max_tokens": 1000}, {"max_seconds": 1.0}):
+        model = small(warmup_steps=0).fit(TRAIN, **budget, progress=False)
+        assert model.curve_[-1]["lr"] < 0.15 * model.config.lr
     with pytest.raises(LangmodelsError, match="budget"):
         small().fit(TRAIN)
 
@@ -145,3 +150,19 @@ def test_bad_settings_and_tiny_corpora():
         PairLM(lr="fast").fit(TRAIN, max_steps=1)
     with pytest.raises(LangmodelsError, match="fewer than one batch"):
         PairLM(batch_size=64).fit(["a b"], max_steps=1)
+
+
+def test_line_batches_are_bucketed_by_length_and_repeat_with_the_seed():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 60, size=500)
+    data = LineBatches(rng.integers(5, 50, size=int(lengths.sum())), lengths, bos=1, eos=2, pad=3, max_len=None)
+    assert data.n_tokens == int(lengths.sum()) + len(lengths)  # every word and one </s> per line
+    seen = set()
+    for step in range(50):
+        batch = data.sample(16, seed=7, step=step)
+        assert batch.inputs.shape[0] == 16
+        real = (batch.targets != IGNORE).sum(dim=1)  # each row's length
+        assert int(real.max() - real.min()) <= 3  # neighbours in length order: almost no padding
+        torch.testing.assert_close(data.sample(16, seed=7, step=step).inputs, batch.inputs)
+        seen.add(int(real.min()))
+    assert len(seen) > 10  # and the batches range over the lengths

@@ -60,6 +60,7 @@ class LineBatches:
                 self.inputs.append(window[:-1])
                 self.targets.append(window[1:])
         self.n_tokens = int(sum(len(t) for t in self.targets))
+        self.by_length = np.argsort([len(t) for t in self.targets], kind="stable")  # pieces, shortest first
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -70,8 +71,12 @@ class LineBatches:
         return Batch(torch.from_numpy(inputs), torch.from_numpy(targets))
 
     def sample(self, batch_size: int, seed: int, step: int) -> Batch:
-        rows = step_rng(seed, step).integers(0, len(self), size=min(batch_size, len(self)))
-        return self.make(rows)
+        """Pieces of about one length (bucketing, as translation systems batch sentences): a run of
+        batch_size neighbours in length order from a random start, so padding stays near zero
+        where random lines would pad every row to the longest (over half of a Brown batch)."""
+        size = min(batch_size, len(self))
+        start = int(step_rng(seed, step).integers(0, len(self) - size + 1))
+        return self.make(self.by_length[start : start + size])
 
     def in_order(self, batch_size: int):
         """Every piece once, in order (a deterministic evaluation pass)."""

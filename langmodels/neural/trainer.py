@@ -77,6 +77,7 @@ class Trainer:
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=config.lr,
             betas=(0.9, 0.95),
+            fused=True,  # one kernel per step for all parameters (CPU and CUDA), not one per tensor
         )
         self.step = 0
         self.tokens = 0
@@ -89,15 +90,19 @@ class Trainer:
 
     # ---- budgets -------------------------------------------------------------------------------
 
-    def _estimate_horizon(self, max_steps, max_tokens, max_seconds, seconds_per_step, tokens_per_step) -> int:
-        """Steps the cosine schedule spans: the step budget, or the one the token/time budget implies."""
+    def _estimate_horizon(self, max_steps, max_tokens, max_seconds) -> int:
+        """Steps the cosine schedule spans: the step budget, or the one the token or time budget
+        implies at the mean rate so far (validation passes included, as they spend the time
+        budget too). Re-estimated after every step, so the decay ends when the budget does."""
         candidates = []
         if max_steps is not None:
             candidates.append(max_steps)
+        if self.step == 0:  # no rate measured yet; the first steps are warm-up anyway
+            return max(min(candidates, default=0), self.config.warmup_steps + 1)
         if max_tokens is not None:
-            candidates.append(math.ceil(max_tokens / max(tokens_per_step, 1)))
+            candidates.append(self.step + math.ceil((max_tokens - self.tokens) * self.step / max(self.tokens, 1)))
         if max_seconds is not None:
-            candidates.append(math.ceil(max_seconds / max(seconds_per_step, 1e-6)))
+            candidates.append(self.step + math.ceil((max_seconds - self.seconds) * self.step / max(self.seconds, 1e-6)))
         return max(min(candidates), self.config.warmup_steps + 1)
 
     def _spent(self, max_steps, max_tokens, max_seconds) -> bool:
@@ -157,7 +162,7 @@ class Trainer:
     def _evaluate(self, validate, train_loss: float) -> bool:
         """Record a curve point; return True when early stopping says stop."""
         point = {"step": self.step, "tokens": self.tokens, "seconds": round(self.seconds, 3),
-                 "train_loss": train_loss, "valid_loss": None}
+                 "lr": self.optimizer.param_groups[0]["lr"], "train_loss": train_loss, "valid_loss": None}
         stop = False
         if validate is not None:
             valid = float(validate())
@@ -186,7 +191,6 @@ class Trainer:
         stopped_early = False
         try:
             while not self._spent(max_steps, max_tokens, max_seconds):
-                step_start = time.perf_counter()
                 torch.manual_seed(config.seed * 1_000_003 + self.step)  # dropout repeats on resume
                 batch = model.training_batch(self.data, self.step)
                 module.train()
@@ -196,10 +200,7 @@ class Trainer:
                         f"the training loss became {loss.item()} at step {self.step}; stopped "
                         "(the last good checkpoint, if any, is untouched): lower lr or raise warmup_steps"
                     )
-                if self.horizon is None:
-                    self.horizon = self._estimate_horizon(
-                        max_steps, max_tokens, max_seconds, time.perf_counter() - step_start, batch.n_targets
-                    )
+                self.horizon = self._estimate_horizon(max_steps, max_tokens, max_seconds)
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(self.step, config.lr, config.warmup_steps, self.horizon)
                 self.optimizer.zero_grad(set_to_none=True)
