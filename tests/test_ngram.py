@@ -447,3 +447,10 @@ def test_probing_index_finds_exactly_the_stored_keys(keys, absent, clustered):
     expected = np.array([{int(k): i for i, k in enumerate(keys)}.get(int(q), -1) for q in query])
     np.testing.assert_array_equal(index.find(query), expected)
     assert np.count_nonzero(index.slots >= 0) == keys.size  # every key stored once
+
+
+def test_no_lines_score_to_nothing():
+    lm = NGramLM(3, "kneser-ney").fit(TOY)
+    assert lm.score_ids([]) == []
+    assert lm.score_lines(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)).size == 0
+    assert lm.score_stream(np.zeros(0, dtype=np.int64)).size == 0

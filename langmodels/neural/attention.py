@@ -74,8 +74,7 @@ class SelfAttention(nn.Module):
         self.n_head = n_head
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # W_Q, W_K, W_V of every head, stacked
         self.proj = nn.Linear(n_embd, n_embd, bias=bias)  # W_O
-        self.dropout = dropout
-        self.resid_dropout = nn.Dropout(dropout)
+        self.dropout = dropout  # on the attention weights and the output (F.dropout: no module call per token)
 
     def forward(
         self,
@@ -123,7 +122,7 @@ class SelfAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.proj(y)), (k, v), weights
+        return F.dropout(self.proj(y), dropout, self.training), (k, v), weights
 
 
 class MLP(nn.Module):
@@ -133,10 +132,10 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
         self.proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x))))  # (B, T, C)
+        return F.dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)  # (B, T, C)
 
 
 class Block(nn.Module):

@@ -28,6 +28,7 @@ from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
 from .output import SOFTMAXES
 
+SCORE_LOGITS = 1 << 24  # scores held at once when scoring (64 MB of float32)
 WEIGHTS_FILE = "weights.safetensors"
 CURVE_FILE = "curve.json"
 TOKENIZERS = ("auto", "word", "char", "bpe")
@@ -222,24 +223,38 @@ class NeuralLM(LanguageModel):
 
     # ---- scoring ----------------------------------------------------------------------------
 
-    def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """Next-token log-probabilities from logits (..., V), in float32. <s>, <pad> and <mask> are
-        never the next token, so they get probability zero, as in the n-gram models."""
+    def never_next(self) -> list[int]:
+        """<s>, <pad> and <mask> are never the next token: probability zero, as in the n-gram models."""
         vocab = self._check_fitted().vocab
+        return [vocab.bos_id, vocab.pad_id, vocab.mask_id]
+
+    def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities (..., V) in float32 from scores (..., V), never_next() excluded."""
         logits = logits.float().clone()
-        logits[..., [vocab.bos_id, vocab.pad_id, vocab.mask_id]] = -torch.inf
+        logits[..., self.never_next()] = -torch.inf
         return torch.log_softmax(logits, dim=-1)
+
+    @torch.no_grad()
+    def output_logprobs(self, h: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        """log P(targets) (N,) float64 from output-side vectors h (N, width), in slices that bound
+        the (rows, V) scores held at once."""
+        output = self._fitted_module().output
+        rows = max(1, SCORE_LOGITS // len(self.tokenizer.vocab))
+        excluded = self.never_next()
+        out = [output.target_logprobs(h[begin : begin + rows], targets[begin : begin + rows], excluded)
+               for begin in range(0, len(h), rows)]
+        return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
 
     @torch.no_grad()
     def token_logprobs(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
         """log P(targets | inputs) per position, (B, T) float64; 0 where a target is IGNORE."""
         module = self._fitted_module()
         module.eval()
-        logprobs = self.log_softmax(module(inputs.to(self.device)))  # (B, T, V)
-        safe = targets.clamp(min=0).to(self.device)
-        picked = logprobs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        picked = torch.where(targets.to(self.device) == IGNORE, torch.zeros_like(picked), picked)
-        return picked.double().cpu().numpy()
+        h = module.features(inputs.to(self.device))  # (B, T, width)
+        real = (targets != IGNORE).to(self.device)
+        picked = np.zeros(tuple(targets.shape))
+        picked[real.cpu().numpy()] = self.output_logprobs(h[real], targets.to(self.device)[real])
+        return picked
 
     def sequence_logprobs(self, sequence: np.ndarray) -> np.ndarray:
         """log P(sequence[i] | sequence[:i]) for i >= 1 of one sequence starting with <s>.

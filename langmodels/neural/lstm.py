@@ -37,7 +37,6 @@ from .data import IGNORE, Batch, StreamBatches, pad_rows
 from .output import OutputLayer
 
 SCORE_LINES = 64  # lines per scoring batch
-SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (n_layer, B, hidden)
 
 
@@ -173,18 +172,6 @@ class LSTMLM(NeuralLM):
     # ---- scoring -------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def target_logprobs(self, h: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-        """log P(targets[i]) from output-side vectors h (N, n_embd), in slices that bound the
-        (rows, V) logits held at once; float64 (N,)."""
-        module = self._fitted_module()
-        rows = max(1, SCORE_LOGITS // len(self.tokenizer.vocab))
-        out = []
-        for begin in range(0, len(h), rows):
-            logprobs = self.log_softmax(module.output(h[begin : begin + rows]))  # (rows, V)
-            out.append(logprobs.gather(-1, targets[begin : begin + rows, None])[:, 0])
-        return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
-
-    @torch.no_grad()
     def score_many(self, lines: list[np.ndarray], progress: bool | None = False) -> list[np.ndarray]:
         """score_ids for any number of lines: batches of lines of similar length (little padding),
         the output layer run on real positions only."""
@@ -203,7 +190,7 @@ class LSTMLM(NeuralLM):
             targets = torch.from_numpy(pad_rows([line[1:] for line in full], IGNORE)).to(device)  # (B, T)
             real = targets != IGNORE
             h, _ = module.encode(inputs)  # (B, T, n_embd)
-            scores = self.target_logprobs(h[real], targets[real])  # row by row
+            scores = self.output_logprobs(h[real], targets[real])  # row by row
             for i, row_scores in zip(rows, np.split(scores, np.cumsum([len(line) - 1 for line in full])[:-1])):
                 results[i] = row_scores
         return results
@@ -229,7 +216,7 @@ class LSTMLM(NeuralLM):
         for start in range(0, len(inputs), self.config.context):
             chunk = slice(start, start + self.config.context)
             h, state = module.encode(inputs[None, chunk], state)  # (1, L, n_embd)
-            scored.append(self.target_logprobs(h[0], targets[chunk]))
+            scored.append(self.output_logprobs(h[0], targets[chunk]))
         return np.concatenate(scored) if scored else np.zeros(0)
 
     @torch.no_grad()

@@ -32,11 +32,9 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..tokenizers import Vocabulary
-from .core import NeuralConfig, NeuralLM
+from .core import SCORE_LOGITS, NeuralConfig, NeuralLM
 from .data import IGNORE, Batch
 from .output import OutputLayer
-
-SCORE_LOGITS = 1 << 24  # logits held at once when scoring (64 MB of float32)
 
 
 @dataclass
@@ -147,9 +145,13 @@ class MLPLM(NeuralLM):
         for begin in tqdm(range(0, len(targets), rows), desc=f"scoring {self.name}", unit="batch",
                           disable=True if progress is False else None, leave=False):
             end = begin + rows
-            logits = module.predict(torch.tensor(windows[begin:end], device=device)).float()  # (rows, V)
-            picked = torch.from_numpy(targets[begin:end]).to(device)[:, None]  # (rows, 1)
-            out[begin:end] = self.log_softmax(logits).gather(-1, picked)[:, 0].double().cpu().numpy()
+            chunk = torch.tensor(windows[begin:end], device=device)  # (rows, window)
+            picked = torch.from_numpy(targets[begin:end]).to(device)  # (rows,)
+            if module.direct is None:
+                out[begin:end] = self.output_logprobs(module.window_features(chunk)[0], picked)
+            else:  # the direct path adds to the logits: the whole distribution is needed
+                logprobs = self.log_softmax(module.predict(chunk))  # (rows, V)
+                out[begin:end] = logprobs.gather(-1, picked[:, None])[:, 0].double().cpu().numpy()
         return out
 
     def line_windows(self, flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -78,6 +78,23 @@ class OutputLayer(nn.Module):
             return F.linear(h, self._tied[0].weight, self.bias)
         return self.linear(h)
 
+    def target_logprobs(self, h: torch.Tensor, targets: torch.Tensor, excluded: list[int]) -> torch.Tensor:
+        """log P(targets) (N,) float32 given h (N, width), with the `excluded` ids (tokens that are
+        never next) given probability 0 and the rest renormalised:
+
+            log P'(t) = log P(t) - log(1 - sum_{e in excluded} P(e))
+
+        The adaptive softmax then runs only the head and the tails the targets need, as in
+        training, instead of computing all V probabilities of every row.
+        """
+        if self.adaptive is None or max(excluded, default=0) >= self.cutoffs[0]:
+            scores = self(h).float()  # (N, V)
+            scores[:, excluded] = -torch.inf
+            return torch.log_softmax(scores, dim=-1).gather(-1, targets[:, None])[:, 0]
+        picked = self.adaptive(h, targets).output.float()  # (N,) log P(target), every id allowed
+        head = torch.log_softmax(self.adaptive.head(h).float(), dim=-1)[:, excluded]  # (N, |excluded|)
+        return picked - torch.log1p(-torch.exp(torch.logsumexp(head, dim=-1)).clamp(max=1 - 1e-7))
+
     def loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (nats) of targets (N,) given h (N, width)."""
         if self.adaptive is not None:

@@ -223,8 +223,10 @@ class Trainer:
                         break
         finally:
             bar.close()
-        if window_steps:
-            self._evaluate(validate, window_loss / window_steps)
+        if window_steps:  # steps since the last curve point: one more point, validated only if
+            # the last validation is old (a pass can cost as much as minutes of training)
+            recent = self.curve and self.step - self.curve[-1]["step"] < config.eval_every // 10
+            self._evaluate(None if recent else validate, window_loss / window_steps)
             if checkpoint is not None:
                 self.save(checkpoint)
         if self.best_state is not None:

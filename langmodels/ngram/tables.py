@@ -137,10 +137,8 @@ class BackoffTables:
         """ids[n - 1][i] = id of the n-gram ending at position i (-1 if unseen or crossing a line)."""
         ids = [tokens]
         for n in range(2, self.order + 1):
-            context = np.empty(tokens.size, dtype=np.int64)
-            context[0] = -1
             # The (n-1)-gram ending just before i is its context, if the n-gram fits in the line.
-            np.copyto(context[1:], np.where(position[1:] >= n - 1, ids[-1][:-1], -1))
+            context = np.concatenate([[-1], np.where(position[1:] >= n - 1, ids[-1][:-1], -1)])[: tokens.size]
             ids.append(self.lookup(n, context, tokens))
         return ids
 
