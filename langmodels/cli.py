@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import importlib
 import inspect
 import json
 import math
@@ -25,34 +23,16 @@ from . import __version__, corpora
 from .base import LangmodelsWarning, LanguageModel
 from .checkpoint import is_checkpoint
 from .errors import ConfigError, LangmodelsError
-from .ngram import BigramLM, NGramLM, TrigramLM
+from .families import MODELS, build_model, model_class_named, model_parameters
+from .ngram import NGramLM
 from .ngram.smoothing import DiscountFallbackWarning
 
 PROG = "langmodels"
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
-# Every family the command line names. The neural ones are imported when named, so commands
-# that do not need torch start quickly.
-MODELS: dict[str, type[LanguageModel] | str] = {
-    "bigram": BigramLM,
-    "trigram": TrigramLM,
-    "ngram": NGramLM,
-    "mlp": "langmodels.neural.mlp:MLPLM",
-    "lstm": "langmodels.neural.lstm:LSTMLM",
-    "gpt": "langmodels.neural.gpt:GPTLM",
-    "bert": "langmodels.neural.bert:MaskedLM",
-}
 # A neural model trained without --max-seconds gets this budget (with a note).
 DEFAULT_NEURAL_SECONDS = 600.0
-
-
-def model_class_named(name: str) -> type[LanguageModel]:
-    entry = MODELS[name]
-    if isinstance(entry, str):
-        module_name, _, class_name = entry.partition(":")
-        entry = getattr(importlib.import_module(module_name), class_name)
-    return entry
 
 NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning)
 
@@ -128,22 +108,6 @@ def _parser_for(parameter: inspect.Parameter) -> Callable[[str, str], object]:
     if isinstance(default, float):
         return _number
     return _text
-
-
-def model_parameters(model_class: type[LanguageModel]) -> dict[str, inspect.Parameter]:
-    """The keyword arguments of a model's constructor: what --set may name (a neural model's
-    are the fields of its config dataclass)."""
-    config = getattr(model_class, "Config", None)
-    if config is not None and dataclasses.is_dataclass(config):
-        return {
-            field.name: inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default)
-            for field in dataclasses.fields(config)
-        }
-    return {
-        name: parameter
-        for name, parameter in inspect.signature(model_class.__init__).parameters.items()
-        if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-    }
 
 
 def parse_settings(model_name: str, model_class: type[LanguageModel], settings: list[str]) -> dict:
@@ -252,9 +216,12 @@ def build_parser() -> ArgumentParser:
     fill.add_argument("text", metavar="TEXT", help="a line with one or more [MASK]")
     fill.add_argument("-k", type=k_type, default=5, metavar="K", help="candidates per mask (default 5)")
 
-    bench = commands.add_parser("bench", help="run a benchmark config (corpora x models x budgets)")
+    bench = commands.add_parser("bench", help="run a benchmark config (corpora x models x budgets), write its report")
     bench.add_argument("config", metavar="CONFIG.toml")
-    bench.add_argument("--out", required=True, metavar="DIR")
+    bench.add_argument("--out", required=True, metavar="DIR", help="report folder; finished runs are cached in it")
+    bench.add_argument("--only", action="append", metavar="NAME",
+                       help="run only this model, corpus or run id (repeatable); the report shows every finished run")
+    bench.add_argument("--force", action="store_true", help="redo the chosen runs even when their results are cached")
     return parser
 
 
@@ -317,11 +284,7 @@ def cmd_train(args) -> int:
     params = parse_settings(args.model, model_class, args.settings)
     if args.seed is not None and "seed" in model_parameters(model_class):
         params["seed"] = args.seed
-    model = model_class(**params)
-    if isinstance(model, NGramLM):
-        model.make_smoothing()  # checks order, smoothing name and its option before any reading
-    elif hasattr(model, "config"):
-        model.config.check()  # a neural model's settings, before any reading
+    model = build_model(model_class, params)  # settings checked before any reading
     out = Path(args.out)
     _check_out_folder(out)
     # A level set for the model is the level the corpus is read at, so its splits' evaluation
@@ -425,7 +388,10 @@ def cmd_fill_mask(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    raise ConfigError("bench is not available yet in this version (the benchmark harness comes next)")
+    from .bench import run_benchmark
+
+    run_benchmark(args.config, args.out, only=args.only, force=args.force)
+    return 0
 
 
 COMMANDS = {

@@ -1,0 +1,210 @@
+"""The report's figures (matplotlib, Agg): quality per model, learning curves, loss by position in
+the line, and one figure per sweep. Drawn from stored results only; each PNG is written atomically."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+from ..checkpoint import write_atomic
+
+MIN_LINES_AT_POSITION = 20  # a position's mean loss is drawn only when this many lines reach it
+LN2 = math.log(2)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    _pyplot().close(figure)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, buffer.getvalue())
+
+
+def _metric(level: str) -> tuple[str, str]:
+    return ("bits_per_char", "bits per character") if level == "char" else ("word_perplexity", "word perplexity")
+
+
+def _colours(names: list[str]) -> dict:
+    cycle = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+             "#bcbd22", "#17becf"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def sweep_axes(keys: list[str], sweeps: list[dict]) -> tuple[str, list[str]]:
+    """The x axis of a sweep (its first swept setting whose values are all numbers, else its first)
+    and the settings that tell its lines apart."""
+    numeric = [k for k in keys if all(isinstance(s[k], (int, float)) and not isinstance(s[k], bool) for s in sweeps)]
+    x_key = numeric[0] if numeric else keys[0]
+    return x_key, [k for k in keys if k != x_key]
+
+
+def _reference_value(reference, metric: str) -> float | None:
+    """A quoted figure on the plot's axis, where the conversion is exact (nats -> bits: / ln 2)."""
+    if metric == "bits_per_char":
+        return {"bits_per_char": reference.value, "nats_per_char": reference.value / LN2}.get(reference.figure)
+    return reference.value if reference.figure == "word_perplexity" else None
+
+
+def quality(entries, levels: dict, references, path: Path) -> bool:
+    from .report import ranking
+
+    corpora = [c for c in levels if any(e.corpus == c and not e.first["sweep"] for e in entries)]
+    if not corpora:
+        return False
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(corpora), figsize=(6.2 * len(corpora), 4.2), squeeze=False)
+    for ax, corpus in zip(axes[0], corpora):
+        metric, label = _metric(levels[corpus])
+        ranked = [e for e in ranking([e for e in entries if e.corpus == corpus and not e.first["sweep"]])
+                  if math.isfinite(e.mean(metric))]
+        names = [e.model for e in ranked]
+        values = [e.mean(metric) for e in ranked]
+        errors = [e.spread(metric) or 0.0 for e in ranked]
+        # Dots, not bars: on a log axis a bar's length depends on where the axis happens to start.
+        ax.errorbar(values, range(len(ranked)), xerr=errors, fmt="o", color="#4c72b0", capsize=3)
+        ax.set_yticks(range(len(ranked)), names)
+        ax.set_ylim(len(ranked) - 0.5, -0.5)
+        for i, value in enumerate(values):
+            ax.annotate(f"{value:.4g}", (value, i), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
+        for reference in references:
+            value = _reference_value(reference, metric) if reference.corpus == corpus else None
+            if value is not None:
+                ax.axvline(value, color="#c44e52", linestyle="--", linewidth=1)
+                ax.annotate(f"external: {reference.label}", (value, len(ranked) - 0.5), rotation=90, fontsize=7,
+                            color="#c44e52", xytext=(-3, 2), textcoords="offset points", va="bottom", ha="right")
+        if metric == "word_perplexity":
+            ax.set_xscale("log")
+        ax.set_xlabel(f"test {label} (lower is better)")
+        ax.set_title(corpus)
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def learning_curves(entries, levels: dict, path: Path) -> bool:
+    curves = [e for e in entries if not e.first["sweep"] and e.first["train"]["curve"]]
+    corpora = [c for c in levels if any(e.corpus == c for e in curves)]
+    if not corpora:
+        return False
+    plt = _pyplot()
+    colours = _colours([e.group for e in curves])
+    figure, axes = plt.subplots(len(corpora), 2, figsize=(12, 3.8 * len(corpora)), squeeze=False)
+    for row, corpus in zip(axes, corpora):
+        for entry in [e for e in curves if e.corpus == corpus]:
+            curve = entry.first["train"]["curve"]  # the first seed's
+            has_valid = any(point["valid_loss"] is not None for point in curve)
+            key = "valid_loss" if has_valid else "train_loss"
+            points = [p for p in curve if p[key] is not None]
+            label = f"{entry.model} ({'valid' if has_valid else 'train'}"
+            label += ", masked-LM loss over its masked tokens: not comparable)" if not entry.first["causal"] else ")"
+            style = "--" if not entry.first["causal"] else "-"
+            for ax, x in zip(row, ("tokens", "seconds")):
+                ax.plot([p[x] for p in points], [p[key] for p in points], style, marker="o", markersize=3,
+                        color=colours[entry.group], label=label)
+        for ax, x in zip(row, ("training tokens", "training seconds")):
+            ax.set_xlabel(x)
+            ax.set_ylabel("loss (nats per token)")
+            ax.set_title(f"{corpus}: loss against {x}")
+            ax.grid(True, alpha=0.3)
+        row[1].legend(fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def loss_by_position(entries, levels: dict, path: Path) -> bool:
+    chosen = [e for e in entries if not e.first["sweep"] and e.probes[0]["position_loss"]]
+    corpora = [c for c in levels if any(e.corpus == c for e in chosen)]
+    if not corpora:
+        return False
+    plt = _pyplot()
+    colours = _colours([e.group for e in chosen])
+    figure, axes = plt.subplots(1, len(corpora), figsize=(6.5 * len(corpora), 4.4), squeeze=False)
+    for ax, corpus in zip(axes[0], corpora):
+        lines = 0
+        for entry in [e for e in chosen if e.corpus == corpus]:
+            loss = entry.probes[0]["position_loss"]
+            lines = loss["lines"]
+            points = [(i, m) for i, (m, n) in enumerate(zip(loss["mean_nll"], loss["count"]))
+                      if m is not None and n >= MIN_LINES_AT_POSITION]
+            if points:
+                ax.plot(*zip(*points), marker=".", color=colours[entry.group], label=entry.model)
+        unit = "character" if levels[corpus] == "char" else "word"
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel(f"position in the line ({unit}s of context before the token)")
+        ax.set_ylabel("mean loss (nats per token)")
+        ax.set_title(f"{corpus}: {lines:,} test lines that reach the last position, each scored from its start",
+                     fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def sweep(group: str, keys: list[str], entries, levels: dict, path: Path) -> bool:
+    chosen = [e for e in entries if e.group == group]
+    corpora = [c for c in levels if any(e.corpus == c for e in chosen)]
+    if not corpora:
+        return False
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(corpora), figsize=(6.5 * len(corpora), 4.6), squeeze=False)
+    for ax, corpus in zip(axes[0], corpora):
+        metric, label = _metric(levels[corpus])
+        here = [e for e in chosen if e.corpus == corpus]
+        x_key, series_keys = sweep_axes(keys, [e.first["sweep"] for e in here])
+        series: dict[tuple, list] = {}
+        for e in here:
+            series.setdefault(tuple(e.first["sweep"][k] for k in series_keys), []).append(e)
+        for name, members in series.items():
+            text = ", ".join(f"{k}={v}" for k, v in zip(series_keys, name)) or group
+            if not members[0].first["normalised"]:
+                continue  # scores, not probabilities: no perplexity to draw
+            points = sorted((e.first["sweep"][x_key], e.mean(metric)) for e in members)
+            finite = [(x, y) for x, y in points if math.isfinite(y)]
+            if finite:
+                left_out = " (infinite points left out)" if len(finite) < len(points) else ""
+                ax.plot(*zip(*finite), marker="o", label=text + left_out)
+        xs = sorted({e.first["sweep"][x_key] for e in here}, key=str)
+        if all(isinstance(x, int) for x in xs):
+            ax.set_xticks(sorted(xs))
+        ax.set_xlabel(x_key)
+        ax.set_ylabel(f"test {label}")
+        if metric == "word_perplexity":
+            ax.set_yscale("log")
+        ax.set_title(f"{group} on {corpus}")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def write_plots(folder: Path, config, entries, levels: dict) -> dict:
+    """Every figure the results allow; returns {name: description} of those written."""
+    if not entries:
+        return {}
+    written = {}
+    if quality(entries, levels, config.references, folder / "quality.png"):
+        written["quality"] = "test word perplexity (bits per character for character corpora) per model"
+    if learning_curves(entries, levels, folder / "learning_curves.png"):
+        written["learning_curves"] = "learning curves against training tokens and seconds"
+    if loss_by_position(entries, levels, folder / "loss_by_position.png"):
+        written["loss_by_position"] = "mean loss by position in the line"
+    for group, keys in config.sweeps.items():
+        if sweep(group, keys, entries, levels, folder / f"sweep-{group}.png"):
+            written[f"sweep-{group}"] = f"{group} sweep"
+    return written

@@ -1,0 +1,73 @@
+"""The corpora of a benchmark: loaded once, cut to the config's slices, hashed for the run cache."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from .. import corpora
+from ..corpora import Split
+from .config import POSITION_MAX, SAMPLE_TOKENS, CorpusSpec
+
+
+def first_lines(split: Split, n: int | None) -> Split:
+    """The first n lines of a split as a Split of the same corpus, level and mode (whole lines,
+    so its text ends with a newline); the split itself when n is None or covers it."""
+    if n is None or n >= len(split):
+        return split
+    return Split(split[:n], name=split.name, corpus=split.corpus, level=split.level, mode=split.mode)
+
+
+def text_sha256(split: Split) -> str:
+    return hashlib.sha256(split.text().encode("utf-8")).hexdigest()
+
+
+@dataclass
+class CorpusData:
+    """One configured corpus: its (sliced) splits and what the cache key needs to know of them."""
+
+    spec: CorpusSpec
+    corpus: corpora.Corpus
+    train: Split
+    valid: Split | None  # None when valid is the test text (Tiny Shakespeare): no early stopping
+    test: Split
+    sha256: dict
+
+    @property
+    def level(self) -> str:
+        return self.corpus.level
+
+    @property
+    def mode(self) -> str:
+        return self.corpus.mode
+
+    @property
+    def default_sample_tokens(self) -> int:
+        return SAMPLE_TOKENS.get(self.level, SAMPLE_TOKENS["word"])
+
+    @property
+    def default_position_max(self) -> int:
+        return POSITION_MAX.get(self.level, POSITION_MAX["word"])
+
+    def test_split(self, lines: int | None) -> Split:
+        """The test split, or its first `lines` lines (a model scored on part of it)."""
+        return first_lines(self.test, lines)
+
+    def key(self, test_lines: int | None = None) -> dict:
+        """The corpus part of a run's cache key: the exact texts, not names or paths."""
+        test = self.sha256["test"] if test_lines is None else text_sha256(self.test_split(test_lines))
+        return {"level": self.level, "mode": self.mode, "train": self.sha256["train"],
+                "valid": self.sha256["valid"] if self.valid is not None else None, "test": test}
+
+
+def load_corpus(spec: CorpusSpec) -> CorpusData:
+    corpus = corpora.load(spec.source, level=spec.level)
+    # Early stopping on the text the model is scored on would tune on the test (DESIGN.md 4):
+    # compared on the whole corpus, so slices of the same text never pass for a validation split.
+    valid_is_test = corpus.valid.text() == corpus.test.text()
+    train = first_lines(corpus.train, spec.slices["train"])
+    valid = None if valid_is_test else first_lines(corpus.valid, spec.slices["valid"])
+    test = first_lines(corpus.test, spec.slices["test"])
+    sha256 = {"train": text_sha256(train), "test": text_sha256(test)}
+    sha256["valid"] = text_sha256(valid) if valid is not None else None
+    return CorpusData(spec=spec, corpus=corpus, train=train, valid=valid, test=test, sha256=sha256)

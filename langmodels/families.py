@@ -1,0 +1,81 @@
+"""The model families by the names the command line and benchmark configs use, and their settings.
+
+One mapping from `bigram trigram ngram mlp lstm gpt bert` to classes, shared by `langmodels train`
+and `langmodels bench`. A benchmark config may also name any other family as `package.module:Class`
+(a LanguageModel subclass): a new family joins the harness by implementing the contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+
+from .base import LanguageModel
+from .errors import ConfigError
+from .ngram import BigramLM, NGramLM, TrigramLM
+
+# The neural classes are imported when named, so commands that do not need torch start quickly.
+MODELS: dict[str, type[LanguageModel] | str] = {
+    "bigram": BigramLM,
+    "trigram": TrigramLM,
+    "ngram": NGramLM,
+    "mlp": "langmodels.neural.mlp:MLPLM",
+    "lstm": "langmodels.neural.lstm:LSTMLM",
+    "gpt": "langmodels.neural.gpt:GPTLM",
+    "bert": "langmodels.neural.bert:MaskedLM",
+}
+BUDGET_KEYS = ("max_steps", "max_tokens", "max_seconds")
+
+
+def model_class_named(name: str) -> type[LanguageModel]:
+    """The class of a family name, or of `package.module:Class`; ConfigError for anything else."""
+    entry = MODELS.get(name)
+    if entry is None and ":" not in name:
+        raise ConfigError(f"unknown model {name!r}; models: {', '.join(MODELS)} (or package.module:Class)")
+    entry = entry or name
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        try:
+            entry = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ConfigError(f"cannot import model class {name!r} ({error})") from None
+        if not (isinstance(entry, type) and issubclass(entry, LanguageModel)) or inspect.isabstract(entry):
+            raise ConfigError(f"{name!r} is not a LanguageModel class")
+    return entry
+
+
+def model_parameters(model_class: type[LanguageModel]) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of a model's constructor: what --set and a config's settings may
+    name (a neural model's are the fields of its config dataclass)."""
+    config = getattr(model_class, "Config", None)
+    if config is not None and dataclasses.is_dataclass(config):
+        return {
+            field.name: inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default)
+            for field in dataclasses.fields(config)
+        }
+    return {
+        name: parameter
+        for name, parameter in inspect.signature(model_class.__init__).parameters.items()
+        if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
+
+
+def takes_budget(model_class: type[LanguageModel]) -> bool:
+    """True when the family's fit, or one it extends, names training budgets (it trains until one
+    is spent); False for families whose fit is one pass (n-gram counting), which take no budget."""
+    fits = [klass.fit for klass in model_class.__mro__ if "fit" in vars(klass)]
+    return any(key in inspect.signature(fit).parameters for fit in fits for key in BUDGET_KEYS)
+
+
+def build_model(model_class: type[LanguageModel], params: dict) -> LanguageModel:
+    """An unfitted model with its settings checked before any reading or training."""
+    try:
+        model = model_class(**params)
+    except TypeError as error:  # a keyword the constructor does not take
+        raise ConfigError(f"{model_class.__name__}: {error}") from None
+    if isinstance(model, NGramLM):
+        model.make_smoothing()  # checks order, smoothing name and its option
+    elif dataclasses.is_dataclass(getattr(model, "config", None)) and hasattr(model.config, "check"):
+        model.config.check()  # a neural model's settings
+    return model
