@@ -80,14 +80,7 @@ def write_checkpoint(path: str | os.PathLike, config: dict, files: dict[str, byt
         manifest = {name: sha256_hex(data) for name, data in files.items()}
         full_config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "files": manifest}
         _write_file(staging / CONFIG_FILE, json.dumps(full_config, indent=2, sort_keys=True).encode("utf-8"))
-        if target.exists():
-            # A non-empty folder cannot be replaced in one rename: move the old one aside first.
-            retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, retired)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -126,3 +119,18 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
             raise CheckpointError(f"checkpoint file {folder / name} does not match its checksum (truncated or edited)")
         files[name] = data
     return config, files
+
+
+RETIRED = ".retired-"  # prefix of a replaced folder between the two renames of replace_folder
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Move a finished folder into place. A non-empty folder cannot be replaced in one rename, so
+    an existing target is moved aside first (as RETIRED + name + .pid) and deleted after."""
+    if target.exists():
+        retired = target.with_name(f"{RETIRED}{target.name}.{os.getpid()}")
+        os.replace(target, retired)
+        os.replace(staging, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, target)

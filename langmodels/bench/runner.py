@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..base import LanguageModel
-from ..checkpoint import write_atomic
+from ..checkpoint import RETIRED, replace_folder, write_atomic
 from ..errors import ConfigError, LangmodelsError
 from ..families import build_model
 from .config import BenchConfig, RunSpec, load_config
@@ -48,7 +48,6 @@ RUN_FORMAT = 1  # bump when a stored result's meaning changes: every cached run 
 PROBE_FORMAT = 1
 LOCK = ".lock"  # in runs/, like everything that changes from one invocation to the next
 STAGING = ".staging-"
-RETIRED = ".retired-"
 TIMING = "last-invocation.json"
 
 
@@ -174,18 +173,6 @@ def tidy_runs(runs: Path) -> None:
             os.replace(retired, final)
     for staging in runs.glob(STAGING + "*"):
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def replace_folder(staging: Path, final: Path) -> None:
-    """Move a finished folder into place; an existing one (--force) is retired first, since a
-    non-empty folder cannot be replaced in one rename. tidy_runs completes an interrupted swap."""
-    if final.exists():
-        retired = final.with_name(f"{RETIRED}{final.name}.{os.getpid()}")
-        os.replace(final, retired)
-        os.replace(staging, final)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, final)
 
 
 # ---- progress ---------------------------------------------------------------------------------
