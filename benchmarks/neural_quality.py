@@ -39,7 +39,7 @@ RUNS = {
         "n_layer": 2, "n_embd": 256, "hidden": 256, "dropout": 0.15, "batch_size": 64, "lr": 3e-3,
         "warmup_steps": 100, "eval_every": 500, "softmax": "adaptive"}),
     "gpt-brown": (GPTLM, "brown", {
-        "n_layer": 4, "n_head": 4, "n_embd": 256, "context": 96, "batch_size": 32, "dropout": 0.1, "lr": 1.5e-3,
+        "n_layer": 4, "n_head": 4, "n_embd": 256, "context": 96, "batch_size": 64, "dropout": 0.1, "lr": 2e-3,
         "warmup_steps": 100, "eval_every": 500, "softmax": "adaptive"}),
     "mlp-brown": (MLPLM, "brown", {
         "order": 5, "n_embd": 128, "hidden": 512, "batch_size": 64, "dropout": 0.2, "lr": 3e-3,
