@@ -57,6 +57,12 @@ def check_generation_options(max_tokens, temperature, top_k, top_p) -> None:
         raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
 
 
+def most_probable(logprobs: np.ndarray, vocab, k: int) -> list[tuple[str, float]]:
+    """The k most probable tokens of a distribution (fewer if fewer are possible), with probabilities."""
+    best = np.argsort(-logprobs, kind="stable")[: min(k, int(np.count_nonzero(np.isfinite(logprobs))))]
+    return [(vocab.token(int(i)), float(np.exp(logprobs[i]))) for i in best]
+
+
 class LanguageModel(ABC):
     """A next-token distribution with one interface for every family."""
 
@@ -214,7 +220,7 @@ class LanguageModel(ABC):
         else:
             targets, lengths = tokenizer.encode_lines(list(texts))  # the </s> targets are never <unk>
             logprobs = self.score_lines(targets, lengths, progress=progress)
-            if getattr(tokenizer, "mode", None) == "whitespace":  # its tokens are the text's words
+            if tokenizer.tokens_are_words:  # no second split of the text to count them
                 n_words = int(lengths.sum()) + count_lines(text)
         seconds = time.perf_counter() - start
         zero = int(np.count_nonzero(np.isneginf(logprobs)))
@@ -241,10 +247,7 @@ class LanguageModel(ABC):
         tokenizer = self._check_fitted()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise LangmodelsError(f"k must be a whole number >= 1, got {k!r}")
-        logprobs = self.next_logprobs(self.encode_context(context))
-        k = min(k, int(np.count_nonzero(np.isfinite(logprobs))))
-        best = np.argsort(-logprobs, kind="stable")[:k]
-        return [(tokenizer.vocab.token(int(i)), float(np.exp(logprobs[i]))) for i in best]
+        return most_probable(self.next_logprobs(self.encode_context(context)), tokenizer.vocab, k)
 
     def generate(
         self,

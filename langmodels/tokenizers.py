@@ -136,6 +136,7 @@ class Tokenizer:
 
     level = None  # "word", "char" or "subword"
     kind = None  # name in saved files
+    tokens_are_words = False  # True when a line's tokens are exactly its whitespace-separated words
 
     #: ids that decode() leaves out: they mark positions, they are not text
     SILENT_IDS = frozenset({Vocabulary.bos_id, Vocabulary.eos_id, Vocabulary.pad_id})
@@ -217,6 +218,7 @@ class WordTokenizer(Tokenizer):
 
     def __init__(self, mode="whitespace", min_count=1, max_size=None):
         self.mode = mode
+        self.tokens_are_words = mode == "whitespace"
         self.min_count = min_count
         self.max_size = max_size
         self.vocab = None

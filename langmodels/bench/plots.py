@@ -56,16 +56,16 @@ def _reference_value(reference, metric: str) -> float | None:
 
 
 def quality(entries, levels: dict, references, path: Path) -> bool:
-    from .report import ranking
+    from .report import models_of, ranking
 
-    corpora = [c for c in levels if any(e.corpus == c and not e.first["sweep"] for e in entries)]
+    corpora = [c for c in levels if models_of(entries, c)]
     if not corpora:
         return False
     plt = _pyplot()
     figure, axes = plt.subplots(1, len(corpora), figsize=(6.2 * len(corpora), 4.2), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
         metric, label = _metric(levels[corpus])
-        ranked = [e for e in ranking([e for e in entries if e.corpus == corpus and not e.first["sweep"]])
+        ranked = [e for e in ranking(models_of(entries, corpus))
                   if math.isfinite(e.mean(metric))]
         names = [e.model for e in ranked]
         values = [e.mean(metric) for e in ranked]
@@ -93,7 +93,7 @@ def quality(entries, levels: dict, references, path: Path) -> bool:
 
 
 def learning_curves(entries, levels: dict, path: Path) -> bool:
-    curves = [e for e in entries if not e.first["sweep"] and e.first["train"]["curve"]]
+    curves = [e for e in entries if not e.is_sweep and e.first["train"]["curve"]]
     corpora = [c for c in levels if any(e.corpus == c for e in curves)]
     if not corpora:
         return False
@@ -124,7 +124,7 @@ def learning_curves(entries, levels: dict, path: Path) -> bool:
 
 
 def loss_by_position(entries, levels: dict, path: Path) -> bool:
-    chosen = [e for e in entries if not e.first["sweep"] and e.probes[0]["position_loss"]]
+    chosen = [e for e in entries if not e.is_sweep and e.probes[0]["position_loss"]]
     corpora = [c for c in levels if any(e.corpus == c for e in chosen)]
     if not corpora:
         return False

@@ -39,6 +39,11 @@ DASH = "–"
 # ---- gathering runs into table entries --------------------------------------------------------
 
 
+def models_of(entries: list, corpus: str) -> list:
+    """The entries of one corpus that are models of their own (not points of a sweep)."""
+    return [e for e in entries if e.corpus == corpus and not e.is_sweep]
+
+
 @dataclass
 class Entry:
     """One model on one corpus: its runs over the seeds."""
@@ -52,6 +57,10 @@ class Entry:
     @property
     def first(self) -> dict:
         return self.results[0]
+
+    @property
+    def is_sweep(self) -> bool:
+        return bool(self.first["sweep"])
 
     @property
     def ranked(self) -> bool:
@@ -496,7 +505,7 @@ def samples_markdown(config, entries: list[Entry]) -> str:
             "generated line is marked `in train` (a verbatim training line), `in test` or `new`; for character "
             "models a cut-off last line is not judged. Newlines in character samples are kept.\n")]
     for corpus in config.corpora:
-        chosen = [e for e in entries if e.corpus == corpus.label and not e.first["sweep"]]
+        chosen = models_of(entries, corpus.label)
         if not chosen:
             continue
         out.append(f"## {corpus.label}\n")
@@ -535,7 +544,7 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
     parts += ["## Corpora\n", corpora_section(config, runs), "", "## Models\n", models_section(config, entries), ""]
     parts.append("## Results\n")
     for corpus in config.corpora:
-        chosen = [e for e in entries if e.corpus == corpus.label and not e.first["sweep"]]
+        chosen = models_of(entries, corpus.label)
         if not chosen:
             continue
         level = levels[corpus.label]
@@ -566,7 +575,7 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
                "[samples.md](samples.md). As in makemore, each generated line is sorted by whether it appears "
                "verbatim in the training text (copied), else in the test text, else is new (novelty).\n")]
     for corpus in config.corpora:
-        chosen = [e for e in entries if e.corpus == corpus.label and not e.first["sweep"]]
+        chosen = models_of(entries, corpus.label)
         if not chosen:
             continue
         parts += [f"**{corpus.label}**\n", markdown_table(
@@ -586,7 +595,7 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
     parts.append(f"The {config.measure.top_k} most probable next tokens and their probabilities (`top_next`); "
                  "␣ is a space, ⏎ a newline. The masked LM answers for a mask at the end of the line.\n")
     for corpus in config.corpora:
-        chosen = [e for e in entries if e.corpus == corpus.label and not e.first["sweep"]]
+        chosen = models_of(entries, corpus.label)
         table = autocomplete_table(chosen)
         if table:
             parts += [f"**{corpus.label}**\n", table, ""]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import check_generation_options, note
+from ..base import check_generation_options, most_probable, note
 from ..errors import ConfigError, LangmodelsError
 from ..sampling import sample_next
 from ..tokenizers import Vocabulary
@@ -384,11 +384,7 @@ class MaskedLM(NeuralLM):
         positions = [i for i, token in enumerate(sequence) if token == tokenizer.vocab.mask_id]
         logprobs = self._logprobs_at(sequence, positions).numpy()  # (masks, V)
         logprobs[:, list(NOT_TEXT)] = -np.inf  # markers are not answers
-        results = []
-        for row in logprobs:
-            best = np.argsort(-row, kind="stable")[: min(k, int(np.isfinite(row).sum()))]
-            results.append([(tokenizer.vocab.token(int(i)), float(np.exp(row[i]))) for i in best])
-        return results
+        return [most_probable(row, tokenizer.vocab, k) for row in logprobs]
 
     def generate(
         self,
