@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .base import LanguageModel, load
+from .base import LangmodelsWarning, LanguageModel, load
+from .mixture import InterpolatedLM
 from .ngram import ArpaLM, BigramLM, NGramLM, TrigramLM
 
 # The neural family needs torch, which takes a while to import: load it on first use (PEP 562).
@@ -23,6 +24,8 @@ __all__ = [
     "MLPLM",
     "ArpaLM",
     "BigramLM",
+    "InterpolatedLM",
+    "LangmodelsWarning",
     "LanguageModel",
     "MaskedLM",
     "NGramLM",

@@ -311,9 +311,9 @@ class LanguageModel(ABC):
         """JSON-safe facts learned in fit that are not arrays (e.g. the training mode)."""
         return {}
 
-    def save(self, path, *, extra_files: dict[str, bytes] | None = None) -> None:
-        """Write a checkpoint folder: config.json, tokenizer.json, metrics.json and the model's
-        state (plus `extra_files`, e.g. a trainer's optimizer state, checksummed alike)."""
+    def checkpoint_contents(self, extra_files: dict[str, bytes] | None = None) -> tuple[dict, dict[str, bytes]]:
+        """(config, files) of this model's checkpoint: tokenizer.json, metrics.json and the model's
+        state, plus `extra_files` (e.g. a trainer's optimizer state, checksummed alike)."""
         tokenizer = self._check_fitted()
         files = {**self.state_files(), **(extra_files or {})}
         files[TOKENIZER_FILE] = json.dumps(tokenizer.to_dict()).encode("utf-8")
@@ -324,7 +324,11 @@ class LanguageModel(ABC):
             "params": self.get_params(),
             "fitted": self.fitted_facts(),
         }
-        write_checkpoint(path, config, files)
+        return config, files
+
+    def save(self, path, *, extra_files: dict[str, bytes] | None = None) -> None:
+        """Write a checkpoint folder: config.json and `checkpoint_contents()`' files, atomically."""
+        write_checkpoint(path, *self.checkpoint_contents(extra_files))
 
     save_pretrained = save
 
@@ -332,11 +336,18 @@ class LanguageModel(ABC):
     def load(cls, path) -> LanguageModel:
         """Read a checkpoint folder written by `save`, checking every file's checksum."""
         config, files = read_checkpoint(path)
+        return cls.from_checkpoint(config, files, where=str(path))
+
+    @classmethod
+    def from_checkpoint(cls, config: dict, files: dict[str, bytes], where: str) -> LanguageModel:
+        """The model a checkpoint's config and (already checksummed) files describe; `where`
+        names the checkpoint in errors."""
         if config.get("class") not in LanguageModel._registry:
             import langmodels.neural  # noqa: F401  (registers the neural classes, imported lazily)
         model_class = LanguageModel._registry.get(config.get("class"))
         if model_class is None or (cls is not LanguageModel and not issubclass(model_class, cls)):
-            raise CheckpointError(f"{path}: checkpoint class {config.get('class')!r} is not a {cls.__name__}")
+            raise CheckpointError(f"{where}: checkpoint class {config.get('class')!r} is not a {cls.__name__}")
+        files = dict(files)
         try:
             model = model_class(**config["params"])
             model.tokenizer = tokenizer_from_dict(json.loads(files.pop(TOKENIZER_FILE)))
@@ -345,7 +356,7 @@ class LanguageModel(ABC):
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"{path}: checkpoint does not fit {config.get('class')} ({error})") from None
+            raise CheckpointError(f"{where}: checkpoint does not fit {config.get('class')} ({error})") from None
         return model
 
     from_pretrained = load

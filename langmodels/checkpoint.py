@@ -38,6 +38,7 @@ def is_checkpoint(path: Path) -> bool:
 
 
 def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # a name may hold a subfolder (a mixture's components)
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -62,7 +63,8 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_checkpoint(path: str | os.PathLike, config: dict, files: dict[str, bytes]) -> Path:
-    """Write `files` and `config.json` (with their checksums) as the folder `path`, atomically."""
+    """Write `files` and `config.json` (with their checksums) as the folder `path`, atomically.
+    A name with a slash ("component-0/weights.safetensors") is written in that subfolder."""
     target = Path(path)
     if target.exists():
         if not target.is_dir():
@@ -77,14 +79,19 @@ def write_checkpoint(path: str | os.PathLike, config: dict, files: dict[str, byt
     try:
         for name, data in files.items():
             _write_file(staging / name, data)
-        manifest = {name: sha256_hex(data) for name, data in files.items()}
-        full_config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "files": manifest}
-        _write_file(staging / CONFIG_FILE, json.dumps(full_config, indent=2, sort_keys=True).encode("utf-8"))
+        _write_file(staging / CONFIG_FILE, config_json(config, files))
         replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def config_json(config: dict, files: dict[str, bytes]) -> bytes:
+    """The config.json of a checkpoint holding `files`: `config`, the format, and every file's sha256."""
+    manifest = {name: sha256_hex(data) for name, data in files.items()}
+    full_config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "files": manifest}
+    return json.dumps(full_config, indent=2, sort_keys=True).encode("utf-8")
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:

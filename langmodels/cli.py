@@ -1,4 +1,6 @@
-"""The `langmodels` command (DESIGN.md section 6): corpora, train, evaluate, generate, complete, bench.
+"""The `langmodels` command (DESIGN.md section 6): corpora, train, evaluate, generate, complete,
+fill-mask and bench; mix and finetune; and the figures that look inside a model: graph, attention,
+embeddings, temperature.
 
 Every user mistake ends as one line on stderr, ``langmodels: error: <message>``, and exit code 2;
 notes (a prompt token read as <unk>, a fallback discount) print as ``note: <message>``. Only bugs
@@ -216,12 +218,67 @@ def build_parser() -> ArgumentParser:
     fill.add_argument("text", metavar="TEXT", help="a line with one or more [MASK]")
     fill.add_argument("-k", type=k_type, default=5, metavar="K", help="candidates per mask (default 5)")
 
+    mix = commands.add_parser("mix", help="interpolate checkpoints that share a tokenizer, weights fitted by EM")
+    mix.add_argument("checkpoints", nargs="+", metavar="DIR", help="two or more checkpoint folders")
+    mix.add_argument("--corpus", required=True, metavar="NAME|PATH", help="the weights are fitted on its valid split")
+    mix.add_argument("--out", required=True, metavar="DIR", help="mixture checkpoint folder to write")
+
+    finetune = commands.add_parser("finetune", help="continue training a neural checkpoint on another corpus")
+    finetune.add_argument("checkpoint", metavar="DIR", help="the pretrained checkpoint (left as it is)")
+    finetune.add_argument("--corpus", required=True, metavar="NAME|PATH", help="the new corpus: shipped, or a path")
+    finetune.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder for the fine-tuned model")
+    finetune.add_argument("--max-seconds", type=max_seconds_type, metavar="S", help="training time budget")
+    finetune.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+        help="a training setting for the fine-tuning run, e.g. --set lr=3e-4 (repeatable)",
+    )
+
     bench = commands.add_parser("bench", help="run a benchmark config (corpora x models x budgets), write its report")
     bench.add_argument("config", metavar="CONFIG.toml")
     bench.add_argument("--out", required=True, metavar="DIR", help="report folder; finished runs are cached in it")
     bench.add_argument("--only", action="append", metavar="NAME",
                        help="run only this model, corpus or run id (repeatable); the report shows every finished run")
     bench.add_argument("--force", action="store_true", help="redo the chosen runs even when their results are cached")
+
+    graph = commands.add_parser("graph", help="draw an n-gram model's transition graph around a word (.png or .svg)")
+    graph.add_argument("checkpoint", metavar="DIR")
+    graph.add_argument("--word", required=True, metavar="WORD",
+                       help="the start word (for a trigram also two words, e.g. 'of the')")
+    graph.add_argument("--depth", type=_argument_type("depth", int, lambda v: v >= 1, "a whole number >= 1"),
+                       default=2, metavar="N", help="levels of successors (default 2)")
+    graph.add_argument("-k", type=k_type, default=5, metavar="K", help="successors per node (default 5)")
+    graph.add_argument("--out", required=True, metavar="FILE", help="the figure to write: .png or .svg")
+    graph.add_argument("--uniform", action="store_true",
+                       help="draw the uniform graph (every seen successor equally likely) beside the counted one")
+
+    attention = commands.add_parser("attention", help="heat maps of every layer and head's attention (gpt, bert)")
+    attention.add_argument("checkpoint", metavar="DIR")
+    attention.add_argument("text", metavar="TEXT")
+    attention.add_argument("--out", required=True, metavar="FILE", help="the figure to write: .png or .svg")
+
+    embeddings = commands.add_parser("embeddings", help="nearest words, analogies and a 2-D map of word embeddings")
+    embeddings.add_argument("checkpoint", metavar="DIR")
+    embeddings.add_argument("--words", metavar="W1,W2,...", help="words to place on a 2-D map (with --out) or list")
+    embeddings.add_argument("--nearest", metavar="WORD", help="the words closest to WORD (cosine)")
+    embeddings.add_argument("--analogy", metavar="A,B,C", help="A is to B as C is to ? (3CosAdd)")
+    embeddings.add_argument("-k", type=k_type, default=10, metavar="K", help="answers to show (default 10)")
+    embeddings.add_argument("--analogies", nargs="?", const="", metavar="FILE",
+                            help="analogy accuracy on the shipped question set, or on FILE ('a b c d' lines)")
+    embeddings.add_argument("--out", metavar="FILE", help="write the map of --words here: .png or .svg")
+    embeddings.add_argument("--method", choices=("pca", "tsne"), default="pca", help="the 2-D projection (default pca)")
+    embeddings.add_argument("--seed", type=seed_type, default=0, metavar="N", help="seed of the projection (default 0)")
+
+    temperature = commands.add_parser("temperature", help="the next-token distribution under temperature, top-k, top-p")
+    temperature.add_argument("checkpoint", metavar="DIR")
+    temperature.add_argument("context", metavar="CONTEXT", help="the text before the next token ('' for a line start)")
+    temperature.add_argument("--out", metavar="FILE", help="the figure to write: .png or .svg")
+    temperature.add_argument("--temperatures", default="0.5,1,2", metavar="T1,T2,...", help="(default 0.5,1,2)")
+    temperature.add_argument("--top-k", type=top_k_type, default=5, metavar="K", help="the top-k panel (default 5)")
+    temperature.add_argument("--top-p", type=top_p_type, default=0.9, metavar="P", help="the top-p panel (default 0.9)")
+    temperature.add_argument("--samples", type=_argument_type("samples", int, lambda v: v >= 0, "a whole number >= 0"),
+                             default=0, metavar="N", help="samples to print at each temperature (default 0)")
+    temperature.add_argument("--seed", type=seed_type, default=0, metavar="S", help="sample i uses seed S+i")
+    temperature.add_argument("--max-tokens", type=max_tokens_type, default=30, metavar="N", help="sample length")
     return parser
 
 
@@ -387,10 +444,193 @@ def cmd_fill_mask(args) -> int:
     return 0
 
 
+def _check_not_an_input(out: Path, inputs, what: str) -> None:
+    """Refuse an --out that is one of the checkpoints read: they are kept as they are."""
+    if any(Path(folder).resolve() == out.resolve() for folder in inputs):
+        raise ConfigError(f"--out {out} is {what}; write the result to another folder (the input is kept)")
+
+
+def _valid_is_test_note(corpus, consequence: str) -> bool:
+    """True, with a note, when the corpus' valid split is its test split (Tiny Shakespeare)."""
+    same = corpus.valid.text() == corpus.test.text()
+    if same:
+        warnings.warn(f"{corpus.name}'s valid split is its test split: {consequence}", LangmodelsWarning)
+    return same
+
+
+def cmd_mix(args) -> int:
+    from .mixture import InterpolatedLM
+
+    if len(args.checkpoints) < 2:
+        raise ConfigError("mix needs two or more checkpoint folders")
+    out = Path(args.out)
+    _check_out_folder(out)
+    _check_not_an_input(out, args.checkpoints, "one of the checkpoints being mixed")
+    mixture = InterpolatedLM([LanguageModel.load(folder) for folder in args.checkpoints])
+    mixture.check_components()  # one shared tokenizer, causal and normalised, before any scoring
+    corpus = _corpus_for(mixture, args.corpus)
+    _valid_is_test_note(corpus, "the weights are fitted on the text they are then scored on")
+    mixture.fit_weights(corpus.valid)
+    evaluation = mixture.evaluate(corpus.valid)
+    mixture.metrics_ = evaluation.to_dict()
+    mixture.save(out)
+    width = max(len(model.name) for model in mixture.models)
+    print(f"{'weight':>8}  {'model':<{width}}  {'valid ppl':>10}  checkpoint")
+    for folder, model, weight, loglik in zip(args.checkpoints, mixture.models, mixture.weights_,
+                                             mixture.component_logliks_):
+        print(f"{weight:>8.4f}  {model.name:<{width}}  {math.exp(-loglik):>10.2f}  {folder}")
+    print(f"mixture valid perplexity {evaluation.perplexity:.2f} ({evaluation.mode} mode, "
+          f"{len(mixture.em_history_) - 1} EM iterations); saved to {out}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from .neural.core import NeuralLM
+
+    out = Path(args.out)
+    _check_out_folder(out)
+    _check_not_an_input(out, [args.checkpoint], "the pretrained checkpoint")
+    pretrained = LanguageModel.load(args.checkpoint)
+    if not isinstance(pretrained, NeuralLM):
+        raise ConfigError(f"{args.checkpoint} holds a {pretrained.name} ({type(pretrained).__name__}), "
+                          "not a neural model; only neural models can be fine-tuned")
+    model_class = type(pretrained)
+    params = parse_settings(model_class.__name__, model_class, args.settings)
+    kept = sorted(set(params) - set(model_class.Config.TRAINING_SETTINGS))
+    if kept:
+        raise ConfigError(f"--set {kept[0]}: fine-tuning keeps the pretrained architecture and tokenizer; "
+                          f"settings that may change: {', '.join(model_class.Config.TRAINING_SETTINGS)}")
+    model = build_model(model_class, params)
+    corpus = _corpus_for(pretrained, args.corpus)
+    budget = {"max_seconds": args.max_seconds}
+    if args.max_seconds is None:
+        warnings.warn(f"no --max-seconds: fine-tuning for {DEFAULT_NEURAL_SECONDS:.0f} s", LangmodelsWarning)
+        budget = {"max_seconds": DEFAULT_NEURAL_SECONDS}
+    same = _valid_is_test_note(corpus, "fixed budget, no early stopping")
+    scored = pretrained.is_causal  # a masked model's pseudo-perplexity costs a pass per token
+    before = pretrained.evaluate(corpus.valid) if scored else None
+    start = time.perf_counter()
+    model.fit(corpus.train, None if same else corpus.valid, resume_from=pretrained, **budget)
+    seconds = time.perf_counter() - start
+    if scored:
+        after = model.evaluate(corpus.valid)
+        model.metrics_ = after.to_dict()
+        result = (f"valid perplexity {before.perplexity:.2f} before, {after.perplexity:.2f} after "
+                  f"({after.mode} mode)")
+    else:
+        model.metrics_ = None
+        result = "valid pseudo-perplexity not computed (a pass per token: run `langmodels evaluate`)"
+    model.save(out)
+    print(f"{model.name} fine-tuned on {corpus.name}: {result}, trained in {seconds:.1f} s; saved to {out}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_benchmark
 
     run_benchmark(args.config, args.out, only=args.only, force=args.force)
+    return 0
+
+
+def cmd_graph(args) -> int:
+    from .inside import draw_transition_graph, draw_uniform_vs_counted
+    from .inside.figures import check_figure_path
+
+    check_figure_path(args.out)  # before the (slower) loading
+    model = LanguageModel.load(args.checkpoint)
+    if args.uniform:
+        _, graph = draw_uniform_vs_counted(model, args.word, depth=args.depth, k=args.k, path=args.out)
+    else:
+        graph = draw_transition_graph(model, args.word, depth=args.depth, k=args.k, path=args.out)
+    print(f"wrote {args.out} ({graph.number_of_nodes()} states, {graph.number_of_edges()} transitions)")
+    return 0
+
+
+def cmd_attention(args) -> int:
+    from .inside import attention_maps
+    from .inside.figures import check_figure_path
+
+    check_figure_path(args.out)
+    model = LanguageModel.load(args.checkpoint)
+    weights, tokens = attention_maps(model, args.text, path=args.out)
+    layers, heads = weights.shape[:2]
+    print(f"wrote {args.out} ({layers} layers x {heads} heads over {len(tokens)} positions)")
+    return 0
+
+
+def cmd_embeddings(args) -> int:
+    from .inside import analogy_accuracy, embedding_projection, read_analogies
+    from .inside.embeddings import embeddings_of
+    from .inside.figures import check_figure_path
+    from .inside.lookup import require_tokens
+
+    if not (args.words or args.nearest or args.analogy or args.analogies is not None):
+        raise ConfigError("nothing to show: give --words, --nearest, --analogy or --analogies")
+    if args.out and not args.words:
+        raise ConfigError("--out draws the map of --words: give --words w1,w2,...")
+    if args.out:
+        check_figure_path(args.out)
+    model = LanguageModel.load(args.checkpoint)
+    embeddings = embeddings_of(model)
+    if args.nearest:
+        require_tokens([args.nearest], embeddings.vocab)
+        print(f"nearest to {args.nearest}:")
+        for token, similarity in embeddings.nearest(args.nearest, k=args.k):
+            print(f"{token}\t{similarity:.4f}")
+    if args.analogy:
+        words = [word.strip() for word in args.analogy.split(",")]
+        if len(words) != 3 or not all(words):
+            raise ConfigError(f"--analogy takes three words A,B,C, got {args.analogy!r}")
+        require_tokens(words, embeddings.vocab)
+        print(f"{words[0]} : {words[1]} :: {words[2]} : ?")
+        for token, similarity in embeddings.analogy(*words, k=args.k):
+            print(f"{token}\t{similarity:.4f}")
+    if args.words:
+        words = [word.strip() for word in args.words.split(",") if word.strip()]
+        points = embedding_projection(model, words, method=args.method, path=args.out, seed=args.seed)
+        if args.out:
+            print(f"wrote {args.out} ({len(points)} words, {args.method})")
+        else:
+            for word, (x, y) in points.items():
+                print(f"{word}\t{x:.4f}\t{y:.4f}")
+    if args.analogies is not None:
+        result = analogy_accuracy(embeddings, read_analogies(args.analogies or None))
+
+        def accuracy(tally):
+            return "-" if tally["accuracy"] is None else f"{tally['accuracy']:.1%}"
+
+        rows = [(name, tally) for name, tally in result["categories"].items()] + [("all", result)]
+        width = max(len("category"), *(len(name) for name, _ in rows))
+        print(f"{'category':<{width}}  {'accuracy':>8}  {'correct':>7}  {'answered':>8}  {'skipped':>7}")
+        for name, tally in rows:
+            print(f"{name:<{width}}  {accuracy(tally):>8}  {tally['correct']:>7}  {tally['answered']:>8}  "
+                  f"{tally['skipped']:>7}")
+    return 0
+
+
+def cmd_temperature(args) -> int:
+    from .inside import next_token_distributions, temperature_samples
+    from .inside.figures import check_figure_path
+    from .inside.temperature import describe
+
+    try:
+        temperatures = [float(t) for t in args.temperatures.split(",")]
+    except ValueError:
+        raise ConfigError(f"--temperatures takes numbers separated by commas, got {args.temperatures!r}") from None
+    if args.out:
+        check_figure_path(args.out)
+    model = LanguageModel.load(args.checkpoint)
+    tokens, settings = next_token_distributions(model, args.context, temperatures=temperatures, top_k=args.top_k,
+                                                top_p=args.top_p, path=args.out)
+    print(describe(tokens, settings))
+    if args.samples:
+        samples = temperature_samples(model, args.context, temperatures=temperatures, samples=args.samples,
+                                      seed=args.seed, max_tokens=args.max_tokens)
+        for temperature, texts in samples.items():
+            print(f"\n--- temperature {temperature:g} ---")
+            print("\n".join(texts))
+    if args.out:
+        print(f"\nwrote {args.out}")
     return 0
 
 
@@ -401,7 +641,13 @@ COMMANDS = {
     "generate": cmd_generate,
     "complete": cmd_complete,
     "fill-mask": cmd_fill_mask,
+    "mix": cmd_mix,
+    "finetune": cmd_finetune,
     "bench": cmd_bench,
+    "graph": cmd_graph,
+    "attention": cmd_attention,
+    "embeddings": cmd_embeddings,
+    "temperature": cmd_temperature,
 }
 
 

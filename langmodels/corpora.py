@@ -73,6 +73,17 @@ class Split(list):
             return cls(text[:-1].split("\n"), **attrs)
         return cls(text.split("\n"), trailing_newline=False, **attrs)
 
+    def __getitem__(self, key):
+        """A line; or, for a slice, the Split of those lines (same corpus, level and mode), so that
+        `brown.train[:1000]` is still word-level text scored line by line."""
+        lines = super().__getitem__(key)
+        if not isinstance(key, slice):
+            return lines
+        taken = range(len(self))[key]
+        ends_with_last = len(taken) > 0 and taken[-1] == len(self) - 1
+        return Split(lines, name=self.name, corpus=self.corpus, level=self.level, mode=self.mode,
+                     trailing_newline=self.trailing_newline if ends_with_last else True)
+
     def text(self):
         """Lines joined by newlines, with a final newline unless the split ends mid-line."""
         if not self:

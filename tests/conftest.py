@@ -1,6 +1,18 @@
 """Helpers shared by the test files."""
 
 import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Every test module runs on one torch thread: small models on a busy 2-core machine ran many
+    times slower on two threads while another process held a core. Module-wide, so that module
+    fixtures training a model run on one thread too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

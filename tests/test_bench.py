@@ -1,6 +1,8 @@
-"""The benchmark harness: the quick config end to end, cached re-runs, a run killed and resumed,
-the normalisations on a hand-built word/character pair, the report against `evaluate`, and every
-bad input of the issue as one line on stderr with nothing in the output folder destroyed."""
+"""The benchmark harness: the quick config end to end (mixture rows, a fine-tune, the Inside
+figures), cached re-runs, a run killed and resumed, the normalisations on a hand-built
+word/character pair, the report against `evaluate` (and a mixture row against InterpolatedLM's),
+cross-fitted mixture weights, and every bad input as one line on stderr with nothing in the output
+folder destroyed."""
 
 import csv
 import json
@@ -16,39 +18,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import PNG_SIGNATURE, assert_one_line_error, bench
 
 from langmodels import cli, load
 from langmodels.base import LanguageModel
 from langmodels.bench import load_config
 from langmodels.bench.measure import generated_lines, loss_by_position, novelty
+from langmodels.bench.mixtures import cross_fitted, em_weights
 from langmodels.bench.report import MEASURED_COLUMNS, auto_digits, fmt_number
 from langmodels.bench.runner import tidy_runs
 from langmodels.bench.slices import load_corpus
 from langmodels.errors import LangmodelsError
+from langmodels.mixture import InterpolatedLM, mix_logprobs
 from langmodels.tokenizers import CharTokenizer, WordTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "benchmarks" / "quick.toml"
 FAMILIES = {"bigram", "trigram", "ngram", "mlp", "lstm", "gpt", "bert"}
+MIXTURES = {"brown": "lstm+kn5", "shakespeare": "gpt+kn5"}  # quick.toml's mixture rows
+INSIDE_FIGURES = ["bigram-graph-uniform-vs-counted", "bigram-graph-transitions", "gpt-attention", "bert-attention",
+                  "mlp-projection", "lstm-projection", "gpt-projection", "bert-projection", "gpt-temperature"]
 REPORT_FILES = ["REPORT.md", "results.csv", "results.json", "samples.md",
-                "plots/quality.png", "plots/learning_curves.png", "plots/loss_by_position.png"]
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+                "plots/quality.png", "plots/learning_curves.png", "plots/loss_by_position.png",
+                *(f"plots/inside-{name}.png" for name in INSIDE_FIGURES)]
+RUNS = 16  # quick.toml: 7 models on each corpus, and a mixture on each
 
 
-def bench(capsys, *argv):
-    """`langmodels bench ...` in-process: (exit code, stderr)."""
-    code = cli.main(["bench", *map(str, argv)])
-    return code, capsys.readouterr().err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == cli.EXIT_ERROR, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("langmodels: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, err)
 
 
 def read_csv(path):
@@ -102,9 +97,9 @@ def test_quick_config_writes_every_file_with_every_family_and_finite_numbers(qui
         if name.endswith(".png"):
             assert (out / name).read_bytes().startswith(PNG_SIGNATURE)
     rows = read_csv(out / "results.csv")
-    assert {row["corpus"] for row in rows} == {"brown", "shakespeare"}
+    assert {row["corpus"] for row in rows} == {"brown", "shakespeare"}  # shakespeare-words: fine-tuning only
     for corpus in ("brown", "shakespeare"):
-        assert {row["kind"] for row in rows if row["corpus"] == corpus} == FAMILIES
+        assert {row["kind"] for row in rows if row["corpus"] == corpus} == FAMILIES | {"mixture"}
     for row in rows:
         for column in ("nll", "perplexity", "word_perplexity", "bits_per_char", "train_seconds",
                        "eval_tokens_per_second", "peak_rss_bytes", "size"):
@@ -115,7 +110,7 @@ def test_quick_config_writes_every_file_with_every_family_and_finite_numbers(qui
         assert float(row["word_perplexity"]) == pytest.approx(math.exp(nll / int(row["n_words"])), rel=1e-12)
         assert float(row["bits_per_char"]) == pytest.approx(nll / (int(row["n_chars"]) * math.log(2)), rel=1e-12)
     document = json.loads((out / "results.json").read_text("utf-8"))
-    assert len(document["runs"]) == len(rows) == 14
+    assert len(document["runs"]) == len(rows) == RUNS
     for run in document["runs"]:
         assert run["probe"]["samples"] and all(s["text"] for s in run["probe"]["samples"])
         assert len(run["probe"]["autocomplete"][0]["top"]) == 5
@@ -126,20 +121,21 @@ def test_quick_config_writes_every_file_with_every_family_and_finite_numbers(qui
     report = (out / "REPORT.md").read_text("utf-8")
     for corpus in ("brown", "shakespeare"):
         table = summary_table(report, corpus)
-        assert set(table) == {"bigram", "trigram", "kn5", "mlp", "lstm", "gpt", "bert"}
+        assert set(table) == {"bigram", "trigram", "kn5", "mlp", "lstm", "gpt", "bert", MIXTURES[corpus]}
         assert table["bert"]["rank"] == "–"
         assert "pseudo" in table["bert"]["pseudo word perplexity (masked LM, not ranked)"]
         ranks = [cells["rank"] for cells in table.values()]
-        assert ranks[:6] == ["1", "2", "3", "4", "5", "6"]
+        assert ranks[:7] == ["1", "2", "3", "4", "5", "6", "7"]  # the mixture ranked with the others
         assert next(iter(table.values()))["word perplexity"].startswith("**")
     samples = (out / "samples.md").read_text("utf-8")
-    assert samples.count("temperature 0.8") == samples.count("temperature 1,") == 14 * 2
+    assert samples.count("temperature 0.8") == samples.count("temperature 1,") == RUNS * 2
 
 
 @pytest.mark.slow
 def test_a_cached_rerun_does_no_work_and_writes_the_same_bytes(quick):
     timing = json.loads((quick["out"] / "runs" / "last-invocation.json").read_text("utf-8"))
-    assert timing["cached"] == 14 and timing["trained"] == timing["probed"] == 0
+    jobs = 1 + 5  # the fine-tune, and the Inside figures of bigram, mlp, lstm, gpt and bert
+    assert timing["cached"] == RUNS + jobs and timing["trained"] == timing["probed"] == 0
     assert quick["seconds"][1] < 60
     timing_file = "runs/last-invocation.json"  # the one file an invocation rewrites
     assert quick["second"] == {**quick["first"], timing_file: quick["second"][timing_file]}
@@ -152,10 +148,10 @@ def test_the_report_tables_equal_evaluate_on_the_saved_checkpoints(quick):
     config = load_config(QUICK)
     report = (out / "REPORT.md").read_text("utf-8")
     document = json.loads((out / "results.json").read_text("utf-8"))
-    for corpus_spec in config.corpora:
+    for corpus_spec in [spec for spec in config.corpora if not spec.finetune_only]:
         data = load_corpus(corpus_spec)
         table = summary_table(report, corpus_spec.label)
-        for run in [r for r in document["runs"] if r["corpus"] == corpus_spec.label]:
+        for run in [r for r in document["runs"] if r["corpus"] == corpus_spec.label and r["kind"] != "mixture"]:
             folder = next((out / "runs").glob(f"{run['corpus']}-{run['model']}*-{run['key'][:12]}"))
             evaluation = load(folder / "model").evaluate(data.test_split(run["test_lines"]), progress=False)
             assert evaluation.nll == pytest.approx(run["test"]["nll"], rel=1e-9)
@@ -168,6 +164,136 @@ def test_the_report_tables_equal_evaluate_on_the_saved_checkpoints(quick):
                 assert evaluation.pseudo
                 assert cells["pseudo word perplexity (masked LM, not ranked)"].startswith(
                     fmt_number(evaluation.word_perplexity) + " (pseudo")
+
+
+def run_folder(out, corpus, model):
+    return next(p for p in (out / "runs").glob(f"{corpus}-{model}-*") if (p / "result.json").is_file())
+
+
+def quick_run(out, corpus, model):
+    return next(r for r in json.loads((out / "results.json").read_text("utf-8"))["runs"]
+                if r["corpus"] == corpus and r["model"] == model)
+
+
+@pytest.mark.slow
+def test_a_mixture_row_is_what_interpolatedlm_gives_its_components(quick):
+    """On Brown (a real valid split): the weights are EM's on valid and the row is the mixture's own
+    evaluate of the test split, and the paragraph under the table compares it with its components."""
+    out = quick["out"]
+    data = load_corpus(load_config(QUICK).corpus("brown"))
+    run = quick_run(out, "brown", "lstm+kn5")
+    components = [load(run_folder(out, "brown", name) / "model") for name in ("lstm-s0", "kn5")]
+    mixture = InterpolatedLM(components).fit_weights(data.valid)
+    evaluation = mixture.evaluate(data.test, progress=False)
+    assert run["mixture"]["fitted_on"] == "valid" and run["mixture"]["valid_lines"] == len(data.valid)
+    assert run["mixture"]["weights"] == pytest.approx(mixture.weights_.tolist(), rel=1e-6)
+    assert run["test"]["nll"] == pytest.approx(evaluation.nll, rel=1e-6)
+    assert run["test"]["word_perplexity"] == pytest.approx(evaluation.word_perplexity, rel=1e-6)
+    assert (run["test"]["n_tokens"], run["test"]["n_words"], run["test"]["n_unk"]) == (
+        evaluation.n_tokens, evaluation.n_words, evaluation.n_unk)
+    for i, model in enumerate(("lstm", "kn5")):  # each component scored the same test text
+        assert run["mixture"]["component_nll"][i] == pytest.approx(quick_run(out, "brown", model)["test"]["nll"],
+                                                                   rel=1e-9)
+    assert run["size"] == sum(quick_run(out, "brown", m)["size"] for m in ("lstm", "kn5"))
+    assert not (run_folder(out, "brown", "lstm+kn5-s0") / "model").exists()  # rebuilt from its components
+    report = (out / "REPORT.md").read_text("utf-8")
+    weights = "/".join(f"{w:.2f}" for w in run["mixture"]["weights"])
+    assert f"**lstm+kn5** mixes lstm and kn5 with weights {weights} (fitted by EM on the 200 valid lines" in report
+    assert "**gpt+kn5** mixes gpt and kn5 with weights" in report and "cross-fitted" in report
+
+
+@pytest.mark.slow
+def test_tiny_shakespeare_mixture_is_cross_fitted_on_the_test_text(quick):
+    out = quick["out"]
+    run = quick_run(out, "shakespeare", "gpt+kn5")
+    mixture = run["mixture"]
+    assert mixture["fitted_on"] == "cross-fitted" and mixture["valid_lines"] is None
+    first, second = mixture["folds"]
+    assert (first["mixed"], first["fitted_on"], second["mixed"], second["fitted_on"]) == (
+        "first half", "second half", "second half", "first half")
+    assert first["tokens"] + second["tokens"] == run["test"]["n_tokens"]
+    assert mixture["weights"] == pytest.approx(np.mean([first["weights"], second["weights"]], axis=0))
+
+
+def test_cross_fitting_mixes_each_half_with_the_other_halfs_weights():
+    """A synthetic (T, K) matrix whose halves favour different components: each half is mixed with
+    the weights EM fits on the other, and the NLL is the sum over both halves."""
+    rng = np.random.default_rng(0)
+    T = 2001  # odd: the second half has one token more
+    good, poor = np.log(rng.uniform(0.3, 0.9, T)), np.log(rng.uniform(0.01, 0.1, T))
+    logp = np.column_stack([good, poor])
+    logp[T // 2:] = logp[T // 2:, ::-1]  # the first half favours component 0, the second component 1
+    mixed, folds = cross_fitted(logp, tol=1e-9, max_iter=1000)
+    w_first, _ = em_weights(logp[: T // 2], tol=1e-9, max_iter=1000)
+    w_second, _ = em_weights(logp[T // 2:], tol=1e-9, max_iter=1000)
+    assert w_first[0] > 0.9 and w_second[1] > 0.9  # each half's own weights favour its own component
+    assert folds[0]["weights"] == pytest.approx(w_second.tolist()) and folds[1]["weights"] == pytest.approx(
+        w_first.tolist())
+    assert (folds[0]["tokens"], folds[1]["tokens"]) == (T // 2, T - T // 2)
+    assert mixed[: T // 2] == pytest.approx(mix_logprobs(logp[: T // 2].T, np.log(w_second)))
+    assert mixed[T // 2:] == pytest.approx(mix_logprobs(logp[T // 2:].T, np.log(w_first)))
+    # Out-of-fold weights cost more than in-fold ones on this text: the fit never saw the tokens it scores.
+    in_fold = np.concatenate([mix_logprobs(logp[: T // 2].T, np.log(w_first)),
+                              mix_logprobs(logp[T // 2:].T, np.log(w_second))])
+    assert -mixed.sum() > -in_fold.sum()
+
+
+@pytest.mark.slow
+def test_the_finetune_table_is_the_finetuned_checkpoints_figures(quick):
+    out = quick["out"]
+    config = load_config(QUICK)
+    (spec,) = config.finetunes
+    assert (spec.model, spec.source, spec.target, spec.source_run) == ("gpt", "brown", "shakespeare-words",
+                                                                       "brown/gpt/seed0")
+    (result,) = json.loads((out / "results.json").read_text("utf-8"))["finetunes"]
+    assert result["train"]["steps"] == 20 and not result["train"]["early_stopping"]  # valid is the test text
+    target = load_corpus(config.corpus("shakespeare-words")).test_split(spec.test_lines)
+    source = load_corpus(config.corpus("brown")).test_split(spec.test_lines)
+    folder = next((out / "runs").glob("finetune-*"))
+    tuned, pretrained = load(folder / "model"), load(run_folder(out, "brown", "gpt-s0") / "model")
+    assert tuned.tokenizer.to_dict() == pretrained.tokenizer.to_dict()  # the vocabulary is kept
+    for side, test in (("target", target), ("source", source)):
+        assert result["after"][side]["nll"] == pytest.approx(tuned.evaluate(test, progress=False).nll, rel=1e-9)
+        assert result["before"][side]["nll"] == pytest.approx(pretrained.evaluate(test, progress=False).nll,
+                                                              rel=1e-9)
+    assert result["after"]["target"]["word_perplexity"] < result["before"]["target"]["word_perplexity"]
+    assert 0 < result["target_unk_share"] < 1
+    report = (out / "REPORT.md").read_text("utf-8")
+    section = report.split("## Fine-tuning\n", 1)[1].split("\n## ", 1)[0]
+    assert "| gpt: brown -> shakespeare-words (GPT 1x32) |" in section
+    assert "shakespeare-words (first 100 lines)" in section and "brown (first 100 lines)" in section
+    assert "`test_lines`, to keep the table cheap" in section
+    assert f"{fmt_number(result['after']['target']['word_perplexity'])}" in section
+    corpora = report.split("## Corpora\n", 1)[1].split("## Models", 1)[0]
+    assert "| shakespeare-words | shakespeare | word, `lines` |" in corpora and "for fine-tuning only" in corpora
+
+
+@pytest.mark.slow
+def test_every_inside_figure_is_drawn_and_captioned_from_its_data(quick):
+    out = quick["out"]
+    report = (out / "REPORT.md").read_text("utf-8")
+    section = report.split("## Inside the models\n", 1)[1].split("\n## ", 1)[0]
+    for name in INSIDE_FIGURES:
+        path = out / "plots" / f"inside-{name}.png"
+        assert path.read_bytes().startswith(PNG_SIGNATURE), name
+        assert f"(plots/inside-{name}.png)" in section, name
+    stored = {p.name.split("-")[2]: json.loads((p / "inside.json").read_text("utf-8"))
+              for p in (out / "runs").glob("inside-brown-*")}
+    graph = stored["bigram"]["figures"]["graph"]
+    assert f"{graph['seen_successors']:,} different words follow `the`" in section
+    attention = stored["gpt"]["figures"]["attention"]
+    assert attention["tokens"][0] == "<s>" and attention["last"] == "city"
+    assert f"attends most to `{attention['last_attends_to']}` ({attention['last_weight']:.2f})" in section
+    analogies = section.split("**Word analogies**", 1)[1]
+    for model in ("mlp", "lstm", "gpt", "bert"):
+        tally = stored[model]["figures"]["analogies"]
+        assert tally["answered"] + tally["skipped"] == tally["questions"] > 0
+        assert f"| {model} (" in analogies
+    temperature = stored["gpt"]["figures"]["temperature"]
+    assert [s["temperature"] for s in temperature["samples"]] == [0.5, 1.0, 2.0]
+    assert all(len(s["texts"]) == 2 for s in temperature["samples"])
+    assert [s["label"] for s in temperature["settings"]][-2:] == ["top-k = 5 (T = 1)", "top-p = 0.9 (T = 1)"]
+    assert temperature["settings"][3]["kept"] == 5
 
 
 # ---- a small config of our own: resuming, sweeps, seeds, --only and --force ---------------------
@@ -301,6 +427,49 @@ def test_seeds_give_mean_and_spread_and_only_and_force_redo_what_they_name(small
     redone = json.loads(after[seed1[0]])
     assert redone["test"]["nll"] == json.loads(before[seed1[0]])["test"]["nll"]  # max_steps: same figures
     assert redone["train"]["seconds"] != json.loads(before[seed1[0]])["train"]["seconds"]  # but trained anew
+
+
+MIXED = """
+name = "mixed"
+[[corpus]]
+name = "words.txt"
+[[model]]
+name = "mix"
+kind = "mixture"
+components = ["bigram", "trigram"]
+[[model]]
+name = "bigram"
+kind = "bigram"
+[[model]]
+name = "trigram"
+kind = "trigram"
+"""
+
+
+def test_only_a_mixture_runs_its_components_first_and_a_changed_component_redoes_it(tmp_path, capsys):
+    write_corpus(tmp_path / "words.txt", lines=300)
+    config, out = tmp_path / "mixed.toml", tmp_path / "out"
+    config.write_text(MIXED, encoding="utf-8")
+    code, err = bench(capsys, config, "--out", out, "--only", "mix")  # declared before its components
+    assert code == 0, err
+    assert [row["model"] for row in read_csv(out / "results.csv")] == ["bigram", "trigram", "mix"]
+    assert err.index("words/bigram: training") < err.index("words/mix: mixing words/bigram, words/trigram")
+    first = quick_run(out, "words", "mix")
+    assert first["mixture"]["fitted_on"] == "valid" and sum(first["mixture"]["weights"]) == pytest.approx(1)
+
+    code, err = bench(capsys, config, "--out", out, "--only", "mix", "--force")  # the mixture only is redone
+    timing = json.loads((out / "runs" / "last-invocation.json").read_text("utf-8"))
+    assert code == 0 and (timing["trained"], timing["cached"]) == (1, 2), err
+
+    config.write_text(MIXED.replace('kind = "trigram"', 'kind = "trigram"\nsettings = { smoothing = "witten-bell" }'),
+                      encoding="utf-8")
+    code, err = bench(capsys, config, "--out", out)
+    timing = json.loads((out / "runs" / "last-invocation.json").read_text("utf-8"))
+    assert code == 0 and (timing["trained"], timing["cached"]) == (2, 1), err  # the trigram and the mixture
+    second = quick_run(out, "words", "mix")
+    assert second["key"] != first["key"]
+    assert second["material"]["components"][0] == first["material"]["components"][0]
+    assert second["material"]["components"][1] != first["material"]["components"][1]
 
 
 # ---- the normalisations: a word model and a character model with the same probabilities ----------
@@ -502,6 +671,13 @@ name = "words.txt"
 name = "bigram"
 kind = "bigram"
 """
+MIXTURE = '[[model]]\nname = "mix"\nkind = "mixture"\ncomponents = {components}\n'
+GPT = '[[model]]\nname = "gpt"\nkind = "gpt"\nbudget = { max_steps = 5 }\ncorpora = ["words"]\n'
+BERT = GPT.replace('"gpt"', '"bert"')
+SWEEP = '[[model]]\nname = "ngram"\nkind = "ngram"\nsweep = { order = [2, 3] }\n'
+WORDS_AGAIN = '[[corpus]]\nname = "words.txt"\nlabel = "again"\n'
+FINETUNE = ('[[finetune]]\nmodel = "gpt"\nfrom = "words"\nonto = "{onto}"\nbudget = {{ max_steps = 5 }}\n'
+            'settings = {{ lr = 1e-3 }}\n')
 
 
 @pytest.fixture
@@ -535,6 +711,29 @@ BAD_CONFIGS = [
      ["settings.order", "must be a whole number, got '5'"]),
     (TINY.replace('kind = "bigram"', 'kind = "gpt"\nbudget = { max_steps = 5 }\ntest_lines = 3'),
      ["test_lines", "only a model whose scores are not ranked"]),
+    (TINY + MIXTURE.format(components='["bigram", "kn9"]'),
+     ["model 'mix'.components", "no model named 'kn9'", "models: bigram"]),
+    (TINY + BERT + MIXTURE.format(components='["bigram", "bert"]'), ["'bert' is a masked LM", "causal models"]),
+    (TINY + SWEEP + MIXTURE.format(components='["bigram", "ngram"]'), ["'ngram' is a sweep on 'words'"]),
+    (TINY + MIXTURE.format(components='["bigram", "mix2"]') + MIXTURE.replace('"mix"', '"mix2"').format(
+        components='["bigram", "bigram"]'), ["'mix2' is itself a mixture"]),
+    (TINY + MIXTURE.format(components='["bigram"]'), ["must name two or more different models"]),
+    (TINY + GPT + FINETUNE.format(onto="shakespeare-words"),
+     ["finetune[0].onto", "no corpus labelled 'shakespeare-words'", "corpora: words"]),
+    (TINY + GPT + FINETUNE.format(onto="words"), ["finetune[0].onto", "is the corpus it is fine-tuned from"]),
+    (TINY + WORDS_AGAIN + GPT + FINETUNE.replace('from = "words"', 'from = "again"').format(onto="words"),
+     ["finetune[0].from", "model 'gpt' does not run on corpus 'again'"]),
+    (TINY + WORDS_AGAIN + GPT + FINETUNE.format(onto="again").replace('model = "gpt"', 'model = "bigram"'),
+     ["'bigram' (bigram) is not a neural model"]),
+    (TINY + WORDS_AGAIN + GPT + FINETUNE.format(onto="again").replace("lr = 1e-3", "n_layer = 3"),
+     ["finetune[0].settings", "unknown key 'n_layer'", "valid keys: batch_size, lr"]),
+    (TINY + WORDS_AGAIN.replace('label = "again"', 'label = "again"\nfinetune_only = true'),
+     ["corpus 'again' is finetune_only but no [[finetune]] is onto it"]),
+    (TINY.replace('kind = "bigram"', 'kind = "bigram"\ncorpora = ["again"]') + WORDS_AGAIN.replace(
+        'label = "again"', 'label = "again"\nfinetune_only = true'),
+     ["corpus 'again' is finetune_only: no model runs"]),
+    (TINY + '[inside]\ncorpus = "words"\ntop_p = 1.5\n', ["inside.top_p", "must be a number in (0, 1]"]),
+    (TINY + '[inside]\ncorpus = "brown"\n', ["inside.corpus", "no corpus labelled 'brown'"]),
 ]
 
 

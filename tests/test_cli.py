@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_checks import assert_one_line_error, run
 
 import langmodels
 from langmodels import cli, corpora
@@ -24,21 +25,6 @@ REQUIRED_KEYS = {
 WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "fast", "slow", "big", "small", "red", "and"]
 
 
-def run(capsys, *argv):
-    """main(argv) in-process: (exit code, stdout, stderr)."""
-    code = cli.main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code != 0
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("langmodels: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, err)
 
 
 def write_corpus(path, lines=400, seed=0):

@@ -368,3 +368,13 @@ def test_sources_md_records_the_checksums():
 def test_importable_without_torch():
     code = "import sys, langmodels.corpora; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_slice_of_a_split_is_a_split_of_the_same_kind():
+    split = Split.from_text("to be\nor not\nto b", name="train", corpus="toy", level="char", mode="stream")
+    head = split[:2]
+    assert isinstance(head, Split) and list(head) == ["to be", "or not"]
+    assert (head.corpus, head.name, head.level, head.mode) == ("toy", "train", "char", "stream")
+    assert head.text() == "to be\nor not\n"  # whole lines
+    assert split[1:].text() == "or not\nto b"  # still ends mid-line, as the split does
+    assert split[::-1][0] == "to b" and split[0] == "to be" and split[5:] == []

@@ -39,14 +39,6 @@ FAST = {"batch_size": 4, "lr": 1e-2, "warmup_steps": 5, "eval_every": 1000, "thr
 MODELS = list(TINY)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def untrained(cls, lines=TOY, tokenizer=None, seed=0, **settings):
     """A randomly initialised model with a fitted tokenizer, built without the trainer."""
     torch.manual_seed(seed)

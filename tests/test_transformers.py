@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 import langmodels
 from langmodels.base import LangmodelsWarning
+from langmodels.corpora import Split
 from langmodels.errors import ConfigError, LangmodelsError
-from langmodels.neural.attention import Block, SelfAttention, sinusoidal_positions
+from langmodels.neural.attention import Block, KVCache, SelfAttention, sinusoidal_positions
 from langmodels.neural.bert import MaskedLM, MaskedLMConfig, mask_tokens, step_generator
 from langmodels.neural.data import IGNORE
 from langmodels.neural.gpt import GPTLM
@@ -32,15 +33,6 @@ TOY = [
 # Two lines that share no prefix: after the first word everything is determined, so a model
 # that memorises them gives every later token probability near 1.
 OVERFIT = ["the quick brown fox jumps over the lazy dog", "a stitch in time saves nine"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models on a busy 2-core machine run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def untrained(cls, lines=TOY, **settings):
@@ -111,8 +103,8 @@ def test_attention_equals_the_formula_and_sdpa_equals_the_explicit_path(causal):
         allowed = real[:, None, :].expand(3, T, T)
         options = {"key_padding_mask": real}
     expected, expected_weights = reference_attention(attention, x, allowed)
-    fused, _, none = attention(x, **options)
-    explicit, _, weights = attention(x, **options, need_weights=True)
+    fused, none = attention(x, **options)
+    explicit, weights = attention(x, **options, need_weights=True)
     assert none is None
     torch.testing.assert_close(fused, expected, rtol=0, atol=1e-10)
     torch.testing.assert_close(explicit, expected, rtol=0, atol=1e-10)
@@ -132,11 +124,11 @@ def test_attention_agrees_with_torch_multihead_attention(causal):
         peer.out_proj.weight.copy_(attention.proj.weight)
         peer.out_proj.bias.copy_(attention.proj.bias)
     if causal:
-        ours, _, weights = attention(x, causal=True, need_weights=True)
+        ours, weights = attention(x, causal=True, need_weights=True)
         blocked = ~torch.ones(T, T, dtype=torch.bool).tril()  # peer's convention: True = may not attend
         theirs, their_weights = peer(x, x, x, attn_mask=blocked, need_weights=True, average_attn_weights=False)
     else:
-        ours, _, weights = attention(x, key_padding_mask=real, need_weights=True)
+        ours, weights = attention(x, key_padding_mask=real, need_weights=True)
         theirs, their_weights = peer(x, x, x, key_padding_mask=~real, need_weights=True, average_attn_weights=False)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(weights, their_weights, rtol=1e-5, atol=1e-6)
@@ -146,17 +138,20 @@ def test_kv_cache_in_a_block_equals_the_full_pass():
     torch.manual_seed(2)
     block = Block(16, 4, dropout=0.2).double().eval()
     x = torch.randn(2, 9, 16, dtype=torch.float64)
-    full, _, _ = block(x, causal=True)
+    full, _ = block(x, causal=True)
     # prompt of 4 positions, then one at a time, then two at once (a causal mask with an offset)
-    out, past, _ = block(x[:, :4], causal=True)
+    cache = KVCache(capacity=9)
+    out, _ = block(x[:, :4], causal=True, cache=cache)
     pieces = [out]
     for t in range(4, 7):
-        out, past, _ = block(x[:, t : t + 1], causal=True, past=past)
+        out, _ = block(x[:, t : t + 1], causal=True, cache=cache)
         pieces.append(out)
-    out, past, _ = block(x[:, 7:], causal=True, past=past)
+    out, _ = block(x[:, 7:], causal=True, cache=cache)
     pieces.append(out)
-    assert past[0].shape == (2, 4, 9, 4)
+    assert cache.length == 9 and cache.keys.shape == (2, 4, 9, 4)
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="do not fit"):
+        block(x[:, :1], causal=True, cache=cache)
 
 
 def test_sinusoidal_positions_follow_vaswani_et_al():
@@ -234,11 +229,10 @@ def test_kv_cache_logits_equal_full_recompute(softmax):
     model = untrained(GPTLM, dropout=0.1, positions="sinusoidal", softmax=softmax)
     idx = torch.tensor([[1, *encode(model, "the dog ate the cat food")]])  # (1, T)
     full = model.module_(idx)  # (1, T, V)
-    logits, past = model.module_.forward_cached(idx[:, :3], None)
-    steps = [logits]
+    caches = model.module_.new_caches()
+    steps = [model.module_.forward_cached(idx[:, :3], caches)]
     for t in range(3, idx.size(1)):
-        logits, past = model.module_.forward_cached(idx[:, t : t + 1], past)
-        steps.append(logits)
+        steps.append(model.module_.forward_cached(idx[:, t : t + 1], caches))
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
@@ -485,3 +479,20 @@ def test_character_and_bpe_tokenizers(cls, tokenizer):
     evaluation = model.evaluate(TOY[:2])
     assert math.isfinite(evaluation.nll) and evaluation.pseudo is (cls is MaskedLM)
     assert isinstance(model.generate("the", max_tokens=5, seed=0), str)
+
+
+def test_a_character_stream_has_no_end_of_line_token():
+    """A stream of characters (newlines included) never contains </s>: the model gives it
+    probability zero, so a sample runs to max_tokens, and every distribution still sums to 1."""
+    stream = Split(TOY * 4, name="train", corpus="toy", level="char", mode="stream")
+    model = GPTLM(**{**TINY, "tokenizer": "char"}).fit(stream, max_steps=3, progress=False)
+    vocab = model.tokenizer.vocab
+    for context in ("", "the c", "a bird\n"):
+        logprobs = model.next_logprobs(model.encode_context(context))
+        assert logprobs[vocab.eos_id] == -np.inf
+        assert np.exp(logprobs).sum() == pytest.approx(1.0, abs=1e-6)
+    for seed in range(3):
+        sample = model.generate("", max_tokens=40, seed=seed)
+        assert len(sample) - 4 * sample.count("<unk>") == 40  # 40 characters, an <unk> printed as 5
+    lines = GPTLM(**{**TINY, "tokenizer": "char"}).fit(TOY * 4, max_steps=3, progress=False)
+    assert lines.next_logprobs([])[lines.tokenizer.vocab.eos_id] > -np.inf  # lines do end

@@ -49,6 +49,23 @@ def model_size(model) -> tuple[int | None, str]:
     return sum(_stored_values(name, data) for name, data in files.items()), "stored values"
 
 
+def non_embedding_parameters(model) -> int | None:
+    """Kaplan et al. (2020, sec. 2.1)'s N: a torch module's parameters without the vocabulary and
+    position embeddings (every nn.Embedding) or the output layer over the vocabulary (`output`,
+    tied to the token embedding in the transformers); None for a model without a torch module."""
+    module = getattr(model, "module_", None)
+    if module is None or not hasattr(module, "parameters"):
+        return None
+    import torch
+
+    vocabulary = [m for m in module.modules() if isinstance(m, torch.nn.Embedding)]
+    output = getattr(module, "output", None)
+    if output is not None:
+        vocabulary.append(output)
+    excluded = {id(p) for m in vocabulary for p in m.parameters()}
+    return int(sum(p.numel() for p in module.parameters() if id(p) not in excluded))
+
+
 def _stored_values(name: str, data: bytes) -> int:
     if name.endswith(".safetensors"):  # 8-byte little-endian header length, then a JSON header
         header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
@@ -151,10 +168,16 @@ def environment() -> dict:
 
 def training_tokens(model, train) -> int:
     """Tokens the fit read: the trainer's count for a trained model (curve_), else one pass
-    over the training text in the model's tokens (words + one end-of-line per line, characters)."""
+    over the training text."""
     curve = getattr(model, "curve_", None)
     if curve:
         return int(curve[-1]["tokens"])
+    return text_tokens(model, train)
+
+
+def text_tokens(model, train) -> int:
+    """The training text's size in the model's tokens (words + one end-of-line per line,
+    characters, or the tokenizer's pieces): Kaplan et al.'s dataset size D."""
     level = getattr(model.tokenizer, "level", None)
     text = split_text(train)
     if level == "word":
@@ -174,9 +197,11 @@ def _silent(stage: str) -> None:
     pass
 
 
-def train_and_test(model, train, valid, test, budget: dict, stage=_silent) -> dict:
+def train_and_test(model, train, valid, test, budget: dict, stage=_silent, *, count_train: bool = False) -> dict:
     """Fit on train (valid for early stopping, or None), score test; the run's figures.
-    stage(text) is told when scoring starts (the runner's progress display)."""
+    stage(text) is told when scoring starts (the runner's progress display); count_train: also
+    measure the training text in the model's tokens (a data-scaling point's D; a subword
+    tokenizer encodes the whole text for it)."""
     with warnings.catch_warnings(record=True) as caught, PeakMemory() as memory:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -189,6 +214,7 @@ def train_and_test(model, train, valid, test, budget: dict, stage=_silent) -> di
             evaluation = model.evaluate(test)
     tokens = training_tokens(model, train)
     size, unit = model_size(model)
+    non_embedding = non_embedding_parameters(model)
     curve = [dict(point) for point in getattr(model, "curve_", None) or []]
     return {
         "model_name": model.name,
@@ -196,9 +222,11 @@ def train_and_test(model, train, valid, test, budget: dict, stage=_silent) -> di
         "normalised": bool(model.is_normalised),
         "size": size,
         "size_unit": unit,
+        "non_embedding_parameters": non_embedding,
         "train": {
             "seconds": fit_seconds,
             "tokens": tokens,
+            "text_tokens": text_tokens(model, train) if count_train else None,
             "tokens_per_second": tokens / fit_seconds if fit_seconds > 0 else None,
             "steps": curve[-1]["step"] if curve else None,
             "early_stopping": valid is not None,

@@ -1,11 +1,14 @@
 """The report's figures (matplotlib, Agg): quality per model, learning curves, loss by position in
-the line, and one figure per sweep. Drawn from stored results only; each PNG is written atomically."""
+the line, one figure per sweep, and the scaling curves on log-log axes with their fitted power laws.
+Drawn from stored results only; each PNG is written atomically."""
 
 from __future__ import annotations
 
 import io
 import math
 from pathlib import Path
+
+import numpy as np
 
 from ..checkpoint import write_atomic
 
@@ -193,8 +196,62 @@ def sweep(group: str, keys: list[str], entries, levels: dict, path: Path) -> boo
     return True
 
 
-def write_plots(folder: Path, config, entries, levels: dict) -> dict:
-    """Every figure the results allow; returns {name: description} of those written."""
+SCALING_AXIS_LABEL = {"parameters": "non-embedding parameters N", "data": "training-set tokens D"}
+
+
+def scaling(axis: str, curves, path: Path) -> bool:
+    """Test loss against N or D on log-log axes: the points, the fit a x^-alpha + c (solid), the
+    pure power law c = 0 (dashed), and a line of Kaplan et al.'s slope through the middle point."""
+    from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA
+
+    chosen = [c for c in curves if c.axis == axis and c.points]
+    if not chosen:
+        return False
+    plt = _pyplot()
+    from matplotlib.ticker import FormatStrFormatter, NullLocator
+
+    colours = _colours([c.label for c in chosen])
+    figure, ax = plt.subplots(figsize=(7.5, 5))
+    symbol = AXIS_SYMBOL[axis]
+    shown = []  # every loss drawn, points and fits: the y range
+    for curve in chosen:
+        colour = colours[curve.label]
+        x, loss = np.asarray(curve.x), np.asarray(curve.loss)
+        ax.plot(x, loss, "o", color=colour, label=curve.label)
+        grid = np.geomspace(x.min() / 1.25, x.max() * 1.25, 200)
+        shown += [loss] + [fit(grid) for fit in (curve.fit, curve.pure) if fit is not None]
+        if curve.fit is not None:
+            ax.plot(grid, curve.fit(grid), "-", color=colour, linewidth=1.2,
+                    label=f"a {symbol}^-α + c: α = {curve.fit.alpha:.3f}, c = {curve.fit.c:.3f}")
+        if curve.pure is not None:
+            ax.plot(grid, curve.pure(grid), "--", color=colour, linewidth=1,
+                    label=f"a {symbol}^-α (c = 0): α = {curve.pure.alpha:.3f}")
+        middle = len(x) // 2  # Kaplan et al.'s slope, for the eye: parallel lines scale alike
+        ax.plot(grid, loss[middle] * (grid / x[middle]) ** -KAPLAN_ALPHA[axis], ":", color="#7f7f7f", linewidth=1,
+                label=f"slope of Kaplan et al. 2020, α_{symbol} = {KAPLAN_ALPHA[axis]}" if curve is chosen[0] else None)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    # The measured range sets the y axis (Kaplan's line is cut to it); a range this narrow has no
+    # decade ticks, so five ticks are spread over it evenly on the log scale.
+    low = min(values.min() for values in shown) / 1.01
+    high = max(values.max() for values in shown) * 1.01
+    ax.set_ylim(low, high)
+    ax.set_yticks(np.geomspace(low, high, 5))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(SCALING_AXIS_LABEL[axis] + " (log scale)")
+    ax.set_ylabel("test loss, nats per token (log scale)")
+    ax.set_title(f"Test loss against {SCALING_AXIS_LABEL[axis]} (small-scale, CPU budget)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def write_plots(folder: Path, config, entries, levels: dict, curves=()) -> dict:
+    """Every figure the results allow (curves: the scaling curves, scaling.py); returns
+    {name: description} of those written."""
     if not entries:
         return {}
     written = {}
@@ -207,4 +264,7 @@ def write_plots(folder: Path, config, entries, levels: dict) -> dict:
     for group, keys in config.sweeps.items():
         if sweep(group, keys, entries, levels, folder / f"sweep-{group}.png"):
             written[f"sweep-{group}"] = f"{group} sweep"
+    for axis in ("parameters", "data"):
+        if scaling(axis, curves, folder / f"scaling-{axis}.png"):
+            written[f"scaling-{axis}"] = f"test loss against {SCALING_AXIS_LABEL[axis]}, log-log, with the fits"
     return written

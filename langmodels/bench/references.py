@@ -29,8 +29,9 @@ PUBLISHED = [
 
 
 def references_for(config: BenchConfig) -> list[Reference]:
-    """The published rows of every shipped corpus of the config trained and tested whole (a slice
-    of valid changes neither), by the corpus's label; then the config's own rows."""
-    whole = [spec for spec in config.corpora if spec.slices["train"] is None and spec.slices["test"] is None]
+    """The published rows of every shipped corpus of the config that models are trained and tested
+    on whole (a slice of valid changes neither), by the corpus's label; then the config's own rows."""
+    whole = [spec for spec in config.corpora
+             if spec.slices["train"] is None and spec.slices["test"] is None and not spec.finetune_only]
     rows = [replace(ref, corpus=spec.label) for spec in whole for ref in PUBLISHED if ref.corpus == spec.source]
     return rows + list(config.references)

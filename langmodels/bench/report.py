@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checkpoint import write_atomic
+from ..metrics import bits_per_char, perplexity
 from . import plots
 from .references import references_for
+from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA, min_points, scaling_curves
 
 # Columns of results.csv, one row per run. The ones measured in seconds (or bytes of memory)
 # change from one training to the next; the others are fixed by the config and the seeds.
@@ -303,8 +305,8 @@ def references_table(references) -> str:
 # ---- sections ---------------------------------------------------------------------------------
 
 
-def corpora_section(config, runs) -> str:
-    data = {}
+def corpora_section(config, runs, corpora: dict | None = None) -> str:
+    data = dict(corpora or {})  # every configured corpus, those no model runs on (fine-tuning) too
     for run in runs:
         data.setdefault(run.spec.corpus, run.corpus)
     rows = []
@@ -319,6 +321,7 @@ def corpora_section(config, runs) -> str:
             unit = f"{len(text):,} chars" if corpus.level == "char" else f"{len(text.split()):,} words"
             sizes.append(f"{len(split):,} lines, {unit}")
         slices = ", ".join(f"{split} first {n:,} lines" for split, n in spec.slices.items() if n) or "whole splits"
+        slices += "; for fine-tuning only" if spec.finetune_only else ""
         rows.append([spec.label, corpus.corpus.name, f"{corpus.level}, `{corpus.mode}`", *sizes, slices])
     table = markdown_table(["corpus", "source", "level, mode", "train", "valid", "test", "slices"], rows, "lllrrrl")
     legend = ("Word perplexity = exp(NLL / (words + one end-of-line per line)); bits/char = NLL / (characters "
@@ -348,6 +351,10 @@ def models_section(config, entries: list[Entry]) -> str:
                      for label, r in per_corpus.items()}
         shown = (next(iter(by_corpus.values())) if len(set(by_corpus.values())) == 1
                  else "; ".join(f"{label}: {text}" for label, text in by_corpus.items()))
+        if run.components:  # a mixture: what it mixes, and how its weights are fitted
+            mixed = " + ".join(component.split("/")[1] for component in run.components)
+            shown = f"mixes {mixed}" + ("" if shown == DASH else f"; EM {shown}")
+            budgets = "none: EM weights"
         rows.append([run.group, f"`{run.kind}`", shown, budgets,
                      ", ".join(map(str, seeds)) or "none (deterministic)", sweep])
     return markdown_table(["model", "kind", "settings (besides the family's defaults)", "budget", "seeds", "sweep"],
@@ -376,6 +383,98 @@ def sweep_section(config, entries: list[Entry], corpora_levels: dict) -> list[st
             out += [f"**{group} on {corpus}**: test {label} by {x_key}\n",
                     markdown_table([", ".join(series_keys) or "model"] + [f"{x_key} {x}" for x in xs], rows,
                                    "l" + "r" * len(xs)), ""]
+    return out
+
+
+# ---- scaling curves ----------------------------------------------------------------------------
+
+NOT_COMPARABLE = "small-scale, characters, CPU budget — not comparable in scale"
+KAPLAN_RANGE = {"parameters": "768 to 1.5e9 non-embedding parameters", "data": "2.2e7 to 2.3e10 tokens"}
+
+
+def fmt_budget(budget: dict) -> str:
+    return ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:g}" for k, v in budget.items())
+
+
+def fmt_alpha(fit) -> str:
+    if fit is None:
+        return DASH
+    return f"{fit.alpha:.3f}" + ("" if fit.alpha_se is None else f" ± {fit.alpha_se:.3f}")
+
+
+def exponent_rows(curves) -> list[list[str]]:
+    rows = []
+    for curve in curves:
+        symbol = AXIS_SYMBOL[curve.axis]
+        kaplan = f"α_{symbol} = {KAPLAN_ALPHA[curve.axis]} (c = 0; {KAPLAN_RANGE[curve.axis]})"
+        for fit, irreducible in ((curve.fit, True), (curve.pure, False)):
+            form = f"a {symbol}^-α + c" if irreducible else f"a {symbol}^-α (c = 0)"
+            if fit is None:
+                rows.append([curve.label, form, str(len(curve.points)), f"needs {min_points(irreducible)} points",
+                             DASH, DASH, DASH, DASH, kaplan])
+                continue
+            floor = f"{fit.c:.3f}" + (" (at its bound)" if "c" in fit.at_bound else "") if irreducible else "0"
+            rows.append([curve.label, form, str(fit.points), fmt_alpha(fit), f"{fit.a:.4g}", floor,
+                         fmt_number(fit.r2, 4), f"{fit.rms:.4f}", kaplan])
+    return rows
+
+
+def scaling_points_table(curve) -> str:
+    rows = []
+    for point in curve.points:
+        epochs = point.tokens / point.data if point.data else None
+        predicted = curve.fit or curve.pure
+        rows.append([point.model, fmt_count(point.parameters), fmt_count(point.data) if point.data else "whole split",
+                     fmt_count(point.tokens), DASH if epochs is None else f"{epochs:.2f}", f"{point.loss:.4f}",
+                     DASH if predicted is None else f"{float(predicted(point.x(curve.axis))):.4f}"])
+    fitted = "a x^-α + c" if curve.fit else "c = 0" if curve.pure else "none"
+    return markdown_table(["run", "N (non-embedding parameters)", "D (training-set tokens)", "tokens trained on",
+                           "epochs", "test loss (nats/token)", f"fit ({fitted})"], rows, "lrrrrrr")
+
+
+def scaling_sentence(curve) -> str:
+    """What the curve says, from its numbers: the loss range and the exponent beside Kaplan et al.'s."""
+    symbol = AXIS_SYMBOL[curve.axis]
+    x, loss = curve.x, curve.loss
+    span = f"{x[-1] / x[0]:.3g}x" if x[0] > 0 else "?"
+    sentence = (f"{curve.label}: over {len(x)} points spanning {span} in {symbol} ({fmt_count(x[0])} to "
+                f"{fmt_count(x[-1])}), the test loss goes from {loss[0]:.4f} to {loss[-1]:.4f} nats per token")
+    best = curve.fit or curve.pure
+    if best is None:
+        return sentence + f"; too few points to fit a power law (at least {min_points(False)} needed)."
+    kaplan = KAPLAN_ALPHA[curve.axis]
+    sentence += (f"; the fit {best.form.replace('x', symbol)} gives α_{symbol} = {fmt_alpha(best)}"
+                 f" (R² of ln L {fmt_number(best.r2, 4)}), {best.alpha / kaplan:.2g}x Kaplan et al.'s {kaplan}")
+    if curve.pure is not None and best is not curve.pure:
+        sentence += f"; with c = 0, their form, α_{symbol} = {fmt_alpha(curve.pure)}"
+    return sentence + "."
+
+
+def scaling_section(curves, figures: dict) -> list[str]:
+    budgets = sorted({fmt_budget(c.budget) for c in curves})
+    out = [
+        ("Test loss (nats per token of the test split) against model size N and training-set size D, on "
+         "log-log axes, with L = a x^-α + c (c >= 0) and the pure power law (c = 0, the form of Kaplan et al. "
+         "2020, eqs. 1.1-1.2) fitted by least squares on ln L (langmodels/bench/scaling.py; ± is the standard "
+         "error). N counts **non-embedding parameters**, as Kaplan et al. do: the token and position embeddings "
+         "and the output layer over the vocabulary (tied to the token embedding) are left out. D is the "
+         "training text's size in the model's own tokens (characters for a character model): the leading share "
+         "of the training split that `train_fraction` keeps; a parameter sweep reads the whole split. Every "
+         f"point of a curve has one recipe and one budget ({'; '.join(budgets)}): losses at a fixed number of "
+         "training tokens, not at convergence as in Kaplan et al., and a small training set is repeated for the "
+         "epochs shown with no early stopping, so its loss includes what repetition costs.\n"),
+        f"**Exponents ({NOT_COMPARABLE})**\n",
+        markdown_table(["curve", "fit", "points", "α ± s.e.", "a", "c", "R² of ln L", "rms of ln L",
+                        "Kaplan et al. 2020"], exponent_rows(curves), "llrrrrrrl"),
+        "",
+    ]
+    out += [scaling_sentence(curve) for curve in curves] + [""]
+    for curve in curves:
+        out += [f"**{curve.label}** (scaling in {'parameters' if curve.axis == 'parameters' else 'data'})\n",
+                scaling_points_table(curve), ""]
+    for axis in ("parameters", "data"):
+        if f"scaling-{axis}" in figures:
+            out += [f"![{figures[f'scaling-{axis}']}](plots/scaling-{axis}.png)", ""]
     return out
 
 
@@ -441,6 +540,221 @@ def environment_section(config, manifest, entries: list[Entry]) -> list[str]:
     return [markdown_table(["", ""], rows, "ll"), "", reproduce]
 
 
+# ---- mixtures, fine-tuning, inside the models ---------------------------------------------------
+
+
+def metric_of(nll: float | None, test: dict, metric: str) -> float | None:
+    """A test NLL on the axis of `metric`, counted over the test text a row was scored on."""
+    if nll is None:
+        return None
+    if metric == "bits_per_char":
+        return bits_per_char(nll, test["n_chars"])
+    return perplexity(nll, test["n_words"] if metric == "word_perplexity" else test["n_tokens"])
+
+
+def listing_and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def mixture_sentences(entries: list[Entry], level: str) -> list[str]:
+    """Per mixture row of a corpus: its weights, how they were fitted, and its figure beside each
+    component's own on the same test text (means over seeds)."""
+    metric, label = primary_metric(level)
+    digits = 4 if metric == "bits_per_char" else None
+    out = []
+    for entry in entries:
+        mixture = entry.first.get("mixture")
+        if not mixture or entry.first["test"] is None:
+            continue
+        names = mixture["components"]
+        weights = [statistics.fmean(ws) for ws in zip(*(r["mixture"]["weights"] for r in entry.results))]
+        value = entry.mean(metric)
+        own = []
+        for i, name in enumerate(names):
+            values = [metric_of(r["mixture"]["component_nll"][i], r["test"], metric) for r in entry.results]
+            own.append((name, statistics.fmean(values) if None not in values else math.inf))
+        below = [f"{name} {fmt_number(v, digits)}" for name, v in own if value < v]
+        above = [f"{name} {fmt_number(v, digits)}" for name, v in own if value >= v]
+        every = "both" if len(own) == 2 else "all of"
+        verdict = (f"below {every} {listing_and(below)}" if not above else f"above {every} {listing_and(above)}"
+                   if not below else f"below {listing_and(below)} but not {listing_and(above)}")
+        if mixture["fitted_on"] == "valid":
+            iterations = mean_of(entry.values("train", "steps"))
+            how = (f"fitted by EM on the {mixture['valid_lines']:,} valid lines, {iterations:.0f} iterations"
+                   + (", mean over seeds" if len(entry.results) > 1 else ""))
+        else:
+            folds = "; ".join(f"{'/'.join(f'{w:.2f}' for w in fold['weights'])} on the {fold['mixed']}"
+                              for fold in mixture["folds"])
+            how = ("cross-fitted, since this corpus's valid split is its test text: each half of the test text "
+                   f"is mixed with the weights EM fitted on the other half ({folds}) and the NLL sums both halves; "
+                   "the mean weights are shown, and its samples use them")
+        out.append(f"**{entry.model}** mixes {listing_and(names)} with weights "
+                   f"{'/'.join(f'{w:.2f}' for w in weights)} ({how}): {label} {fmt_number(value, digits)}, "
+                   f"{verdict}.")
+    return out
+
+
+MIXTURE_LEGEND = ("A mixture row scores the test text once per component and mixes the per-token probabilities, "
+                  "P = Σ λ_i P_i (Jelinek & Mercer 1980); its size is the sum of its components', its train s the "
+                  "time of EM (with the scoring of the held-out text it needs), not the components' training.")
+
+
+def finetune_section(finetunes, levels: dict) -> list[str]:
+    """The before/after table of the fine-tunes (spec, stored result) and a sentence each."""
+    rows, sentences, slices = [], [], set()
+    for spec, r in finetunes:
+        metric, label = primary_metric(levels[r["onto"]])
+        digits = 4 if metric == "bits_per_char" else None
+        steps = f"{r['train']['steps']:,} steps, " if r["train"]["steps"] else ""
+        training = (f"{fmt_seconds(r['train']['seconds'])} s ({steps}{fmt_count(r['train']['tokens'])} tokens) "
+                    f"on {r['onto']} train" + "".join(f", {k}={v:g}" for k, v in sorted(spec.settings.items())))
+        change = {}
+        for side, corpus in (("target", r["onto"]), ("source", r["from"])):
+            before, after = r["before"][side], r["after"][side]
+            old, new = before[metric], after[metric]
+            change[side] = (old, new)
+            test = corpus + (f" (first {r['test_lines']:,} lines)" if r["test_lines"] else "")
+            unk = f"{100 * before['n_unk'] / before['n_tokens']:.1f} %" if before["n_tokens"] else DASH
+            rows.append([f"{r['name']} ({r['model_name']})" if side == "target" else "",
+                         training if side == "target" else "", test, fmt_number(old, digits),
+                         fmt_number(new, digits), _relative(old, new), unk])
+        slices.add(r["test_lines"])
+        (t_old, t_new), (s_old, s_new) = change["target"], change["source"]
+        sentences.append(
+            f"Fine-tuning {r['model']} on {r['onto']} {_moves(t_old, t_new)} its {label} there from "
+            f"{fmt_number(t_old, digits)} to {fmt_number(t_new, digits)} and {_moves(s_old, s_new)} it on "
+            f"{r['from']}, the text it was trained on, from {fmt_number(s_old, digits)} to "
+            f"{fmt_number(s_new, digits)}.")
+    stopping = {"early stopping on the target's valid split" if r["train"]["early_stopping"]
+                else "a fixed budget (the target's valid split is its test text)" for _, r in finetunes}
+    cut = ("the first lines of each test split (`test_lines`, to keep the table cheap)" if any(slices)
+           else "the whole test splits")
+    caption = ("Each fine-tune starts from the named run's checkpoint and trains on the target corpus's training "
+               f"split (`fit(..., resume_from=...)`, {' / '.join(sorted(stopping))}). The architecture and "
+               "vocabulary are kept, so target words the source vocabulary lacks are read as `<unk>` (last column: "
+               f"a perplexity over many `<unk>` tokens is cheap). Figures on {cut}, before and after.\n")
+    table = markdown_table(["fine-tune", "training", "test split", "before", "after", "change",
+                            "test tokens read as `<unk>`"], rows, "lllrrrr")
+    return [caption, table, "", *sentences, ""]
+
+
+def _relative(old: float | None, new: float | None) -> str:
+    if old is None or new is None or not old:
+        return DASH
+    return f"{100 * (new - old) / old:+.1f} %"
+
+
+def _moves(old: float | None, new: float | None) -> str:
+    return "leaves" if old is None or new is None or old == new else "lowers" if new < old else "raises"
+
+
+def inside_files(inside) -> dict[tuple[str, str], Path]:
+    """{(model, file): its stored PNG} of the stored Inside figures ((folder, stored) pairs)."""
+    return {(stored["model"], name): folder / name for folder, stored in inside
+            for data in stored["figures"].values() for name in data.get("files", [])}
+
+
+def inside_plot(model: str, name: str) -> str:
+    return f"inside-{re.sub(r'[^A-Za-z0-9_.=+-]+', '-', model)}-{name}"
+
+
+def inside_section(spec, inside) -> list[str]:
+    """The "Inside the models" section from the stored Inside figures ((folder, stored) pairs)."""
+    by_figure: dict[str, list[tuple[dict, dict]]] = {}
+    for _, stored in inside:
+        for figure, data in stored["figures"].items():
+            by_figure.setdefault(figure, []).append((stored, data))
+    out = [(f"Drawn from the checkpoints of the {spec.corpus} runs (the config's `[inside]` table, "
+            "langmodels/bench/inside.py); each caption is computed from the data of its figure.\n")]
+
+    def image(stored: dict, name: str, alt: str) -> str:
+        return f"![{alt}](plots/{inside_plot(stored['model'], name)})"
+
+    def left_out(stored: dict, data: dict, what: str) -> bool:
+        if "left_out" in data:
+            out.extend([f"{stored['model']}: no {what} ({data['left_out']}).", ""])
+        return "left_out" in data
+
+    for stored, data in by_figure.get("graph", []):
+        out.append(f"**The bigram's word graph around {show_text(spec.word)}** ({stored['model']}, "
+                   f"{stored['model_name']}; {spec.k} successors per state, {spec.depth} steps)\n")
+        if left_out(stored, data, "graph"):
+            continue
+        seen = data["seen_successors"]
+        top, p = data["counted"][0] if data["counted"] else (None, None)
+        unit = {"word": "words", "char": "characters"}.get(data.get("level"), "tokens")
+        line = (f"{seen:,} different {unit} follow {show_text(data['word'])} in the training text, so the uniform "
+                f"graph (every seen transition equally likely, the word graph of the course notes) gives each "
+                f"1/{seen:,} = {1 / seen:.2g}")
+        if top is not None:
+            line += f"; counting gives the most frequent, {show_token(top)}, {p:.3f} ({p * seen:.0f}x as much)"
+        out += [image(stored, data["files"][0], "uniform against counted transition graph"), "", line + ".", ""]
+        best, q = data["model"][0] if data["model"] else (None, None)
+        line = f"The model's own smoothed graph over {data['states']} states"
+        if best is not None:
+            counted = dict(data["counted"])
+            by_count = f", {counted[best]:.3f} by counting" if best in counted else ""
+            line += f": after {show_text(data['word'])} it gives {show_token(best)} {q:.3f}{by_count}"
+        out += [image(stored, data["files"][1], "smoothed transition graph"), "", line + ".", ""]
+    attention = by_figure.get("attention", [])
+    if attention:
+        out.append(f"**Attention maps of {show_text(spec.sentence)}** (row: the attending position; column: the "
+                   "position attended to; every row sums to 1)\n")
+    for stored, data in attention:
+        if left_out(stored, data, "attention map"):
+            continue
+        out += [image(stored, data["files"][0], f"attention of {stored['model']}"), "",
+                (f"{stored['model']} ({stored['model_name']}): averaged over its {data['layers']} layer(s) x "
+                 f"{data['heads']} heads, the last token {show_token(data['last'])} attends most to "
+                 f"{show_token(data['last_attends_to'])} ({data['last_weight']:.2f}); over all positions, "
+                 f"{show_token(data['most_attended'])} receives the most attention "
+                 f"({100 * data['most_attended_share']:.0f} % of a query's weight on average)."), ""]
+    projections = by_figure.get("projection", [])
+    if projections:
+        out.append(f"**Word embeddings**: {', '.join(show_text(w) for w in spec.words)} placed by PCA of their "
+                   "unit-length input embeddings\n")
+    for stored, data in projections:
+        if left_out(stored, data, "embedding map"):
+            continue
+        a, b, similarity = data["closest"]
+        unknown = (f"; not in its vocabulary, left out: {', '.join(show_text(w) for w in data['unknown'])}"
+                   if data["unknown"] else "")
+        out += [image(stored, data["files"][0], f"embeddings of {stored['model']}"), "",
+                (f"{stored['model']} ({stored['model_name']}): the closest pair in the embedding space is "
+                 f"{show_text(a)} and {show_text(b)} (cosine {similarity:.2f}){unknown}."), ""]
+    analogies = [(stored, data) for stored, data in by_figure.get("analogies", []) if "left_out" not in data]
+    if analogies:
+        rows = [[f"{stored['model']} ({stored['model_name']})",
+                 DASH if data["accuracy"] is None else f"{100 * data['accuracy']:.1f} %", f"{data['correct']:,}",
+                 f"{data['answered']:,}", f"{data['skipped']:,}"] for stored, data in analogies]
+        out += [("**Word analogies** (a : b :: c : ?, answered by the word closest in cosine to b - a + c, "
+                 "3CosAdd, Mikolov et al. 2013; corpora/analogies.txt)\n"),
+                markdown_table(["model", "accuracy", "correct", "answered", "skipped (a word not in the vocabulary)"],
+                               rows, "lrrrr"), ""]
+        best = max(analogies, key=lambda item: item[1]["accuracy"] or 0.0)
+        if best[1]["accuracy"] is not None:
+            out += [(f"{best[0]['model']} answers the most: {best[1]['correct']:,} of {best[1]['answered']:,} "
+                     f"({100 * best[1]['accuracy']:.1f} %)."), ""]
+    for stored, data in by_figure.get("temperature", []):
+        out.append(f"**Temperature, top-k and top-p** ({stored['model']}, {stored['model_name']}, after "
+                   f"{show_text(data['context'])})\n")
+        settings = data["settings"]
+        top = data["tokens"][0] if data["tokens"] else None
+        shaped = "; ".join(f"{s['label']}: p = {s['probabilities'][0]:.2f}, {s['kept']:,} tokens left, "
+                           f"{s['entropy_bits']:.2f} bits" for s in settings)
+        out += [image(stored, data["files"][0], "next-token distribution under temperature and truncation"), "",
+                f"The most probable next token is {show_token(top)}. {shaped}.", ""]
+        rows = [[f"{sample['temperature']:g}", *(show_text(text) for text in sample["texts"])]
+                for sample in data["samples"]]
+        if rows and len(rows[0]) > 1:
+            seeds = len(rows[0]) - 1
+            out += ["Samples (sample i uses seed i at every temperature):\n",
+                    markdown_table(["T", *(f"sample {i + 1}" for i in range(seeds))], rows, "r" + "l" * seeds), ""]
+    if len(out) == 1:
+        out += ["No figure: the configured corpus has no run with a checkpoint of the models the figures need.", ""]
+    return out
+
+
 # ---- the files ----------------------------------------------------------------------------------
 
 
@@ -479,7 +793,7 @@ def results_csv(entries: list[Entry]) -> str:
     return buffer.getvalue()
 
 
-def results_json(config, entries: list[Entry]) -> str:
+def results_json(config, entries: list[Entry], curves=(), finetunes=()) -> str:
     document = {
         "benchmark": {"name": config.name, "description": config.description, "config_sha256": config.sha256},
         "runs": [{**r, "probe": p} for e in entries for r, p in zip(e.results, e.probes)],
@@ -492,6 +806,17 @@ def results_json(config, entries: list[Entry]) -> str:
         ],
         "references": [ref.__dict__ for ref in config.references],
     }
+    if curves:
+        document["scaling"] = [
+            {"axis": c.axis, "model": c.group, "corpus": c.corpus, "budget": c.budget,
+             "points": [dataclasses.asdict(p) for p in c.points],
+             "fit": dataclasses.asdict(c.fit) if c.fit else None,
+             "pure_power_law": dataclasses.asdict(c.pure) if c.pure else None,
+             "kaplan_alpha": KAPLAN_ALPHA[c.axis]}
+            for c in curves
+        ]
+    if finetunes:
+        document["finetunes"] = [result for _, result in finetunes]
     return json.dumps(document, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
@@ -527,8 +852,11 @@ def samples_markdown(config, entries: list[Entry]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def build_report(config, manifest, runs, entries: list[Entry], missing: list[str], figures: dict) -> str:
-    levels = {}
+def build_report(config, manifest, runs, entries: list[Entry], missing: list[str], figures: dict,
+                 curves=(), *, corpora: dict | None = None, finetunes=(), inside=()) -> str:
+    """REPORT.md. corpora: every configured corpus's CorpusData by label; finetunes: (spec, stored
+    result) of the finished fine-tunes; inside: (folder, stored) of the stored Inside figures."""
+    levels = {label: data.level for label, data in (corpora or {}).items()}
     for run in runs:
         levels.setdefault(run.spec.corpus, run.corpus.level)
     parts = [f"# Benchmark report: {config.name}\n"]
@@ -541,7 +869,8 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
     if missing:
         parts.append(f"**Incomplete**: {len(missing)} configured run(s) have no result yet: "
                      + ", ".join(f"`{m}`" for m in missing) + ". Run the command under Environment to finish them.\n")
-    parts += ["## Corpora\n", corpora_section(config, runs), "", "## Models\n", models_section(config, entries), ""]
+    parts += ["## Corpora\n", corpora_section(config, runs, corpora), "", "## Models\n",
+              models_section(config, entries), ""]
     parts.append("## Results\n")
     for corpus in config.corpora:
         chosen = models_of(entries, corpus.label)
@@ -553,6 +882,8 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
         unk = unk_sentence(chosen)
         if unk:
             parts += [unk, ""]
+        for sentence in mixture_sentences(chosen, level):
+            parts += [sentence, ""]
         references = [ref for ref in config.references if ref.corpus == corpus.label]
         if references:
             parts += [references_table(references), ""]
@@ -560,7 +891,8 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
         ("Size: parameters of a neural model, stored n-grams of an n-gram model. Train tok/s: training tokens "
          "(with repeats) per second of fit; eval tok/s: test tokens per second of scoring; peak MiB: the "
          "process's peak resident memory while the run trained and scored (it includes the corpora and "
-         "libraries already loaded)."), ""]
+         "libraries already loaded).") + (" " + MIXTURE_LEGEND if any(e.first.get("mixture") for e in entries)
+                                          else ""), ""]
     for name in ("quality", "learning_curves", "loss_by_position"):
         if name in figures:
             parts += [f"![{figures[name]}](plots/{name}.png)", ""]
@@ -569,6 +901,12 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
         parts += ["## Sweeps\n", *sweeps]
         parts += [f"![{group} sweep](plots/sweep-{group}.png)\n" for group in config.sweeps
                   if f"sweep-{group}" in figures]
+    if curves:
+        parts += ["## Scaling curves\n", *scaling_section(curves, figures)]
+    if finetunes:
+        parts += ["## Fine-tuning\n", *finetune_section(finetunes, levels)]
+    if config.inside is not None:
+        parts += ["## Inside the models\n", *inside_section(config.inside, inside)]
     parts += ["## Samples\n",
               (f"From fixed prompts at temperatures {', '.join(f'{t:g}' for t in config.measure.temperatures)} with "
                f"seeds {', '.join(map(str, config.measure.sample_seeds))}; all of them are in "
@@ -608,22 +946,31 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
     return "\n".join(parts)
 
 
-def write_report(out: Path, config, manifest: dict, runs, finished) -> list[str]:
-    """Write every report file from the finished runs; returns the names written."""
+def write_report(out: Path, config, manifest: dict, runs, finished, *, corpora: dict | None = None, finetunes=(),
+                 inside=(), missing_jobs=()) -> list[str]:
+    """Write every report file from the finished runs (and the stored fine-tunes and Inside
+    figures: see build_report); returns the names written."""
     config = dataclasses.replace(config, references=references_for(config))  # the published anchors too
     entries = gather(finished)
     done = {run.spec.run_id for run, _, _ in finished}
-    missing = [run.spec.run_id for run in runs if run.spec.run_id not in done]
+    missing = [run.spec.run_id for run in runs if run.spec.run_id not in done] + list(missing_jobs)
     levels = {}
     for run in runs:
         levels.setdefault(run.spec.corpus, run.corpus.level)
-    figures = plots.write_plots(out / "plots", config, entries, levels)
+    curves = scaling_curves(config.scaling, entries)
+    figures = plots.write_plots(out / "plots", config, entries, levels, curves)
     files = {
         "results.csv": results_csv(entries),
-        "results.json": results_json(config, entries),
+        "results.json": results_json(config, entries, curves, finetunes),
         "samples.md": samples_markdown(config, entries),
-        "REPORT.md": build_report(config, manifest, runs, entries, missing, figures),  # last: it names the others
+        # last: it names the others
+        "REPORT.md": build_report(config, manifest, runs, entries, missing, figures, curves, corpora=corpora,
+                                  finetunes=finetunes, inside=inside),
     }
+    copied = []
+    for (model, name), stored in inside_files(inside).items():  # drawn from checkpoints, stored with the runs
+        copied.append(f"plots/{inside_plot(model, name)}")
+        write_atomic(out / copied[-1], stored.read_bytes())
     for name, text in files.items():
         write_atomic(out / name, text.encode("utf-8"))
-    return list(files) + [f"plots/{name}.png" for name in figures]
+    return list(files) + [f"plots/{name}.png" for name in figures] + copied

@@ -6,6 +6,8 @@ never overwritten) and `runs/` caches the finished runs, one folder each:
     runs/<corpus>-<model>-<seed>-<key>/result.json       training and test figures
     runs/<corpus>-<model>-<seed>-<key>/model/            the checkpoint (model.save; not for sweep points)
     runs/<corpus>-<model>-<seed>-<key>/probe-<key>.json  samples, autocomplete, loss by position
+    runs/finetune-<name>-<key>/result.json, model/       a fine-tune's figures and checkpoint
+    runs/inside-<corpus>-<model>-<key>/                  a run's Inside figures (PNG) and inside.json
 
 <key> is the sha256 of everything the run's figures depend on: the family, its resolved settings,
 budget and seed, the exact corpus texts (sha256 of each split), the library version and the
@@ -13,6 +15,11 @@ source code that trains and scores (code_fingerprint). A run
 folder is assembled under a temporary name and renamed into place, so a Ctrl-C or kill -9 at any
 moment leaves every finished run intact and no half-written one. Probes are keyed apart from
 training, so changing prompts or temperatures loads the checkpoints instead of retraining.
+What is made from finished runs is keyed by their keys: a mixture row (no checkpoint of its own:
+it is rebuilt from its components' and its stored weights) runs after its components, and the
+fine-tunes and Inside figures after every run, each redone only when its runs or settings change.
+Before anything is written, each run still to train is checked against the machine's available
+memory (memory.py): a run that would not fit stops the benchmark with one line.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
@@ -35,8 +42,10 @@ from ..base import LanguageModel
 from ..checkpoint import RETIRED, replace_folder, write_atomic
 from ..errors import ConfigError, LangmodelsError
 from ..families import build_model
-from .config import BenchConfig, RunSpec, load_config
+from . import finetune, inside, mixtures
+from .config import BenchConfig, FinetuneSpec, RunSpec, load_config
 from .measure import no_probe, probe, train_and_test
+from .memory import check_memory
 from .slices import CorpusData, load_corpus
 
 MANIFEST = "bench.json"
@@ -46,6 +55,9 @@ RESULT = "result.json"
 CHECKPOINT = "model"
 RUN_FORMAT = 1  # bump when a stored result's meaning changes: every cached run is redone
 PROBE_FORMAT = 1
+FINETUNE_FORMAT = 1
+INSIDE_FORMAT = 1
+INSIDE = "inside.json"  # an Inside folder's numbers (its PNGs beside it)
 LOCK = ".lock"  # in runs/, like everything that changes from one invocation to the next
 STAGING = ".staging-"
 TIMING = "last-invocation.json"
@@ -54,8 +66,13 @@ TIMING = "last-invocation.json"
 # Library files that do not shape a run's figures (the command line and the harness's own
 # bookkeeping and reporting): editing them keeps the cache. Every other source file is hashed
 # into each run's key, so a run is redone when the code that trained or scored it changed.
+# The modules of the jobs made from finished runs (mixture rows, fine-tunes, the Inside figures)
+# are hashed into their own jobs' keys only: editing how mixtures are fitted redoes the mixtures,
+# not the runs they mix.
+DERIVED = ("bench/mixtures.py", "bench/finetune.py", "bench/inside.py")
 NOT_MEASURING = {"__main__.py", "cli.py", "families.py", "bench/__init__.py", "bench/config.py",
-                 "bench/runner.py", "bench/report.py", "bench/plots.py", "bench/references.py"}
+                 "bench/runner.py", "bench/report.py", "bench/plots.py", "bench/references.py",
+                 "bench/scaling.py", "bench/memory.py", *DERIVED}
 
 
 def code_fingerprint() -> str:
@@ -96,9 +113,30 @@ def _read_json(path: Path):
         return None
 
 
+def _stored(path: Path, key: str) -> dict | None:
+    """A stored JSON object made under `key`, or None (missing, unreadable, or made from other inputs)."""
+    value = _read_json(path)
+    return value if isinstance(value, dict) and value.get("key") == key else None
+
+
+def store_folder(folder: Path, write) -> None:
+    """Have write(staging) fill a folder under a temporary name, then rename it into place: a
+    Ctrl-C or kill -9 at any moment leaves the folder whole or absent."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f"{STAGING}{folder.name}.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        write(staging)
+        replace_folder(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 @dataclass
 class Run:
-    """A configured run with its cache keys and folder."""
+    """A configured run with its cache keys and folder (and, for a mixture, its components' runs)."""
 
     spec: RunSpec
     corpus: CorpusData
@@ -106,6 +144,7 @@ class Run:
     material: dict
     probe_key: str
     folder: Path
+    components: list[Run] = field(default_factory=list)
 
     @property
     def result_path(self) -> Path:
@@ -116,16 +155,31 @@ class Run:
         return self.folder / f"probe-{self.probe_key[:16]}.json"
 
     def stored_result(self) -> dict | None:
-        result = _read_json(self.result_path)
-        if isinstance(result, dict) and result.get("key") == self.key:
-            return result
-        return None
+        return _stored(self.result_path, self.key)
 
     def stored_probe(self) -> dict | None:
-        stored = _read_json(self.probe_path)
-        if isinstance(stored, dict) and stored.get("key") == self.probe_key:
-            return stored
-        return None
+        return _stored(self.probe_path, self.probe_key)
+
+    def has_checkpoint(self) -> bool:
+        """Its fitted model can be loaded: its checkpoint, or for a mixture its components'."""
+        if self.components:
+            return all(c.stored_result() is not None and c.has_checkpoint() for c in self.components)
+        return (self.folder / CHECKPOINT).is_dir()
+
+    def load_model(self, result: dict | None = None) -> LanguageModel:
+        """The run's fitted model from its checkpoint; a mixture is rebuilt from its components'
+        checkpoints and the weights in its stored `result`."""
+        if self.components:
+            return mixtures.rebuild(self.component_models(), result["mixture"], self.spec.params)
+        return LanguageModel.load(self.folder / CHECKPOINT)
+
+    def component_models(self) -> list[LanguageModel]:
+        """A mixture's components, loaded from their finished runs."""
+        missing = [c.spec.run_id for c in self.components if c.stored_result() is None or not c.has_checkpoint()]
+        if missing:
+            raise LangmodelsError(f"mixture component run(s) {', '.join(missing)} not finished (or without a "
+                                  "checkpoint): nothing to mix")
+        return [c.load_model() for c in self.components]
 
 
 # ---- the output folder ------------------------------------------------------------------------
@@ -221,26 +275,43 @@ def _duration(seconds: float) -> str:
 # ---- running ----------------------------------------------------------------------------------
 
 
-def plan(config: BenchConfig, out: Path) -> list[Run]:
-    """Load the corpora and key every run of the config (nothing is trained or written)."""
-    data = {spec.label: load_corpus(spec) for spec in config.corpora}
+def load_corpora(config: BenchConfig) -> dict[str, CorpusData]:
+    """Every configured corpus, loaded and cut to its slices once, by label."""
+    return {spec.label: load_corpus(spec) for spec in config.corpora}
+
+
+def plan(config: BenchConfig, out: Path, data: dict[str, CorpusData] | None = None) -> list[Run]:
+    """Load the corpora (unless given) and key every run of the config (nothing is trained or written)."""
+    data = load_corpora(config) if data is None else data
     code = code_fingerprint()
-    runs = []
-    for spec in config.runs:
+    by_id: dict[str, Run] = {}
+    for spec in sorted(config.runs, key=lambda spec: bool(spec.components)):  # a mixture's components first
         corpus = data[spec.corpus]
-        model = build_model(spec.model_class, spec.params)
-        material = {
-            "format": RUN_FORMAT,
-            "langmodels": __version__,
-            "code": code,
-            "kind": spec.kind,
-            "class": f"{spec.model_class.__module__}.{spec.model_class.__qualname__}",
-            "class_source": _file_sha256(inspect.getsourcefile(spec.model_class)),  # a family of your own too
-            "params": model.get_params(),  # defaults included: a changed default is a new run
-            "budget": spec.budget,
-            "seed": spec.seed,
-            "corpus": corpus.key(spec.test_lines),
-        }
+        components = [by_id[run_id] for run_id in spec.components]
+        if components:  # the runs it mixes (their keys hold the code), the EM settings, valid and test
+            material = {
+                "format": RUN_FORMAT,
+                "langmodels": __version__,
+                "kind": spec.kind,
+                "mixing": _file_sha256(mixtures.__file__),
+                "params": spec.params,
+                "seed": spec.seed,
+                "components": [component.key for component in components],
+                "corpus": corpus.key(),
+            }
+        else:
+            material = {
+                "format": RUN_FORMAT,
+                "langmodels": __version__,
+                "code": code,
+                "kind": spec.kind,
+                "class": f"{spec.model_class.__module__}.{spec.model_class.__qualname__}",
+                "class_source": _file_sha256(inspect.getsourcefile(spec.model_class)),  # a family of your own too
+                "params": build_model(spec.model_class, spec.params).get_params(),  # a changed default: a new run
+                "budget": spec.budget,
+                "seed": spec.seed,
+                "corpus": corpus.key(spec.test_lines, spec.train_fraction),
+            }
         key = _digest(material)
         c = corpus.spec
         probe_material = {
@@ -250,8 +321,8 @@ def plan(config: BenchConfig, out: Path) -> list[Run]:
         }
         seed = "" if spec.seed is None else f"-s{spec.seed}"
         folder = out / RUNS / f"{_slug(spec.corpus)}-{_slug(spec.model)}{seed}-{key[:12]}"
-        runs.append(Run(spec, corpus, key, material, _digest(probe_material), folder))
-    return runs
+        by_id[spec.run_id] = Run(spec, corpus, key, material, _digest(probe_material), folder, components)
+    return [by_id[spec.run_id] for spec in config.runs]
 
 
 def select(runs: list[Run], only: list[str] | None) -> list[Run]:
@@ -269,6 +340,15 @@ def select(runs: list[Run], only: list[str] | None) -> list[Run]:
     return [run for run in runs if {run.spec.group, run.spec.model, run.spec.corpus, run.spec.run_id} & set(only)]
 
 
+def with_components(chosen: list[Run]) -> list[Run]:
+    """The chosen runs with the components of their mixtures, the mixtures last: a mixture's
+    components are finished (or found in the cache) before it is mixed."""
+    ids = {run.spec.run_id for run in chosen}
+    needed = [c for run in chosen for c in run.components if c.spec.run_id not in ids]
+    unique = list({c.spec.run_id: c for c in needed}.values())
+    return sorted(unique + chosen, key=lambda run: bool(run.components))
+
+
 def execute(run: Run, config: BenchConfig, progress: Progress, index: int, force: bool) -> dict:
     """Train or load one run, probe it, store both; returns {'result', 'probe', 'work_seconds'}."""
     result = None if force else run.stored_result()
@@ -281,50 +361,181 @@ def execute(run: Run, config: BenchConfig, progress: Progress, index: int, force
         progress.say(index, run, "cached")
         _write_json(run.probe_path, {"key": run.probe_key, **no_probe(run.corpus)})
         return {"status": "cached", "result": result, "probe": no_probe(run.corpus), "work_seconds": 0.0}
-    if result is not None and (run.folder / CHECKPOINT).is_dir():
+    if result is not None and run.has_checkpoint():
         progress.say(index, run, "cached; probing its checkpoint (samples, autocomplete, loss by position)")
         start = time.perf_counter()
-        model = LanguageModel.load(run.folder / CHECKPOINT)
+        model = run.load_model(result)
         probed = probe(model, run.corpus, config.measure)
         work = time.perf_counter() - start
         _write_json(run.probe_path, {"key": run.probe_key, **probed})
         return {"status": "probed", "result": result, "probe": probed, "work_seconds": work}
 
-    budget = ", ".join(f"{k}={v:g}" for k, v in run.spec.budget.items()) or "one pass"
-    progress.say(index, run, f"training ({budget})")
     start = time.perf_counter()
-    model = build_model(run.spec.model_class, run.spec.params)
 
     def stage(text: str) -> None:  # the long parts of a run only: quick runs stay one line
         if time.perf_counter() - start > Progress.QUIET_SECONDS:
             progress.say(index, run, text)
 
-    measured = train_and_test(model, run.corpus.train, run.corpus.valid, run.corpus.test_split(run.spec.test_lines),
-                              run.spec.budget, stage)
+    if run.components:
+        progress.say(index, run, f"mixing {', '.join(c.spec.run_id for c in run.components)}")
+        valid = run.corpus.valid
+        measured, model = mixtures.mix_and_test(run.component_models(), [c.spec.group for c in run.components],
+                                                valid, run.corpus.test, run.spec.params, stage)
+        settings = dict(run.spec.params)
+    else:
+        budget = ", ".join(f"{k}={v:g}" for k, v in run.spec.budget.items()) or "one pass"
+        progress.say(index, run, f"training ({budget})")
+        model = build_model(run.spec.model_class, run.spec.params)
+        measured = train_and_test(model, run.corpus.train_split(run.spec.train_fraction), run.corpus.valid,
+                                  run.corpus.test_split(run.spec.test_lines), run.spec.budget, stage,
+                                  count_train=run.spec.train_fraction is not None)
+        settings = model.get_params()
     probed = probe(model, run.corpus, config.measure, stage) if run.spec.in_summary else no_probe(run.corpus)
     work = time.perf_counter() - start
     result = {"format": RUN_FORMAT, "key": run.key, "material": run.material, "run_id": run.spec.run_id,
               "corpus": run.spec.corpus, "model": run.spec.model, "group": run.spec.group, "kind": run.spec.kind,
               "seed": run.spec.seed, "sweep": run.spec.sweep, "budget": run.spec.budget,
-              "test_lines": run.spec.test_lines, "settings": model.get_params(), **measured}
-    # Assembled under a temporary name, renamed into place: a run folder is whole or absent.
-    runs = run.folder.parent
-    runs.mkdir(parents=True, exist_ok=True)
-    staging = runs / f"{STAGING}{run.folder.name}.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        staging.mkdir()
-        if run.spec.in_summary:  # a sweep point is only a table cell: no checkpoint (an n-gram's is 70 MB)
+              "test_lines": run.spec.test_lines, "train_fraction": run.spec.train_fraction,
+              "settings": settings, **measured}
+
+    def write(staging: Path) -> None:
+        # A sweep point is only a table cell: no checkpoint (an n-gram's is 70 MB); nor a mixture,
+        # rebuilt from its components' checkpoints and its stored weights.
+        if run.spec.in_summary and not run.components:
             with contextlib.suppress(NotImplementedError):  # a family without state_files: none either
                 model.save(staging / CHECKPOINT)
         _write_json(staging / run.probe_path.name, {"key": run.probe_key, **probed})
         _write_json(staging / RESULT, result)
-        replace_folder(staging, run.folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    store_folder(run.folder, write)
     progress.done(run, work)
     return {"status": "trained", "result": result, "probe": probed, "work_seconds": work}
+
+
+# ---- jobs made from finished runs: fine-tunes and the Inside figures ---------------------------
+
+
+@dataclass
+class Finetune:
+    """A configured fine-tune with its cache key (the pretrained run's key, the target corpus's
+    texts, the settings, budget and test slices) and its folder, runs/finetune-<name>-<key>/."""
+
+    spec: FinetuneSpec
+    source: Run
+    target: CorpusData
+    key: str
+    material: dict
+    folder: Path
+
+    @property
+    def label(self) -> str:
+        return f"finetune {self.spec.name!r}"
+
+    def stored_result(self) -> dict | None:
+        return _stored(self.folder / RESULT, self.key)
+
+
+@dataclass
+class InsideFigures:
+    """The Inside figures of one run, keyed like a probe (the run's key and the [inside] settings
+    they read), in runs/inside-<corpus>-<model>-<key>/: redone only when those change."""
+
+    run: Run
+    figures: tuple[str, ...]
+    key: str
+    folder: Path
+
+    @property
+    def label(self) -> str:
+        return f"inside {self.run.spec.run_id}"
+
+    def stored(self) -> dict | None:
+        return _stored(self.folder / INSIDE, self.key)
+
+
+def plan_jobs(config: BenchConfig, runs: list[Run], data: dict[str, CorpusData], out: Path
+              ) -> tuple[list[Finetune], list[InsideFigures]]:
+    """Key the config's fine-tunes and Inside figures (nothing is trained or written)."""
+    by_id = {run.spec.run_id: run for run in runs}
+    finetunes = []
+    for spec in config.finetunes:
+        source, target = by_id[spec.source_run], data[spec.target]
+        if source.corpus.level != target.level:
+            raise ConfigError(f"{config.path}: finetune {spec.name!r}: {spec.source!r} is read as "
+                              f"{source.corpus.level}s and {spec.target!r} as {target.level}s, but fine-tuning keeps "
+                              "the tokenizer: give the two corpora the same `level`")
+        material = {"format": FINETUNE_FORMAT, "code": _file_sha256(finetune.__file__), "source": source.key,
+                    "settings": spec.settings, "budget": spec.budget, "test_lines": spec.test_lines,
+                    "target": target.key(spec.test_lines)}
+        key = _digest(material)
+        finetunes.append(Finetune(spec, source, target, key, material,
+                                  out / RUNS / f"finetune-{_slug(spec.name)}-{key[:12]}"))
+    figures = []
+    if config.inside is not None:
+        for run_id, chosen in inside.subjects(config.inside, config.runs).items():
+            run = by_id[run_id]
+            key = _digest({"format": INSIDE_FORMAT, "code": _file_sha256(inside.__file__), "run": run.key,
+                           "reads": inside.reads(config.inside, chosen)})
+            folder = out / RUNS / f"inside-{_slug(run.spec.corpus)}-{_slug(run.spec.model)}-{key[:12]}"
+            figures.append(InsideFigures(run, chosen, key, folder))
+    return finetunes, figures
+
+
+def _pretrained(run: Run, what: str) -> LanguageModel:
+    if run.stored_result() is None or not run.has_checkpoint():
+        raise LangmodelsError(f"{what} needs the finished run {run.spec.run_id} and its checkpoint, which are missing")
+    return run.load_model()
+
+
+def execute_finetune(job: Finetune, stream, force: bool) -> dict:
+    """Fine-tune one finished run unless its result is cached; returns {'status', 'result', 'work_seconds'}."""
+    def say(message: str) -> None:
+        print(f"[finetune] {job.spec.name}: {message}", file=stream, flush=True)
+
+    result = None if force else job.stored_result()
+    if result is not None:
+        say("cached")
+        return {"status": "cached", "result": result, "work_seconds": 0.0}
+    start = time.perf_counter()
+    pretrained = _pretrained(job.source, f"fine-tune {job.spec.name!r}")
+    measured, model = finetune.finetune_and_test(
+        pretrained, job.spec.settings, job.spec.budget, job.target,
+        job.source.corpus.test_split(job.spec.test_lines), job.target.test_split(job.spec.test_lines), say)
+    result = {"format": FINETUNE_FORMAT, "key": job.key, "material": job.material, "name": job.spec.name,
+              "model": job.spec.model, "from": job.spec.source, "onto": job.spec.target,
+              "source_run": job.spec.source_run, "budget": job.spec.budget, "test_lines": job.spec.test_lines,
+              **measured}
+
+    def write(staging: Path) -> None:
+        model.save(staging / CHECKPOINT)
+        _write_json(staging / RESULT, result)
+
+    store_folder(job.folder, write)
+    return {"status": "trained", "result": result, "work_seconds": time.perf_counter() - start}
+
+
+def execute_inside(job: InsideFigures, spec, stream, force: bool) -> dict:
+    """Draw one run's Inside figures from its checkpoint unless they are cached."""
+    def say(message: str) -> None:
+        print(f"[inside] {job.run.spec.run_id}: {message}", file=stream, flush=True)
+
+    stored = None if force else job.stored()
+    if stored is not None:
+        say("cached")
+        return {"status": "cached", "result": stored, "work_seconds": 0.0}
+    say(f"drawing {', '.join(job.figures)} from its checkpoint")
+    start = time.perf_counter()
+    model = _pretrained(job.run, "the Inside figures")
+    stored = {}
+
+    def write(staging: Path) -> None:
+        drawn = inside.draw(model, job.figures, spec, staging)
+        stored.update({"key": job.key, "run_id": job.run.spec.run_id, "corpus": job.run.spec.corpus,
+                       "model": job.run.spec.model, **drawn})
+        _write_json(staging / INSIDE, stored)
+
+    store_folder(job.folder, write)
+    return {"status": "probed", "result": stored, "work_seconds": time.perf_counter() - start}
 
 
 def _summary_line(result: dict) -> str:
@@ -346,8 +557,13 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
     config = load_config(config_path)
     out = Path(out)
     check_output(out, config)
-    runs = plan(config, out)
-    chosen = select(runs, only)
+    data = load_corpora(config)
+    runs = plan(config, out, data)
+    finetunes, figures = plan_jobs(config, runs, data, out)
+    named = select(runs, only)
+    forced = {run.key for run in named} if force else set()  # not the components a named mixture needs
+    chosen = with_components(named)
+    check_memory([run for run in chosen if run.key in forced or run.stored_result() is None])  # before any writing
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     with locked(out):
         manifest = check_output(out, config, ours=(RUNS,))  # again, now that no other bench can be writing
@@ -361,13 +577,13 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
         model_work = 0.0
         counts = {"trained": 0, "probed": 0, "cached": 0}
         failures: list[str] = []
-        to_train = {run.key for run in chosen if force or run.stored_result() is None}
+        to_train = {run.key for run in chosen if run.key in forced or run.stored_result() is None}
         for index, run in enumerate(chosen, start=1):
             pending = [r for r in chosen[index - 1:] if r.key in to_train]
             if pending:
                 progress.say(index, run, progress.left(pending))
             try:
-                outcome = execute(run, config, progress, index, force)
+                outcome = execute(run, config, progress, index, run.key in forced)
             except LangmodelsError as error:  # a diverged run, say: the others still run and are reported
                 failures.append(f"{run.spec.run_id}: {error}")
                 progress.say(index, run, f"failed: {error}")
@@ -376,6 +592,22 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
             counts[outcome["status"]] += 1
             if outcome["status"] == "trained":
                 progress.say(index, run, _summary_line(outcome["result"]))
+        # Then what is made from finished runs, for the runs chosen: fine-tunes, the Inside figures.
+        ids = {run.spec.run_id for run in chosen}
+        jobs = [job for job in finetunes if job.source.spec.run_id in ids]
+        jobs += [job for job in figures if job.run.spec.run_id in ids]
+        for job in jobs:
+            try:
+                if isinstance(job, Finetune):
+                    outcome = execute_finetune(job, stream, job.source.key in forced)
+                else:
+                    outcome = execute_inside(job, config.inside, stream, job.run.key in forced)
+            except LangmodelsError as error:
+                failures.append(f"{job.label}: {error}")
+                print(f"[{job.label}] failed: {error}", file=stream, flush=True)
+                continue
+            model_work += outcome["work_seconds"]
+            counts[outcome["status"]] += 1
         from .report import write_report  # matplotlib is imported only to write the report
 
         finished = []
@@ -383,15 +615,22 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
             result, stored = run.stored_result(), run.stored_probe()
             if result is not None and stored is not None:
                 finished.append((run, result, stored))
+        tuned = [(job.spec, job.stored_result()) for job in finetunes]
+        drawn = [(job, job.stored()) for job in figures]
+        missing_jobs = [job.spec.name for job, (_, result) in zip(finetunes, tuned) if result is None]
+        missing_jobs += [f"inside {job.run.spec.run_id}" for job, stored in drawn if stored is None]
         render_start = time.perf_counter()
-        written = write_report(out, config, manifest, runs, finished)
+        written = write_report(out, config, manifest, runs, finished, corpora=data,
+                               finetunes=[(spec, result) for spec, result in tuned if result is not None],
+                               inside=[(job.folder, stored) for job, stored in drawn if stored is not None],
+                               missing_jobs=missing_jobs)
         render = time.perf_counter() - render_start
         total = time.perf_counter() - started
         timing = {
             "wall_seconds": total, "model_seconds": model_work, "report_seconds": render,
             "harness_seconds": total - model_work, "harness_share": (total - model_work) / total if total else 0.0,
-            "runs": len(chosen), **counts,
-            "missing": len(runs) - len(finished),
+            "runs": len(chosen) + len(jobs), **counts,
+            "missing": len(runs) - len(finished) + len(missing_jobs),
         }
         _write_json(out / RUNS / TIMING, timing)
     print(f"wrote {', '.join(written)} to {out} in {total:.1f} s: {counts['trained']} run(s) trained, "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from .. import corpora
 from ..corpora import Split
@@ -15,7 +17,17 @@ def first_lines(split: Split, n: int | None) -> Split:
     so its text ends with a newline); the split itself when n is None or covers it."""
     if n is None or n >= len(split):
         return split
-    return Split(split[:n], name=split.name, corpus=split.corpus, level=split.level, mode=split.mode)
+    return split[:n]
+
+
+def leading_fraction(split: Split, fraction: float | None) -> Split:
+    """The shortest run of whole lines from the start of a split that holds at least `fraction`
+    of its characters (newlines included): a data-scaling point's training set. The split itself
+    for None or 1."""
+    if fraction is None or fraction >= 1:
+        return split
+    ends = np.cumsum([len(line) + 1 for line in split])  # characters up to and including each newline
+    return first_lines(split, int(np.searchsorted(ends, fraction * ends[-1])) + 1)
 
 
 def text_sha256(split: Split) -> str:
@@ -32,6 +44,7 @@ class CorpusData:
     valid: Split | None  # None when valid is the test text (Tiny Shakespeare): no early stopping
     test: Split
     sha256: dict
+    _parts: dict = field(default_factory=dict, repr=False)  # train fraction -> (Split, sha256)
 
     @property
     def level(self) -> str:
@@ -53,10 +66,22 @@ class CorpusData:
         """The test split, or its first `lines` lines (a model scored on part of it)."""
         return first_lines(self.test, lines)
 
-    def key(self, test_lines: int | None = None) -> dict:
+    def train_split(self, fraction: float | None) -> Split:
+        """The training split, or its leading `fraction` (a data-scaling sweep's point)."""
+        return self._train_part(fraction)[0]
+
+    def _train_part(self, fraction: float | None) -> tuple[Split, str]:
+        if fraction is None or fraction >= 1:
+            return self.train, self.sha256["train"]
+        if fraction not in self._parts:
+            part = leading_fraction(self.train, fraction)
+            self._parts[fraction] = (part, text_sha256(part))
+        return self._parts[fraction]
+
+    def key(self, test_lines: int | None = None, train_fraction: float | None = None) -> dict:
         """The corpus part of a run's cache key: the exact texts, not names or paths."""
         test = self.sha256["test"] if test_lines is None else text_sha256(self.test_split(test_lines))
-        return {"level": self.level, "mode": self.mode, "train": self.sha256["train"],
+        return {"level": self.level, "mode": self.mode, "train": self._train_part(train_fraction)[1],
                 "valid": self.sha256["valid"] if self.valid is not None else None, "test": test}
 
 

@@ -7,8 +7,8 @@ Multi-head self-attention (Vaswani et al. 2017, sec. 3.2):
 computed by `torch.nn.functional.scaled_dot_product_attention` (fused kernels), or by an explicit
 path that writes the formula out and also returns the weights (for `attention(text)` heat maps).
 A causal mask lets position t see positions <= t (GPT); a padding mask hides <pad> keys (BERT).
-Past keys and values can be passed in and the new ones come out, so a decoder generating one
-token at a time computes one position per step (the KV cache).
+A KVCache keeps a layer's keys and values, so a decoder generating one token at a time computes
+one position per step and attends over the cached ones.
 
 The Block is pre-LayerNorm (Xiong et al. 2020; GPT-2): x + attn(ln(x)), then x + mlp(ln(x)).
 Positions are learned vectors (GPT, BERT) or the fixed sinusoids of Vaswani et al. 2017, sec. 3.5.
@@ -28,8 +28,6 @@ from .core import NeuralConfig
 
 POSITIONS = ("learned", "sinusoidal")
 
-# One layer's cache: keys and values of every position seen so far, each (B, n_head, S, d_head).
-KVCache = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -59,6 +57,42 @@ class TransformerConfig(NeuralConfig):
 # ---- attention ------------------------------------------------------------------------------
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout, left out entirely where it is the identity (evaluation, or p = 0): F.dropout
+    would still dispatch an op, and a generation step of a small model is mostly dispatch."""
+    return F.dropout(x, p, True) if training and p > 0 else x
+
+
+class KVCache:
+    """One layer's keys and values of every position seen so far, for generation.
+
+    The buffers are allocated once for `capacity` positions, (B, n_head, capacity, d_head) each,
+    and new positions are written in place: a step copies one position, where growing the
+    tensors with torch.cat would copy all S cached ones again.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.length = 0  # positions held
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new positions' k, v (B, H, T, D); return the keys and values of all
+        S = length + T positions, (B, H, S, D) views of the buffers."""
+        B, H, T, D = k.shape
+        if self.length + T > self.capacity:
+            raise ValueError(f"the cache holds {self.capacity} positions; {self.length} + {T} do not fit")
+        if self.keys is None:
+            self.keys = k.new_empty(B, H, self.capacity, D)
+            self.values = v.new_empty(B, H, self.capacity, D)
+        self.keys[:, :, self.length : self.length + T] = k
+        self.values[:, :, self.length : self.length + T] = v
+        self.length += T
+        return self.keys[:, :, : self.length], self.values[:, :, : self.length]
+
+
+
 def causal_mask(T: int, S: int, device=None) -> torch.Tensor:
     """(T, S) bool, True where query i (the last T of S positions) may see key j: j <= S - T + i."""
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
@@ -74,7 +108,7 @@ class SelfAttention(nn.Module):
         self.n_head = n_head
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # W_Q, W_K, W_V of every head, stacked
         self.proj = nn.Linear(n_embd, n_embd, bias=bias)  # W_O
-        self.dropout = dropout  # on the attention weights and the output (F.dropout: no module call per token)
+        self.dropout = dropout  # on the attention weights and the output
 
     def forward(
         self,
@@ -82,33 +116,30 @@ class SelfAttention(nn.Module):
         *,
         causal: bool = False,
         key_padding_mask: torch.Tensor | None = None,
-        past: KVCache | None = None,
+        cache: KVCache | None = None,
         need_weights: bool = False,
-    ) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
-        """x (B, T, C) -> (y (B, T, C), (k, v) of all S = past + T positions, weights (B, H, T, S) or None).
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, C) -> (y (B, T, C), weights (B, H, T, S) or None), S the positions attended to.
 
         key_padding_mask: (B, S) bool, True for real tokens, False for keys to hide (padding).
-        With `past`, x holds the T newest positions and a causal query still sees everything before it.
+        cache: x holds the T newest positions; their keys and values join the cache, and a causal
+        query sees every cached position and the new ones up to itself.
         need_weights: take the explicit path and return the attention weights.
         """
         B, T, C = x.shape
         H = self.n_head
-        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
-        q = q.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, D)
-        k = k.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, D)
-        v = v.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, D)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)  # (B, H, S, D)
-            v = torch.cat([past[1], v], dim=2)  # (B, H, S, D)
+        q, k, v = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
+        if cache is not None:
+            k, v = cache.extend(k, v)  # each (B, H, S, D)
         S = k.size(2)
 
         mask = None  # (B or 1, 1, T, S) bool, True = may attend
         if key_padding_mask is not None:
             mask = key_padding_mask[:, None, None, :]
-        if causal and (T > 1 or need_weights):  # one new query sees every cached key: no mask needed
+        # Causal with T == S is sdpa's own is_causal; one new query sees every key: no mask.
+        if causal and (need_weights or key_padding_mask is not None or 1 < T < S):
             allowed = causal_mask(T, S, x.device)[None, None]
             mask = allowed if mask is None else mask & allowed
-        dropout = self.dropout if self.training else 0.0
 
         weights = None
         if need_weights:
@@ -116,13 +147,14 @@ class SelfAttention(nn.Module):
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             weights = torch.softmax(scores, dim=-1)  # (B, H, T, S)
-            y = F.dropout(weights, dropout, self.training) @ v  # (B, H, T, D)
-        elif causal and past is None and key_padding_mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, H, T, D)
+            y = dropout(weights, self.dropout, self.training) @ v  # (B, H, T, D)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, H, T, D)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                is_causal=causal and mask is None and T == S > 1,
+            )  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
-        return F.dropout(self.proj(y), dropout, self.training), (k, v), weights
+        return dropout(self.proj(y), self.dropout, self.training), weights
 
 
 class MLP(nn.Module):
@@ -135,7 +167,7 @@ class MLP(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)  # (B, T, C)
+        return dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)  # (B, T, C)
 
 
 class Block(nn.Module):
@@ -154,16 +186,16 @@ class Block(nn.Module):
         *,
         causal: bool = False,
         key_padding_mask: torch.Tensor | None = None,
-        past: KVCache | None = None,
+        cache: KVCache | None = None,
         need_weights: bool = False,
-    ) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
-        """x (B, T, C) -> (x (B, T, C), this layer's (k, v), weights (B, H, T, S) or None)."""
-        attended, present, weights = self.attn(
-            self.ln_1(x), causal=causal, key_padding_mask=key_padding_mask, past=past, need_weights=need_weights
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, C) -> (x (B, T, C), weights (B, H, T, S) or None)."""
+        attended, weights = self.attn(
+            self.ln_1(x), causal=causal, key_padding_mask=key_padding_mask, cache=cache, need_weights=need_weights
         )
         x = x + attended  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))  # (B, T, C)
-        return x, present, weights
+        return x, weights
 
 
 # ---- positions ------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ class BertEncoder(nn.Module):
         key_padding_mask = None if bool(real.all()) else real  # no mask lets SDPA take its fastest path
         weights = []
         for block in self.blocks:
-            x, _, w = block(x, key_padding_mask=key_padding_mask, need_weights=need_weights)  # (B, T, C)
+            x, w = block(x, key_padding_mask=key_padding_mask, need_weights=need_weights)  # (B, T, C)
             weights.append(w)
         return self.ln_f(x), weights
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -54,6 +55,13 @@ class NeuralConfig:
     dropout: float = 0.1  # where each family applies it is said in its module; training only
     softmax: str = "full"  # the output layer: full, or adaptive (Grave et al. 2017; output.py)
 
+    #: settings a fine-tuning run may change; all others shape the tokenizer or the weights and
+    #: are kept from the pretrained model. Families add their own training-only settings.
+    TRAINING_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "eval_every", "patience",
+        "seed", "threads", "dropout",
+    )
+
     def check(self) -> None:
         """Raise ConfigError naming the first field of the wrong type or out of range."""
         hints = typing.get_type_hints(type(self))
@@ -85,6 +93,17 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def with_targets(h: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden vectors (B, T, width) and targets (B, T) -> those of the N positions that have a
+    target, (N, width) and (N,): padding never reaches the output layer, the costly part. A batch
+    without padding (stream windows) is only reshaped, not copied."""
+    h, targets = h.flatten(0, 1), targets.flatten()
+    real = targets != IGNORE
+    if real.all():
+        return h, targets
+    return h[real], targets[real]
+
+
 class NeuralLM(LanguageModel):
     """The shared body of MLPLM, LSTMLM, GPTLM and MaskedLM."""
 
@@ -95,6 +114,7 @@ class NeuralLM(LanguageModel):
         if unknown:
             raise ConfigError(f"unknown {type(self).__name__} setting(s): {', '.join(sorted(unknown))}")
         self.config = self.Config(**settings)
+        self.given_settings = frozenset(settings)  # what fine-tuning takes over a pretrained config
         self.tokenizer = None
         self.module_ = None
         self.curve_: list[dict] = []
@@ -161,9 +181,7 @@ class NeuralLM(LanguageModel):
         reach the output layer, the costly part."""
         module = self._fitted_module()
         h = module.features(batch.inputs.to(self.device))  # (B, T, width)
-        targets = batch.targets.to(self.device)  # (B, T)
-        real = targets != IGNORE
-        return module.output.loss(h[real], targets[real])
+        return module.output.loss(*with_targets(h, batch.targets.to(self.device)))
 
     def training_state(self) -> dict[str, torch.Tensor]:
         """Tensors a run carries between steps besides the weights (the LSTM's BPTT state)."""
@@ -180,14 +198,22 @@ class NeuralLM(LanguageModel):
     # ---- fitting -------------------------------------------------------------------------------
 
     def fit(self, train, valid=None, *, max_steps=None, max_tokens=None, max_seconds=None,
-            checkpoint=None, resume=False, progress=None) -> NeuralLM:
+            checkpoint=None, resume=False, resume_from=None, progress=None) -> NeuralLM:
         """Train with the shared Trainer until a budget is spent (or early stopping on `valid`).
 
         checkpoint: a folder where training state is written atomically every eval_every steps;
         resume=True continues from it on the same batches an uninterrupted run would have seen.
+        resume_from: a fitted model of this class, or its checkpoint folder, to fine-tune: its
+        architecture, tokenizer (vocabulary included: new words are read as <unk>) and weights
+        are the starting point; the training settings given to this model's constructor replace
+        its own; the optimiser and learning-rate schedule start afresh, and `curve_` is this run's.
         """
         from .trainer import Trainer
 
+        pretrained = None
+        if resume_from is not None:
+            pretrained = self._pretrained(resume_from, checkpoint)
+            self.config = self._finetuning_config(pretrained)
         self.config.check()
         if isinstance(train, str):
             raise LangmodelsError("fit takes a list of lines or a Corpus split, not one string")
@@ -199,10 +225,22 @@ class NeuralLM(LanguageModel):
             torch.set_num_threads(self.config.threads)
         torch.manual_seed(self.config.seed)
         mode = split_mode(train, "lines")
-        self.tokenizer = self.make_tokenizer(train).fit([split_text(train)] if mode == "stream" else list(train))
+        if pretrained is None:
+            self.tokenizer = self.make_tokenizer(train).fit([split_text(train)] if mode == "stream" else list(train))
+            self.module_ = self.build_module(len(self.tokenizer.vocab)).to(pick_device())
+            self.finetuned_from_ = None
+        else:
+            # A module built from the (possibly new) settings, holding the pretrained weights: a
+            # copy, so a pretrained model passed in memory is left as it was.
+            self.tokenizer = pretrained.tokenizer
+            module = self.build_module(len(self.tokenizer.vocab))
+            module.load_state_dict(pretrained._fitted_module().state_dict())
+            self.module_ = module.to(pick_device())
+            self.finetuned_from_ = pretrained.name if isinstance(resume_from, LanguageModel) else str(resume_from)
         self.mode_ = mode
-        self.module_ = self.build_module(len(self.tokenizer.vocab)).to(pick_device())
         data = self.training_data(train, mode)
+        if pretrained is not None:
+            self._note_unknown(data, pretrained)
         if data.n_tokens < self.config.batch_size:
             raise LangmodelsError(
                 f"the training text has {data.n_tokens} tokens, fewer than one batch ({self.config.batch_size})"
@@ -219,18 +257,78 @@ class NeuralLM(LanguageModel):
         self.module_.eval()
         return self
 
+    # ---- fine-tuning ---------------------------------------------------------------------------
+
+    def _pretrained(self, source, checkpoint) -> NeuralLM:
+        """The fitted model to fine-tune: `source` itself, or the one saved in the folder `source`."""
+        if isinstance(source, LanguageModel):
+            model, where = source, "resume_from"
+        else:
+            where = str(source)
+            if checkpoint is not None and Path(checkpoint).resolve() == Path(source).resolve():
+                raise LangmodelsError(
+                    f"the training checkpoint {checkpoint} is the pretrained model's folder; "
+                    "write the fine-tuning run elsewhere so the pretrained checkpoint is kept"
+                )
+            model = LanguageModel.load(source)
+        if not isinstance(model, NeuralLM):
+            raise LangmodelsError(
+                f"{where} holds a {model.name} ({type(model).__name__}), not a neural model; "
+                "only neural models can be fine-tuned"
+            )
+        if type(model) is not type(self):
+            raise LangmodelsError(
+                f"{where} holds a {type(model).__name__}, which cannot be fine-tuned as a {type(self).__name__}"
+            )
+        model._fitted_module()  # NotFittedError for an unfitted model
+        return model
+
+    def _finetuning_config(self, pretrained: NeuralLM) -> NeuralConfig:
+        """The pretrained config, with the training settings this model was given (or changed from
+        the defaults); any other setting of this model must agree with the pretrained one."""
+        if pretrained is self:
+            return self.config
+        config = dataclasses.replace(pretrained.config)
+        defaults = self.Config()
+        for field in dataclasses.fields(self.config):
+            name, value = field.name, getattr(self.config, field.name)
+            if name not in self.given_settings and value == getattr(defaults, name):
+                continue
+            if name in self.Config.TRAINING_SETTINGS:
+                setattr(config, name, value)
+            elif value != getattr(pretrained.config, name):
+                raise ConfigError(
+                    f"{name}={value!r} differs from the pretrained model's {getattr(pretrained.config, name)!r}; "
+                    f"fine-tuning keeps its architecture and tokenizer (settings that may change: "
+                    f"{', '.join(self.Config.TRAINING_SETTINGS)})"
+                )
+        return config
+
+    def _note_unknown(self, data, pretrained: NeuralLM) -> None:
+        """Say how much of the new training text the pretrained vocabulary does not cover."""
+        ids = np.concatenate(data.targets) if isinstance(data, LineBatches) else data.data[1:]
+        unknown = int(np.count_nonzero(ids == self.tokenizer.vocab.unk_id))
+        if unknown:
+            note(f"fine-tuning keeps {pretrained.name}'s vocabulary: {unknown:,} of the {ids.size:,} new "
+                 f"training tokens ({unknown / max(ids.size, 1):.1%}) are read as <unk>")
+
     # ---- scoring ----------------------------------------------------------------------------
 
     def never_next(self) -> list[int]:
-        """<s>, <pad> and <mask> are never the next token: probability zero, as in the n-gram models."""
-        vocab = self._check_fitted().vocab
-        return [vocab.bos_id, vocab.pad_id, vocab.mask_id]
+        """<s>, <pad> and <mask> are never the next token: probability zero, as in the n-gram models.
+        Nor is </s> in a character or subword stream, whose text has no end-of-line token (its
+        newlines are characters): left in, its leftover probability would end samples early."""
+        tokenizer = self._check_fitted()
+        vocab = tokenizer.vocab
+        excluded = [vocab.bos_id, vocab.pad_id, vocab.mask_id]
+        if getattr(self, "mode_", None) == "stream" and tokenizer.level != "word":
+            excluded.append(vocab.eos_id)
+        return excluded
 
     def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities (..., V) in float32 from scores (..., V), never_next() excluded."""
-        logits = logits.float().clone()
-        logits[..., self.never_next()] = -torch.inf
-        return torch.log_softmax(logits, dim=-1)
+        never = torch.tensor(self.never_next(), device=logits.device)
+        return torch.log_softmax(logits.float().index_fill(-1, never, -torch.inf), dim=-1)
 
     @torch.no_grad()
     def output_logprobs(self, h: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
@@ -324,7 +422,10 @@ class NeuralLM(LanguageModel):
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def fitted_facts(self) -> dict:
-        return {"mode": getattr(self, "mode_", "lines")}
+        facts = {"mode": getattr(self, "mode_", "lines")}
+        if getattr(self, "finetuned_from_", None):
+            facts["finetuned_from"] = self.finetuned_from_
+        return facts
 
     def state_files(self) -> dict[str, bytes]:
         weights = self._fitted_module().state_dict()
@@ -343,6 +444,7 @@ class NeuralLM(LanguageModel):
         self.module_ = module.to(pick_device()).eval()
         self.curve_ = json.loads(files.get(CURVE_FILE, b"[]"))
         self.mode_ = fitted.get("mode", "lines")
+        self.finetuned_from_ = fitted.get("finetuned_from")
 
 
 class Embeddings:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..base import note
-from .attention import Block, KVCache, PositionEncoding, TransformerConfig, init_transformer_weights
+from .attention import Block, KVCache, PositionEncoding, TransformerConfig, dropout, init_transformer_weights
 from .core import NeuralLM
 from .output import OutputLayer
 
@@ -49,7 +49,7 @@ class GPT(nn.Module):
         # Vaswani et al. 2017, sec. 3.4: embeddings are scaled by sqrt(C) next to fixed sinusoids of
         # amplitude 1; learned positions start at the embeddings' own scale (GPT-2), so no scaling.
         self.embedding_scale = math.sqrt(C) if config.positions == "sinusoidal" else 1.0
-        self.drop = nn.Dropout(config.dropout)
+        self.dropout = config.dropout  # on the embeddings (training only)
         self.blocks = nn.ModuleList(
             [Block(C, config.n_head, config.dropout, config.bias) for _ in range(config.n_layer)]
         )
@@ -58,24 +58,26 @@ class GPT(nn.Module):
         init_transformer_weights(self, config.n_layer)
 
     def hidden(
-        self, idx: torch.Tensor, past: list[KVCache] | None = None, need_weights: bool = False
-    ) -> tuple[torch.Tensor, list[KVCache], list[torch.Tensor]]:
-        """idx (B, T) -> final hidden states (B, T, C), each layer's (k, v), each layer's weights.
+        self, idx: torch.Tensor, caches: list[KVCache] | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """idx (B, T) -> final hidden states (B, T, C) and each layer's attention weights (or None).
 
-        past: the caches of earlier positions; idx then holds only the new positions.
+        caches: one KVCache per layer holding the earlier positions; idx then holds only the new
+        positions, and their keys and values join the caches.
         """
         T = idx.size(1)
-        start = 0 if past is None else past[0][0].size(2)  # positions already cached
-        x = self.token_embedding(idx) * self.embedding_scale + self.position(start, T)  # (B, T, C)
-        x = self.drop(x)
-        presents, weights = [], []
+        start = 0 if caches is None else caches[0].length  # positions already cached
+        x = self.token_embedding(idx)  # (B, T, C)
+        if self.embedding_scale != 1.0:
+            x = x * self.embedding_scale
+        x = dropout(x + self.position(start, T), self.dropout, self.training)  # (B, T, C)
+        weights = []
         for layer, block in enumerate(self.blocks):
-            x, present, w = block(
-                x, causal=True, past=None if past is None else past[layer], need_weights=need_weights
+            x, w = block(
+                x, causal=True, cache=None if caches is None else caches[layer], need_weights=need_weights
             )  # (B, T, C)
-            presents.append(present)
             weights.append(w)
-        return self.ln_f(x), presents, weights
+        return self.ln_f(x), weights
 
     def features(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) -> the final hidden states (B, T, C) the output layer reads."""
@@ -85,10 +87,13 @@ class GPT(nn.Module):
         """idx (B, T) -> scores (B, T, V) of the token after each position."""
         return self.output(self.features(idx))
 
-    def forward_cached(self, idx: torch.Tensor, past: list[KVCache] | None) -> tuple[torch.Tensor, list[KVCache]]:
-        """New positions idx (B, T) after the cached ones -> their scores (B, T, V) and the grown cache."""
-        h, presents, _ = self.hidden(idx, past)
-        return self.output(h), presents
+    def new_caches(self) -> list[KVCache]:
+        """Empty KV caches, one per layer, for a generation of up to `context` positions."""
+        return [KVCache(self.position.n_positions) for _ in self.blocks]
+
+    def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+        """New positions idx (B, T) after the cached ones -> their scores (B, T, V); the caches grow."""
+        return self.output(self.hidden(idx, caches)[0])
 
 
 class GPTLM(NeuralLM):
@@ -124,19 +129,19 @@ class GPTLM(NeuralLM):
         module.eval()
         window = self.config.context
         sequence = [self._check_fitted().vocab.bos_id, *[int(i) for i in context_ids]]
-        past: list[KVCache] | None = None
+        caches: list[KVCache] | None = None
         noted = False
         while True:
             if len(sequence) > window and not noted:
                 note(f"the context has {len(sequence)} tokens; {self.name} sees the last {window}")
                 noted = True
             with torch.inference_mode():
-                if past is None or len(sequence) > window:
+                if caches is None or len(sequence) > window:
+                    caches = module.new_caches()
                     feed = torch.tensor([sequence[-window:]], device=self.device)  # (1, T): the visible window
-                    logits, past = module.forward_cached(feed, None)
                 else:
                     feed = torch.tensor([sequence[-1:]], device=self.device)  # (1, 1): only the new token
-                    logits, past = module.forward_cached(feed, past)
+                logits = module.forward_cached(feed, caches)
             token = yield self.log_softmax(logits[0, -1]).double().cpu().numpy()  # (V,)
             sequence.append(int(token))
 
@@ -165,5 +170,5 @@ class GPTLM(NeuralLM):
             sequence = sequence[-self.config.context :]
         module = self._fitted_module()
         module.eval()
-        _, _, weights = module.hidden(torch.tensor([sequence], device=self.device), need_weights=True)
+        _, weights = module.hidden(torch.tensor([sequence], device=self.device), need_weights=True)
         return torch.stack([w[0] for w in weights]).float().cpu().numpy()  # (layers, H, T, T)

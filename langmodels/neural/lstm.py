@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
-from .core import NeuralConfig, NeuralLM
+from .core import NeuralConfig, NeuralLM, with_targets
 from .data import IGNORE, Batch, StreamBatches, pad_rows
 from .output import OutputLayer
 
@@ -146,9 +146,7 @@ class LSTMLM(NeuralLM):
             state = None
         h, state = module.encode(batch.inputs.to(device), state)  # (B, T, n_embd)
         self._carried = (state[0].detach(), state[1].detach())  # no gradient flows into the past
-        targets = batch.targets.to(device)  # (B, T)
-        real = targets != IGNORE  # padded positions never reach the (costly) output layer
-        return module.output.loss(h[real], targets[real])
+        return module.output.loss(*with_targets(h, batch.targets.to(device)))
 
     def training_state(self) -> dict[str, torch.Tensor]:
         """The carried BPTT state, for a training checkpoint (empty when there is none)."""

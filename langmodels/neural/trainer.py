@@ -205,7 +205,7 @@ class Trainer:
                     group["lr"] = learning_rate(self.step, config.lr, config.warmup_steps, self.horizon)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip, foreach=True)  # one norm op
                 self.optimizer.step()
                 self.step += 1
                 self.tokens += batch.n_targets

@@ -1,0 +1,35 @@
+"""Checks the test files share: running the command line in-process and what its output must be."""
+
+from langmodels import cli
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run(capsys, *argv):
+    """main(argv) in-process: (exit code, stdout, stderr)."""
+    code = cli.main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def bench(capsys, *argv):
+    """`langmodels bench ...` in-process: (exit code, stderr)."""
+    code, _, err = run(capsys, "bench", *argv)
+    return code, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    """A user mistake: exit code 2 and one line `langmodels: error: ...` holding every fragment."""
+    assert code == cli.EXIT_ERROR, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("langmodels: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, err)
+
+
+def assert_png(path, min_bytes: int = 5000):
+    """A PNG file with something drawn in it (an empty canvas is a few hundred bytes)."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, path
+    assert len(data) > min_bytes, (path, len(data))
