@@ -6,13 +6,15 @@ refuses components it cannot mix. Tiny models on slices of Brown and Tiny Shakes
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
+from cli_checks import run
 
 import langmodels
-from langmodels import InterpolatedLM, NGramLM, cli, corpora
+from langmodels import InterpolatedLM, NGramLM, corpora
 from langmodels.corpora import Split
 from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
 from langmodels.mixture import fit_mixture_weights, mix_logprobs
@@ -255,12 +257,6 @@ def test_weights_are_needed_before_scoring(kn3, brown):
 # ---- the command line ------------------------------------------------------------------------------
 
 
-def run(capsys, *argv):
-    code = cli.main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_mix_on_the_command_line(capsys, tmp_path, kn3, brown):
     corpus_file = tmp_path / "text.txt"
     corpus_file.write_text("\n".join(corpora.load("brown").train[:3000]) + "\n", encoding="utf-8")
@@ -273,8 +269,10 @@ def test_mix_on_the_command_line(capsys, tmp_path, kn3, brown):
     assert "kneser-ney 2-gram" in out and "kneser-ney 3-gram" in out and "mixture valid perplexity" in out
     mixed = langmodels.load(tmp_path / "mix")
     assert isinstance(mixed, InterpolatedLM) and np.isclose(mixed.weights_.sum(), 1)
-    code, out, _ = run(capsys, "evaluate", tmp_path / "mix", "--corpus", corpus_file, "--json")
+    printed = float(re.search(r"mixture valid perplexity per token ([0-9.]+)", out).group(1))
+    code, out, _ = run(capsys, "evaluate", tmp_path / "mix", "--corpus", corpus_file, "--split", "valid", "--json")
     assert code == 0 and json.loads(out)["model"] == mixed.name
+    assert json.loads(out)["perplexity"] == pytest.approx(printed, abs=0.006)  # EM's figure is evaluate's
 
     kn3.save(tmp_path / "other")  # trained on other lines: another vocabulary
     for argv, fragment in (
