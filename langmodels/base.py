@@ -223,21 +223,27 @@ class LanguageModel(ABC):
             if tokenizer.tokens_are_words:  # no second split of the text to count them
                 n_words = int(lengths.sum()) + count_lines(text)
         seconds = time.perf_counter() - start
+        return self.evaluation_of(texts, mode, targets, logprobs, seconds, text=text, n_words=n_words)
+
+    def evaluation_of(self, texts, mode: str, targets: np.ndarray, logprobs: np.ndarray, seconds: float,
+                      *, text: str | None = None, n_words: int | None = None) -> Evaluation:
+        """The Evaluation of `texts` scored in `mode`: the target ids and their log-probabilities
+        (however they were computed: a mixture's may come from its parts' scores) and the time.
+        text, n_words: the split's text and word count, when the caller has them already."""
         zero = int(np.count_nonzero(np.isneginf(logprobs)))
         if zero:
             note(f"{zero} of {logprobs.size} tokens have probability zero under {self.name}: perplexity is infinite")
-        nll = math.inf if zero else -float(np.sum(logprobs))
         return Evaluation.from_nll(
-            nll,
+            math.inf if zero else -float(np.sum(logprobs)),
             n_tokens=int(logprobs.size),
-            text=text,
+            text=split_text(texts) if text is None else text,
             seconds=seconds,
             n_words=n_words,
             model=self.name,
             corpus=getattr(texts, "corpus", ""),
             split=getattr(texts, "name", ""),
             mode=mode,
-            n_unk=int(np.count_nonzero(targets == tokenizer.vocab.unk_id)),
+            n_unk=int(np.count_nonzero(targets == self.tokenizer.vocab.unk_id)),
             n_zero_prob=zero,
             pseudo=not self.is_causal,
         )

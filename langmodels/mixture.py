@@ -180,17 +180,8 @@ class InterpolatedLM(LanguageModel):
         self.check_components()
         logp = self.component_logprobs(lines, mode=mode)  # (T, K)
         self.component_logliks_ = logp.mean(axis=0)
-        hopeless = ~np.any(np.isfinite(logp), axis=1)  # tokens no component can give any probability
-        if hopeless.all():
-            raise LangmodelsError("every held-out token has probability zero under every component")
-        if hopeless.any():
-            note(f"{int(hopeless.sum())} held-out tokens have probability zero under every component; "
-                 "EM leaves them out")
-            logp = logp[~hopeless]
-        start = self._given_weights()
         self.weights_, self.em_history_ = fit_mixture_weights(
-            logp, start if start is not None else np.full(len(self.models), 1 / len(self.models)),
-            tol=self.tol, max_iter=self.max_iter,
+            logp, self._given_weights(), tol=self.tol, max_iter=self.max_iter
         )
         self.mode_ = mode or split_mode(lines, "lines")
         return self
@@ -320,16 +311,25 @@ def mix_logprobs(logp: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
         return safe_top + np.log(np.sum(np.exp(joint - safe_top), axis=0))
 
 
-def fit_mixture_weights(logp: np.ndarray, start: np.ndarray, *, tol: float, max_iter: int
+def fit_mixture_weights(logp: np.ndarray, start: np.ndarray | None = None, *, tol: float, max_iter: int
                         ) -> tuple[np.ndarray, list[float]]:
-    """EM for the weights of a K-component mixture from per-token log-probabilities logp (T, K).
+    """EM for the weights of a K-component mixture from per-token log-probabilities logp (T, K),
+    from `start` (uniform if None).
 
     Returns the weights and the mean log-likelihood per token at the start and after each
     iteration. E-step r_ti = lambda_i p_i(t) / sum_j lambda_j p_j(t); M-step lambda_i = mean_t
     r_ti (Jelinek & Mercer 1980; Bengio et al. 2003, section 4). EM cannot lower the likelihood;
-    should rounding make the last step do so, that step is undone and EM stops.
+    should rounding make the last step do so, that step is undone and EM stops. A token no
+    component gives any probability says nothing about the weights: it is left out, with a note.
     """
-    weights = np.asarray(start, dtype=np.float64)
+    hopeless = ~np.any(np.isfinite(logp), axis=1)
+    if hopeless.all():
+        raise LangmodelsError("every held-out token has probability zero under every component")
+    if hopeless.any():
+        note(f"{int(hopeless.sum())} held-out tokens have probability zero under every component; EM leaves them out")
+        logp = logp[~hopeless]
+    k = logp.shape[1]
+    weights = np.full(k, 1 / k) if start is None else np.asarray(start, dtype=np.float64)
     with np.errstate(divide="ignore"):
         joint = logp + np.log(weights)  # (T, K): log lambda_i + log p_i(t)
     mixed = mix_logprobs(joint.T, np.zeros(len(weights)))  # (T,): log sum_i lambda_i p_i(t)

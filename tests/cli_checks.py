@@ -1,8 +1,11 @@
 """Checks the test files share: running the command line in-process and what its output must be."""
 
+import random
+
 from langmodels import cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "fast", "slow", "big", "small", "red", "and"]
 
 
 def run(capsys, *argv):
@@ -33,3 +36,11 @@ def assert_png(path, min_bytes: int = 5000):
     data = path.read_bytes()
     assert data[:8] == PNG_SIGNATURE, path
     assert len(data) > min_bytes, (path, len(data))
+
+
+def write_corpus(path, lines: int = 400, seed: int = 0):
+    """A UTF-8 corpus file of `lines` random lines of 3 to 9 WORDS (seeded), for commands that read a path."""
+    rng = random.Random(seed)
+    text = "".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "\n" for _ in range(lines))
+    path.write_text(text, encoding="utf-8")
+    return path

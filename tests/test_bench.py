@@ -18,18 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_checks import PNG_SIGNATURE, assert_one_line_error, bench
+from cli_checks import PNG_SIGNATURE, assert_one_line_error, bench, write_corpus
 
 from langmodels import cli, load
 from langmodels.base import LanguageModel
 from langmodels.bench import load_config
 from langmodels.bench.measure import generated_lines, loss_by_position, novelty
-from langmodels.bench.mixtures import cross_fitted, em_weights
+from langmodels.bench.mixtures import cross_fitted
 from langmodels.bench.report import MEASURED_COLUMNS, auto_digits, fmt_number
 from langmodels.bench.runner import tidy_runs
 from langmodels.bench.slices import load_corpus
 from langmodels.errors import LangmodelsError
-from langmodels.mixture import InterpolatedLM, mix_logprobs
+from langmodels.mixture import InterpolatedLM, fit_mixture_weights, mix_logprobs
 from langmodels.tokenizers import CharTokenizer, WordTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +42,6 @@ REPORT_FILES = ["REPORT.md", "results.csv", "results.json", "samples.md",
                 "plots/quality.png", "plots/learning_curves.png", "plots/loss_by_position.png",
                 *(f"plots/inside-{name}.png" for name in INSIDE_FIGURES)]
 RUNS = 16  # quick.toml: 7 models on each corpus, and a mixture on each
-
-
 
 
 def read_csv(path):
@@ -224,8 +222,8 @@ def test_cross_fitting_mixes_each_half_with_the_other_halfs_weights():
     logp = np.column_stack([good, poor])
     logp[T // 2:] = logp[T // 2:, ::-1]  # the first half favours component 0, the second component 1
     mixed, folds = cross_fitted(logp, tol=1e-9, max_iter=1000)
-    w_first, _ = em_weights(logp[: T // 2], tol=1e-9, max_iter=1000)
-    w_second, _ = em_weights(logp[T // 2:], tol=1e-9, max_iter=1000)
+    w_first, _ = fit_mixture_weights(logp[: T // 2], tol=1e-9, max_iter=1000)
+    w_second, _ = fit_mixture_weights(logp[T // 2:], tol=1e-9, max_iter=1000)
     assert w_first[0] > 0.9 and w_second[1] > 0.9  # each half's own weights favour its own component
     assert folds[0]["weights"] == pytest.approx(w_second.tolist()) and folds[1]["weights"] == pytest.approx(
         w_first.tolist())
@@ -298,15 +296,6 @@ def test_every_inside_figure_is_drawn_and_captioned_from_its_data(quick):
 
 # ---- a small config of our own: resuming, sweeps, seeds, --only and --force ---------------------
 
-WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "fast", "slow", "big", "red", "and", "it"]
-
-
-def write_corpus(path, lines=600, seed=0):
-    rng = random.Random(seed)
-    text = "".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "\n" for _ in range(lines))
-    path.write_text(text, encoding="utf-8")
-    return path
-
 
 SMALL = """
 name = "small"
@@ -355,7 +344,7 @@ budget = { max_steps = 30 }
 
 @pytest.fixture
 def small(tmp_path):
-    write_corpus(tmp_path / "words.txt")
+    write_corpus(tmp_path / "words.txt", lines=600)
     config = tmp_path / "small.toml"
     config.write_text(SMALL, encoding="utf-8")
     return config

@@ -4,14 +4,13 @@ every user mistake of DESIGN.md section 7 as one line on stderr with a non-zero 
 import json
 import math
 import os
-import random
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from cli_checks import assert_one_line_error, run
+from cli_checks import assert_one_line_error, run, write_corpus
 
 import langmodels
 from langmodels import cli, corpora
@@ -22,16 +21,6 @@ REQUIRED_KEYS = {
     "model", "corpus", "split", "n_tokens", "n_words", "n_chars", "nll", "perplexity",
     "word_perplexity", "bits_per_char", "seconds", "tokens_per_second",
 }
-WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "fast", "slow", "big", "small", "red", "and"]
-
-
-
-
-def write_corpus(path, lines=400, seed=0):
-    rng = random.Random(seed)
-    text = "".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "\n" for _ in range(lines))
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def folder_bytes(folder):

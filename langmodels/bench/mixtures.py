@@ -23,27 +23,13 @@ import warnings
 
 import numpy as np
 
-from ..base import note
-from ..corpora import split_mode, split_text
+from ..corpora import split_mode
 from ..errors import LangmodelsError
 from ..metrics import Evaluation
 from ..mixture import InterpolatedLM, fit_mixture_weights, mix_logprobs
 from .measure import PeakMemory, _recorded, _silent, environment, model_size
 
 FOLDS = ("first half", "second half")
-
-
-def em_weights(logp: np.ndarray, *, tol: float, max_iter: int) -> tuple[np.ndarray, list[float]]:
-    """EM from uniform weights on the rows of logp (T, K) that some component gives a probability
-    (a token no component can predict carries no information about the weights, as in
-    InterpolatedLM.fit_weights); the weights and the mean log-likelihood per iteration."""
-    usable = logp[np.isfinite(logp).any(axis=1)]
-    if not len(usable):
-        raise LangmodelsError("every token to fit the weights on has probability zero under every component")
-    if len(usable) < len(logp):
-        note(f"{len(logp) - len(usable)} tokens have probability zero under every component; EM leaves them out")
-    k = logp.shape[1]
-    return fit_mixture_weights(usable, np.full(k, 1 / k), tol=tol, max_iter=max_iter)
 
 
 def log_weights(weights) -> np.ndarray:
@@ -60,7 +46,7 @@ def cross_fitted(logp: np.ndarray, *, tol: float, max_iter: int) -> tuple[np.nda
     if T < 2:
         raise LangmodelsError(f"cross-fitting needs at least 2 test tokens, got {T}")
     halves = (slice(0, T // 2), slice(T // 2, T))
-    fits = [em_weights(logp[half], tol=tol, max_iter=max_iter) for half in halves]
+    fits = [fit_mixture_weights(logp[half], tol=tol, max_iter=max_iter) for half in halves]
     mixed = np.empty(T)
     folds = []
     for i, half in enumerate(halves):
@@ -72,19 +58,11 @@ def cross_fitted(logp: np.ndarray, *, tol: float, max_iter: int) -> tuple[np.nda
 
 
 def mixed_evaluation(mixture: InterpolatedLM, test, logprobs: np.ndarray, seconds: float) -> Evaluation:
-    """Every normalisation of the NLL of mixed per-token log-probabilities of `test`, counted as
-    LanguageModel.evaluate counts them (tokens in the split's mode, words, characters, <unk>)."""
-    tokenizer = mixture.tokenizer
+    """The Evaluation of mixed per-token log-probabilities of `test`, counted as
+    LanguageModel.evaluate counts them (its tokens in the split's mode, words, characters, <unk>)."""
     mode = split_mode(test, "lines")
-    targets = mixture._stream_ids(test) if mode == "stream" else tokenizer.encode_lines(list(test))[0]
-    zero = int(np.count_nonzero(np.isneginf(logprobs)))
-    if zero:
-        note(f"{zero} of {logprobs.size} tokens have probability zero under {mixture.name}: perplexity is infinite")
-    return Evaluation.from_nll(
-        float("inf") if zero else -float(np.sum(logprobs)), n_tokens=int(logprobs.size), text=split_text(test),
-        seconds=seconds, model=mixture.name, corpus=getattr(test, "corpus", ""), split=getattr(test, "name", ""),
-        mode=mode, n_unk=int(np.count_nonzero(targets == tokenizer.vocab.unk_id)), n_zero_prob=zero, pseudo=False,
-    )
+    targets = mixture._stream_ids(test) if mode == "stream" else mixture.tokenizer.encode_lines(list(test))[0]
+    return mixture.evaluation_of(test, mode, targets, logprobs, seconds)
 
 
 def mix_and_test(models: list, labels: list[str], valid, test, settings: dict, stage=_silent
@@ -101,7 +79,7 @@ def mix_and_test(models: list, labels: list[str], valid, test, settings: dict, s
         if valid is not None:
             start = time.perf_counter()
             valid_logp = mixture.component_logprobs(valid)  # each component scores valid once, then EM
-            mixture.weights_, history = em_weights(valid_logp, tol=mixture.tol, max_iter=mixture.max_iter)
+            mixture.weights_, history = fit_mixture_weights(valid_logp, tol=mixture.tol, max_iter=mixture.max_iter)
             em_seconds, em_tokens = time.perf_counter() - start, len(valid_logp)
         stage(f"scoring the test split ({len(test):,} lines) with each of {len(models)} components")
         start = time.perf_counter()
