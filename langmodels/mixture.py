@@ -330,21 +330,27 @@ def fit_mixture_weights(logp: np.ndarray, start: np.ndarray | None = None, *, to
         logp = logp[~hopeless]
     k = logp.shape[1]
     weights = np.full(k, 1 / k) if start is None else np.asarray(start, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        joint = logp + np.log(weights)  # (T, K): log lambda_i + log p_i(t)
-    mixed = mix_logprobs(joint.T, np.zeros(len(weights)))  # (T,): log sum_i lambda_i p_i(t)
-    history = [float(mixed.mean())]
-    for _ in range(max_iter):
-        responsibilities = np.exp(joint - mixed[:, None])  # E-step, (T, K)
-        updated = responsibilities.mean(axis=0)  # M-step
-        updated /= updated.sum()  # exactly a distribution despite rounding
+    # Each row scaled by its largest probability, once: p_i(t) = exp(top_t) scaled_ti, scaled in [0, 1],
+    # so every iteration is a matrix-vector product: log sum_i lambda_i p_i(t) = top_t + log(scaled_t . lambda).
+    top = logp.max(axis=1)  # (T,), finite: no hopeless row is left
+    scaled = np.exp(logp - top[:, None])  # (T, K)
+
+    def mixed_probability(w: np.ndarray) -> tuple[np.ndarray, float]:
+        """(scaled_t . w) per token, and the mean log-likelihood per token under weights w."""
+        mixture = scaled @ w
         with np.errstate(divide="ignore"):
-            joint_new = logp + np.log(updated)
-        mixed_new = mix_logprobs(joint_new.T, np.zeros(len(weights)))
-        likelihood = float(mixed_new.mean())
+            return mixture, float(top.mean() + np.log(mixture).mean())
+
+    mixture, likelihood = mixed_probability(weights)
+    history = [likelihood]
+    for _ in range(max_iter):
+        # E-step and M-step in one: lambda_i' = mean_t lambda_i p_i(t) / sum_j lambda_j p_j(t)
+        updated = weights * (scaled / mixture[:, None]).mean(axis=0)
+        updated /= updated.sum()  # exactly a distribution despite rounding
+        mixture_new, likelihood = mixed_probability(updated)
         if likelihood < history[-1]:
             break
-        weights, joint, mixed = updated, joint_new, mixed_new
+        weights, mixture = updated, mixture_new
         history.append(likelihood)
         if likelihood - history[-2] < tol:
             break

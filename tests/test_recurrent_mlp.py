@@ -17,7 +17,7 @@ from langmodels.neural.core import NeuralLM
 from langmodels.neural.data import IGNORE, StreamBatches
 from langmodels.neural.lstm import LSTMLM
 from langmodels.neural.mlp import MLPLM
-from langmodels.neural.output import SOFTMAXES
+from langmodels.neural.output import SOFTMAXES, OutputLayer
 from langmodels.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 
 TOY = [
@@ -268,6 +268,25 @@ def test_loss_on_real_positions_equals_the_padded_cross_entropy(cls, softmax):
         padded = F.cross_entropy(scores.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
         torch.testing.assert_close(model.loss(batch), padded, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(NeuralLM.loss(model, batch), padded, rtol=1e-6, atol=1e-6)
+
+
+def test_adaptive_target_logprobs_equal_the_full_distribution_renormalised():
+    # Scoring runs the adaptive head once and each tail on its own targets only; it must equal
+    # log_softmax over all V ids with the never-next ids removed. 9,000 ids give a head of 2,000
+    # and two tail clusters (2,000-7,999 and 8,000-8,999).
+    torch.manual_seed(0)
+    output = OutputLayer(9000, 32, softmax="adaptive").eval()
+    assert output.cutoffs == [2000, 8000]
+    targets = torch.tensor([0, 5, 1999, 2000, 4321, 7999, 8000, 8999] * 4)
+    h = torch.randn(len(targets), 32)
+    excluded = [1, 3, 4]
+    with torch.no_grad():
+        scores = output(h).float()  # (N, V) log P over every id
+        scores[:, excluded] = -torch.inf
+        expected = torch.log_softmax(scores, dim=-1).gather(-1, targets[:, None])[:, 0]
+        torch.testing.assert_close(output.target_logprobs(h, targets, excluded), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(output.target_logprobs(h, targets, []), output(h).gather(-1, targets[:, None])[:, 0],
+                                   rtol=1e-5, atol=1e-5)
 
 
 def interrupted_and_resumed(stop_training_at, cls, data, folder, **settings):

@@ -84,16 +84,27 @@ class OutputLayer(nn.Module):
 
             log P'(t) = log P(t) - log(1 - sum_{e in excluded} P(e))
 
-        The adaptive softmax then runs only the head and the tails the targets need, as in
-        training, instead of computing all V probabilities of every row.
+        The adaptive softmax runs its head once and each tail only on the rows whose target lies
+        in it, as in training, instead of computing all V probabilities of every row:
+
+            log P(t) = log head(t)                                   t in the head
+            log P(t) = log head(cluster i) + log tail_i(t)           t in cluster i
         """
         if self.adaptive is None or max(excluded, default=0) >= self.cutoffs[0]:
             scores = self(h).float()  # (N, V)
             scores[:, excluded] = -torch.inf
             return torch.log_softmax(scores, dim=-1).gather(-1, targets[:, None])[:, 0]
-        picked = self.adaptive(h, targets).output.float()  # (N,) log P(target), every id allowed
-        head = torch.log_softmax(self.adaptive.head(h).float(), dim=-1)[:, excluded]  # (N, |excluded|)
-        return picked - torch.log1p(-torch.exp(torch.logsumexp(head, dim=-1)).clamp(max=1 - 1e-7))
+        head = torch.log_softmax(self.adaptive.head(h).float(), dim=-1)  # (N, cutoffs[0] + clusters)
+        bounds = self.adaptive.cutoffs  # [cutoffs..., V]
+        picked = head.gather(-1, targets.clamp(max=bounds[0] - 1)[:, None])[:, 0]  # right for head targets
+        for cluster, tail in enumerate(self.adaptive.tail):
+            rows = ((targets >= bounds[cluster]) & (targets < bounds[cluster + 1])).nonzero()[:, 0]
+            if len(rows):
+                inside = torch.log_softmax(tail(h[rows]).float(), dim=-1)  # (rows, cluster size)
+                picked[rows] = head[rows, bounds[0] + cluster] + inside.gather(
+                    -1, (targets[rows] - bounds[cluster])[:, None])[:, 0]
+        excluded_mass = torch.logsumexp(head[:, excluded], dim=-1).exp()  # excluded ids are all head ids
+        return picked - torch.log1p(-excluded_mass.clamp(max=1 - 1e-7))
 
     def loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (nats) of targets (N,) given h (N, width)."""
