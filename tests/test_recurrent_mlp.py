@@ -13,9 +13,9 @@ import torch.nn.functional as F
 import langmodels
 from langmodels.corpora import Split
 from langmodels.errors import CheckpointError, ConfigError
-from langmodels.neural.core import NeuralLM
+from langmodels.neural.core import NeuralLM, torch_threads
 from langmodels.neural.data import IGNORE, StreamBatches
-from langmodels.neural.lstm import LSTMLM
+from langmodels.neural.lstm import SCORE_LINES, LSTMLM
 from langmodels.neural.mlp import MLPLM
 from langmodels.neural.output import SOFTMAXES, OutputLayer
 from langmodels.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
@@ -268,6 +268,18 @@ def test_loss_on_real_positions_equals_the_padded_cross_entropy(cls, softmax):
         padded = F.cross_entropy(scores.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
         torch.testing.assert_close(model.loss(batch), padded, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(NeuralLM.loss(model, batch), padded, rtol=1e-6, atol=1e-6)
+
+
+def test_lstm_scores_many_batches_on_worker_threads_as_it_scores_each_line_alone():
+    # More lines than one scoring batch, of mixed lengths: the batches are shared out among two
+    # worker threads, and every line must still get its own scores back.
+    model = untrained(LSTMLM)
+    lines = [ids_of(model, TOY[i % len(TOY)])[: i % 7] for i in range(3 * SCORE_LINES + 5)]
+    with torch_threads(2):
+        many = model.score_many(lines)
+        assert torch.get_num_threads() == 2  # put back after scoring
+    for ids, scores in zip(lines, many):
+        np.testing.assert_allclose(scores, model.score_ids([ids])[0], atol=1e-6)
 
 
 def test_adaptive_target_logprobs_equal_the_full_distribution_renormalised():

@@ -17,6 +17,7 @@ Positions are learned vectors (GPT, BERT) or the fixed sinusoids of Vaswani et a
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +62,24 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """F.dropout, left out entirely where it is the identity (evaluation, or p = 0): F.dropout
     would still dispatch an op, and a generation step of a small model is mostly dispatch."""
     return F.dropout(x, p, True) if training and p > 0 else x
+
+
+@contextmanager
+def without_onednn():
+    """oneDNN switched off inside the block: for the one new position of a KV-cache step.
+
+    PyTorch hands float32 GELU to oneDNN, whose set-up on every call (about 10 us here) is
+    several times the work of one 512-wide vector; the native kernel computes the same function.
+    A cached generation step of the baby GPT took about a fifth less time without it
+    (benchmarks/neural_speed.py). Training and whole-prefix passes keep oneDNN, which is faster on
+    large tensors. The switch is process-wide, so it is put back as soon as the step ends.
+    """
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
 
 
 class KVCache:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -86,6 +87,17 @@ class NeuralConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.softmax not in SOFTMAXES:
             raise ConfigError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {self.softmax!r}")
+
+
+@contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to n inside the block, and put back after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def pick_device() -> torch.device:

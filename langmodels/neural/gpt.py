@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from ..base import note
-from .attention import Block, KVCache, PositionEncoding, TransformerConfig, dropout, init_transformer_weights
+from .attention import (Block, KVCache, PositionEncoding, TransformerConfig, dropout, init_transformer_weights,
+                        without_onednn)
 from .core import NeuralLM
 from .output import OutputLayer
 
@@ -139,9 +140,11 @@ class GPTLM(NeuralLM):
                 if caches is None or len(sequence) > window:
                     caches = module.new_caches()
                     feed = torch.tensor([sequence[-window:]], device=self.device)  # (1, T): the visible window
+                    logits = module.forward_cached(feed, caches)
                 else:
                     feed = torch.tensor([sequence[-1:]], device=self.device)  # (1, 1): only the new token
-                logits = module.forward_cached(feed, caches)
+                    with without_onednn():
+                        logits = module.forward_cached(feed, caches)
             token = yield self.log_softmax(logits[0, -1]).double().cpu().numpy()  # (V,)
             sequence.append(int(token))
 
