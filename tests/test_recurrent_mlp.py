@@ -15,7 +15,7 @@ from langmodels.corpora import Split
 from langmodels.errors import CheckpointError, ConfigError
 from langmodels.neural.core import NeuralLM, torch_threads
 from langmodels.neural.data import IGNORE, StreamBatches
-from langmodels.neural.lstm import SCORE_LINES, LSTMLM
+from langmodels.neural.lstm import LSTMLM, SCORE_LINES
 from langmodels.neural.mlp import MLPLM
 from langmodels.neural.output import SOFTMAXES, OutputLayer
 from langmodels.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer

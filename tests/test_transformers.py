@@ -18,6 +18,7 @@ from langmodels.corpora import Split
 from langmodels.errors import ConfigError, LangmodelsError
 from langmodels.neural.attention import Block, KVCache, SelfAttention, sinusoidal_positions
 from langmodels.neural.bert import MaskedLM, MaskedLMConfig, mask_tokens, step_generator
+from langmodels.neural.core import torch_threads
 from langmodels.neural.data import IGNORE
 from langmodels.neural.gpt import GPTLM
 from langmodels.tokenizers import Vocabulary, WordTokenizer
@@ -165,6 +166,21 @@ def test_sinusoidal_positions_follow_vaswani_et_al():
 
 
 # ---- GPT: the contract's primitives ------------------------------------------------------------
+
+
+def test_windows_and_lines_scored_on_worker_threads_equal_one_thread(gpt):
+    # A stream longer than the context is scored in overlapping windows, lines in batches; on two
+    # torch threads the batches go to two one-thread workers, and every score must come back in place.
+    ids = encode(gpt, " ".join(OVERFIT * 20))
+    lines = [encode(gpt, line) for line in (OVERFIT + TOY) * 3]
+    windows = len(ids) // (gpt.config.context // 2)  # they overlap by half
+    assert windows > 2 * gpt.config.batch_size and len(lines) > 2 * gpt.config.batch_size
+    alone = gpt.score_stream(ids), gpt.score_ids(lines)
+    with torch_threads(2):
+        shared = gpt.score_stream(ids), gpt.score_ids(lines)
+    np.testing.assert_allclose(shared[0], alone[0], atol=1e-5)
+    for ours, reference in zip(shared[1], alone[1], strict=True):
+        np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,15 @@ import torch
 from torch import nn
 
 from ..base import note
-from .attention import (Block, KVCache, PositionEncoding, TransformerConfig, dropout, init_transformer_weights,
-                        without_onednn)
+from .attention import (
+    Block,
+    KVCache,
+    PositionEncoding,
+    TransformerConfig,
+    dropout,
+    init_transformer_weights,
+    without_onednn,
+)
 from .core import NeuralLM
 from .output import OutputLayer
 

@@ -24,9 +24,8 @@ state of a padded row is never used).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ConfigError
-from .core import NeuralConfig, NeuralLM, torch_threads, with_targets
+from .core import NeuralConfig, NeuralLM, map_batches, with_targets
 from .data import IGNORE, Batch, StreamBatches, pad_rows
 from .output import OutputLayer
 
@@ -173,13 +172,8 @@ class LSTMLM(NeuralLM):
 
     def score_many(self, lines: list[np.ndarray], progress: bool | None = False) -> list[np.ndarray]:
         """score_ids for any number of lines: batches of lines of similar length (little padding),
-        the output layer run on real positions only.
-
-        On a CPU with n torch threads the batches are shared out among n Python threads running
-        one torch thread each: a recurrence step is a (batch, hidden) x (hidden, 4 hidden) product,
-        too small to split well across cores, while whole batches run side by side without
-        waiting on each other (Brown's valid split: 4.6 s on 2 threads one way, 3.6 s the other).
-        """
+        the output layer run on real positions only, the batches shared out among CPU threads
+        (core.map_batches)."""
         vocab = self._check_fitted().vocab
         module = self._fitted_module()
         module.eval()
@@ -197,15 +191,13 @@ class LSTMLM(NeuralLM):
             return self.output_logprobs(h[real], targets[real])  # the rows' scores, one after another
 
         batches = [order[begin : begin + SCORE_LINES] for begin in range(0, len(lines), SCORE_LINES)]
-        workers = torch.get_num_threads() if device.type == "cpu" else 1  # CUDA: one stream of batches
+        bar = partial(tqdm, desc=f"scoring {self.name}", unit="batch", disable=True if progress is False else None,
+                      leave=False)
         results: list[np.ndarray | None] = [None] * len(lines)
-        with ThreadPoolExecutor(workers) as pool, torch_threads(1) if workers > 1 else nullcontext():
-            scored = tqdm(pool.map(score_batch, batches), total=len(batches), desc=f"scoring {self.name}",
-                          unit="batch", disable=True if progress is False else None, leave=False)
-            for rows, scores in zip(batches, scored):
-                lengths = [len(lines[i]) + 1 for i in rows]  # each line's tokens and its </s>
-                for i, row_scores in zip(rows, np.split(scores, np.cumsum(lengths)[:-1])):
-                    results[i] = row_scores
+        for rows, scores in zip(batches, map_batches(score_batch, batches, device, progress=bar)):
+            lengths = [len(lines[i]) + 1 for i in rows]  # each line's tokens and its </s>
+            for i, row_scores in zip(rows, np.split(scores, np.cumsum(lengths)[:-1])):
+                results[i] = row_scores
         return results
 
     def score_ids(self, batch) -> list[np.ndarray]:
