@@ -1,10 +1,19 @@
-"""Checks the test files share: running the command line in-process and what its output must be."""
+"""What the test files share: running the command line in-process, what its output must be, and
+a toy corpus."""
 
 import random
 
 from langmodels import cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Five short lines with shared words and distinct continuations: small models fit them in seconds.
+TOY = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat saw a dog",
+    "the dog ate the cat food",
+    "a bird sang in the tree",
+]
 WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "fast", "slow", "big", "small", "red", "and"]
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from cli_checks import assert_one_line_error, assert_png, run
+from cli_checks import TOY, assert_one_line_error, assert_png, run
 
 from langmodels import corpora
 from langmodels.inside import (
@@ -31,13 +31,6 @@ from langmodels.sampling import shape_distribution
 from langmodels.tokenizers import Vocabulary
 
 TINY = {"n_layer": 2, "n_head": 2, "n_embd": 16, "context": 16, "batch_size": 4, "threads": 1, "eval_every": 1000}
-TOY = [
-    "the cat sat on the mat",
-    "the dog sat on the log",
-    "a cat saw a dog",
-    "the dog ate the cat food",
-    "a bird sang in the tree",
-]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_checks import TOY
 
 import langmodels
 from langmodels.base import LangmodelsWarning
@@ -24,13 +25,6 @@ from langmodels.neural.gpt import GPTLM
 from langmodels.tokenizers import Vocabulary, WordTokenizer
 
 TINY = {"n_layer": 2, "n_head": 4, "n_embd": 32, "context": 16, "batch_size": 8, "threads": 1, "eval_every": 1000}
-TOY = [
-    "the cat sat on the mat",
-    "the dog sat on the log",
-    "a cat saw a dog",
-    "the dog ate the cat food",
-    "a bird sang in the tree",
-]
 # Two lines that share no prefix: after the first word everything is determined, so a model
 # that memorises them gives every later token probability near 1.
 OVERFIT = ["the quick brown fox jumps over the lazy dog", "a stitch in time saves nine"]
