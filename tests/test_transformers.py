@@ -143,7 +143,7 @@ def test_kv_cache_in_a_block_equals_the_full_pass():
         pieces.append(out)
     out, _ = block(x[:, 7:], causal=True, cache=cache)
     pieces.append(out)
-    assert cache.length == 9 and cache.keys.shape == (2, 4, 9, 4)
+    assert cache.length == 9 and cache.rows.shape == (2, 9, 3 * 16)
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="do not fit"):
         block(x[:, :1], causal=True, cache=cache)
@@ -234,16 +234,39 @@ def test_gpt_prompt_longer_than_the_context_is_truncated_with_a_note():
 # ---- GPT: the KV cache --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("one_position", ["forward_cached", "step"])
 @pytest.mark.parametrize("softmax", ["full", "adaptive"])
-def test_kv_cache_logits_equal_full_recompute(softmax):
-    model = untrained(GPTLM, dropout=0.1, positions="sinusoidal", softmax=softmax)
+@pytest.mark.parametrize("bias", [True, False])
+def test_kv_cache_logits_equal_full_recompute(softmax, bias, one_position):
+    """A 3-token prompt through forward_cached, then one token at a time through forward_cached
+    or through the generation step (Block.step on the gathered weights)."""
+    model = untrained(GPTLM, dropout=0.1, positions="sinusoidal", softmax=softmax, bias=bias)
+    module = model.module_.eval()
     idx = torch.tensor([[1, *encode(model, "the dog ate the cat food")]])  # (1, T)
-    full = model.module_(idx)  # (1, T, V)
-    caches = model.module_.new_caches()
-    steps = [model.module_.forward_cached(idx[:, :3], caches)]
+    full = module(idx)  # (1, T, V)
+    caches, weights = module.new_caches(), module.step_weights()
+    steps = [module.forward_cached(idx[:, :3], caches)]
     for t in range(3, idx.size(1)):
-        steps.append(model.module_.forward_cached(idx[:, t : t + 1], caches))
+        if one_position == "step":
+            steps.append(module.step(int(idx[0, t]), caches, weights)[None, None])
+        else:
+            steps.append(module.forward_cached(idx[:, t : t + 1], caches))
+    assert caches[0].length == idx.size(1)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_a_block_step_equals_its_cached_forward():
+    torch.manual_seed(3)
+    block = Block(16, 4, dropout=0.2).double().eval()
+    x = torch.randn(2, 7, 16, dtype=torch.float64)  # two rows, each its own sequence
+    forward_cache, step_cache = KVCache(capacity=7), KVCache(capacity=7)
+    block(x[:, :3], causal=True, cache=forward_cache)
+    block(x[:, :3], causal=True, cache=step_cache)
+    weights = block.step_weights()
+    for t in range(3, 7):
+        expected, _ = block(x[:, t : t + 1], causal=True, cache=forward_cache)  # (2, 1, 16)
+        torch.testing.assert_close(Block.step(x[:, t], step_cache, weights), expected[:, 0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(step_cache.rows, forward_cache.rows, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("options", [{}, {"temperature": 0.7, "top_k": 5}, {"top_p": 0.9}])

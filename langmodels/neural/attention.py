@@ -8,7 +8,7 @@ computed by `torch.nn.functional.scaled_dot_product_attention` (fused kernels), 
 path that writes the formula out and also returns the weights (for `attention(text)` heat maps).
 A causal mask lets position t see positions <= t (GPT); a padding mask hides <pad> keys (BERT).
 A KVCache keeps a layer's keys and values, so a decoder generating one token at a time computes
-one position per step and attends over the cached ones.
+one position per step (Block.step) and attends over the cached ones.
 
 The Block is pre-LayerNorm (Xiong et al. 2020; GPT-2): x + attn(ln(x)), then x + mlp(ln(x)).
 Positions are learned vectors (GPT, BERT) or the fixed sinusoids of Vaswani et al. 2017, sec. 3.5.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -83,38 +84,61 @@ def without_onednn():
 
 
 class KVCache:
-    """One layer's keys and values of every position seen so far, for generation.
+    """One layer's projections q|k|v of every position seen so far, for generation.
 
-    The buffers are allocated once for `capacity` positions, (B, n_head, capacity, d_head) each,
-    and new positions are written in place: a step copies one position, where growing the
-    tensors with torch.cat would copy all S cached ones again.
+    The rows, (B, capacity, 3C), are allocated once and new positions are written in place: one
+    copy per step, where growing tensors with torch.cat would copy all S cached positions again.
+    Only keys and values are read back; keeping the whole row lets a single copy store both.
     """
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self.length = 0  # positions held
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
+        self.rows: torch.Tensor | None = None
 
-    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append the new positions' k, v (B, H, T, D); return the keys and values of all
-        S = length + T positions, (B, H, S, D) views of the buffers."""
-        B, H, T, D = k.shape
+    def extend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """Append the new positions' projections qkv (B, T, 3C); return those of all
+        S = length + T positions, (B, S, 3C), a view of the rows."""
+        B, T, width = qkv.shape
         if self.length + T > self.capacity:
             raise ValueError(f"the cache holds {self.capacity} positions; {self.length} + {T} do not fit")
-        if self.keys is None:
-            self.keys = k.new_empty(B, H, self.capacity, D)
-            self.values = v.new_empty(B, H, self.capacity, D)
-        self.keys[:, :, self.length : self.length + T] = k
-        self.values[:, :, self.length : self.length + T] = v
+        if self.rows is None:
+            self.rows = qkv.new_empty(B, self.capacity, width)
+        self.rows[:, self.length : self.length + T] = qkv
         self.length += T
-        return self.keys[:, :, : self.length], self.values[:, :, : self.length]
-
+        return self.rows[:, : self.length]
 
 
 def causal_mask(T: int, S: int, device=None) -> torch.Tensor:
     """(T, S) bool, True where query i (the last T of S positions) may see key j: j <= S - T + i."""
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+
+
+def split_heads(qkv: torch.Tensor, n_head: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Projections (B, T, 3C) -> the queries, keys and values of each head, (B, H, T, D) each (views)."""
+    B, T, width = qkv.shape
+    return qkv.view(B, T, 3, n_head, width // (3 * n_head)).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+class StepWeights(NamedTuple):
+    """One Block's parameters, gathered once per generation for Block.step. Each pair is (weight, bias).
+
+    A cached step of a small model costs more in Python than in arithmetic, and looking each
+    parameter up through its modules on every step (block.attn.qkv.weight is three
+    nn.Module.__getattr__ calls) is a good part of that Python. A baby-GPT step through
+    Block.step took 0.7 of the time of one through forward(), and 0.9 when Block.step looked its
+    parameters up itself (medians of 15 alternating runs of 256 tokens, one thread).
+    """
+
+    n_head: int
+    normalized_shape: tuple[int, ...]
+    eps: float
+    ln_1: tuple[torch.Tensor, torch.Tensor | None]
+    qkv: tuple[torch.Tensor, torch.Tensor | None]
+    proj: tuple[torch.Tensor, torch.Tensor | None]
+    ln_2: tuple[torch.Tensor, torch.Tensor | None]
+    fc: tuple[torch.Tensor, torch.Tensor | None]
+    mlp_proj: tuple[torch.Tensor, torch.Tensor | None]
 
 
 class SelfAttention(nn.Module):
@@ -146,10 +170,10 @@ class SelfAttention(nn.Module):
         need_weights: take the explicit path and return the attention weights.
         """
         B, T, C = x.shape
-        H = self.n_head
-        q, k, v = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
+        qkv = self.qkv(x)  # (B, T, 3C): every head's query, key and value
+        q, k, v = split_heads(qkv, self.n_head)  # each (B, H, T, D)
         if cache is not None:
-            k, v = cache.extend(k, v)  # each (B, H, S, D)
+            _, k, v = split_heads(cache.extend(qkv), self.n_head)  # each (B, H, S, D): the cached positions' too
         S = k.size(2)
 
         mask = None  # (B or 1, 1, T, S) bool, True = may attend
@@ -215,6 +239,30 @@ class Block(nn.Module):
         x = x + attended  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))  # (B, T, C)
         return x, weights
+
+    def step_weights(self) -> StepWeights:
+        """This block's parameters, for step()."""
+        attn, mlp = self.attn, self.mlp
+        return StepWeights(
+            attn.n_head, self.ln_1.normalized_shape, self.ln_1.eps,
+            (self.ln_1.weight, self.ln_1.bias), (attn.qkv.weight, attn.qkv.bias), (attn.proj.weight, attn.proj.bias),
+            (self.ln_2.weight, self.ln_2.bias), (mlp.fc.weight, mlp.fc.bias), (mlp.proj.weight, mlp.proj.bias),
+        )
+
+    @staticmethod
+    def step(x: torch.Tensor, cache: KVCache, w: StepWeights) -> torch.Tensor:
+        """A generation step: one new position per row after the cached ones, x (B, C) -> (B, C).
+
+        forward(x[:, None], causal=True, cache=cache) in inference, with the weights gathered
+        beforehand (see StepWeights), the rows kept 2-D, and no mask: the one query sees every key.
+        """
+        h = F.layer_norm(x, w.normalized_shape, *w.ln_1, w.eps)
+        qkv = cache.extend(F.linear(h, *w.qkv)[:, None])  # (B, S, 3C): every cached position's
+        q, k, v = split_heads(qkv, w.n_head)  # each (B, H, S, D)
+        y = F.scaled_dot_product_attention(q[:, :, -1:], k, v)  # (B, H, 1, D): the newest query, every key
+        x = x + F.linear(y.reshape(x.shape), *w.proj)  # (B, C): the heads side by side
+        h = F.layer_norm(x, w.normalized_shape, *w.ln_2, w.eps)
+        return x + F.linear(F.gelu(F.linear(h, *w.fc)), *w.mlp_proj)  # (B, C)
 
 
 # ---- positions ------------------------------------------------------------------------------

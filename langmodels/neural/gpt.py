@@ -29,6 +29,7 @@ from .attention import (
     Block,
     KVCache,
     PositionEncoding,
+    StepWeights,
     TransformerConfig,
     dropout,
     init_transformer_weights,
@@ -103,6 +104,21 @@ class GPT(nn.Module):
         """New positions idx (B, T) after the cached ones -> their scores (B, T, V); the caches grow."""
         return self.output(self.hidden(idx, caches)[0])
 
+    def step_weights(self) -> list[StepWeights]:
+        """Every block's parameters, gathered once for a generation's steps (attention.StepWeights)."""
+        return [block.step_weights() for block in self.blocks]
+
+    def step(self, token: int, caches: list[KVCache], weights: list[StepWeights]) -> torch.Tensor:
+        """One token after the cached positions -> the scores (V,) of the token after it; the
+        caches grow by one. forward_cached(tensor([[token]]), caches)[0, -1] through Block.step."""
+        x = self.token_embedding.weight[token]  # (C,)
+        if self.embedding_scale != 1.0:
+            x = x * self.embedding_scale
+        x = (x + self.position(caches[0].length, 1)[0])[None]  # (1, C)
+        for cache, w in zip(caches, weights):
+            x = Block.step(x, cache, w)  # (1, C)
+        return self.output(self.ln_f(x))[0]  # (V,)
+
 
 class GPTLM(NeuralLM):
     """A decoder-only transformer: pre-LN blocks, causal attention, tied embeddings, KV-cache sampling."""
@@ -138,6 +154,7 @@ class GPTLM(NeuralLM):
         window = self.config.context
         sequence = [self._check_fitted().vocab.bos_id, *[int(i) for i in context_ids]]
         caches: list[KVCache] | None = None
+        weights = module.step_weights()
         noted = False
         while True:
             if len(sequence) > window and not noted:
@@ -147,12 +164,11 @@ class GPTLM(NeuralLM):
                 if caches is None or len(sequence) > window:
                     caches = module.new_caches()
                     feed = torch.tensor([sequence[-window:]], device=self.device)  # (1, T): the visible window
-                    logits = module.forward_cached(feed, caches)
+                    logits = module.forward_cached(feed, caches)[0, -1]  # (V,)
                 else:
-                    feed = torch.tensor([sequence[-1:]], device=self.device)  # (1, 1): only the new token
                     with without_onednn():
-                        logits = module.forward_cached(feed, caches)
-            token = yield self.log_softmax(logits[0, -1]).double().cpu().numpy()  # (V,)
+                        logits = module.step(sequence[-1], caches, weights)  # (V,): only the new token
+            token = yield self.log_softmax(logits).double().cpu().numpy()  # (V,)
             sequence.append(int(token))
 
     def generate(self, prompt: str = "", max_tokens: int = 50, *, use_cache: bool = True, **sampling) -> str:
