@@ -3,8 +3,9 @@
 Not a test: every figure is measured in this run and printed with the target it is held to.
 
     a. float32 matmul peak (GFLOP/s) with 1 and 2 threads: the yardstick for the shares below.
-    b. GPT at nanoGPT's 'baby GPT' configuration (4 layers, 4 heads, 128 wide, block 64, batch 12)
-       on Tiny Shakespeare characters: training tokens/s and the share of the peak it uses,
+    b. GPT at nanoGPT's 'baby GPT' configuration (4 layers, 4 heads, 128 wide, block 64, batch 12,
+       no dropout as its CPU recipe sets, and no biases as its train.py has by default) on Tiny
+       Shakespeare characters: training tokens/s and the share of the peak it uses,
        counting 6 x parameters + 12 x layers x width x block FLOPs per token (Kaplan et al. 2020;
        nanoGPT's estimate_mfu). Target: nanoGPT's 14,800 tokens/s here (about 37 % of a 205
        GFLOP/s peak). Side by side, in turns, the same network built from PyTorch's own
@@ -83,16 +84,16 @@ def parameters(model) -> int:
 class StockGPT(nn.Module):
     """The baby GPT from PyTorch's stock parts, the peer of section b: token and learned position
     embeddings, nn.TransformerEncoder of pre-LN GELU layers under a causal mask, a final LayerNorm,
-    and the output tied to the token embedding."""
+    and the output tied to the token embedding; no biases, like nanoGPT's baby GPT."""
 
     def __init__(self, vocab_size: int, n_layer: int, n_head: int, n_embd: int, block: int):
         super().__init__()
         self.token = nn.Embedding(vocab_size, n_embd)
         self.position = nn.Embedding(block, n_embd)
         layer = nn.TransformerEncoderLayer(n_embd, n_head, 4 * n_embd, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
+                                           batch_first=True, norm_first=True, bias=False)
         self.encoder = nn.TransformerEncoder(layer, n_layer, enable_nested_tensor=False)
-        self.ln = nn.LayerNorm(n_embd)
+        self.ln = nn.LayerNorm(n_embd, bias=False)
         self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(block))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
@@ -126,7 +127,7 @@ def section_gpt(shakespeare, steps: int, peak: float, rounds: int = 3) -> dict:
     shape = {"n_layer": 4, "n_head": 4, "n_embd": 128}
     ours, peer = [], []
     for _ in range(rounds):
-        model = GPTLM(**shape, context=64, batch_size=12, dropout=0.0, eval_every=10**9, threads=2)
+        model = GPTLM(**shape, context=64, batch_size=12, dropout=0.0, bias=False, eval_every=10**9, threads=2)
         ours.append(training_throughput(model, shakespeare.train, steps))
         ids = model._stream_ids(shakespeare.train)
         peer.append(stock_throughput(ids, len(model.tokenizer.vocab), steps, batch=12, block=64, **shape))

@@ -83,6 +83,20 @@ def test_training_learns_and_the_curve_is_recorded():
     assert tokens == sorted(tokens) and tokens[0] > 0
 
 
+def test_every_step_trains_in_training_mode_after_validation_passes():
+    model = small(eval_every=2)
+    real_loss, modes = model.loss, []
+
+    def recording(batch):
+        modes.append(model.module_.training)  # dropout on?
+        return real_loss(batch)
+
+    model.loss = recording
+    model.fit(TRAIN, valid=TRAIN[:3], max_steps=7, progress=False)
+    assert modes == [True] * 7 and len(model.curve_) == 4
+    assert not model.module_.training  # a fitted model is left ready to score
+
+
 def test_resume_continues_the_same_curve(tmp_path, stop_training_at):
     uninterrupted = small().fit(TRAIN, max_steps=40, progress=False)
     interrupted = stop_training_at(small(), 25)

@@ -63,6 +63,17 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
+def seed_dropout(seed: int, device: torch.device) -> None:
+    """Seed the generator dropout draws from on `device`: the CPU's, or the GPU's too.
+
+    torch.manual_seed would do it, but with no GPU in use it also files a GPU seeding away for
+    later together with a formatted stack trace: about 0.15 ms, on every step.
+    """
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+
+
 class Trainer:
     """Runs optimisation for one NeuralLM over its training data (LineBatches or StreamBatches)."""
 
@@ -189,11 +200,13 @@ class Trainer:
                    disable=True if progress is False else None, leave=False)
         window_loss, window_steps, started = 0.0, 0, time.perf_counter() - self.seconds
         stopped_early = False
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        device = model.device
+        module.train()
         try:
             while not self._spent(max_steps, max_tokens, max_seconds):
-                torch.manual_seed(config.seed * 1_000_003 + self.step)  # dropout repeats on resume
+                seed_dropout(config.seed * 1_000_003 + self.step, device)  # dropout repeats on resume
                 batch = model.training_batch(self.data, self.step)
-                module.train()
                 loss = model.loss(batch)
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(
@@ -205,7 +218,7 @@ class Trainer:
                     group["lr"] = learning_rate(self.step, config.lr, config.warmup_steps, self.horizon)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip, foreach=True)  # one norm op
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip, foreach=True)  # one norm op
                 self.optimizer.step()
                 self.step += 1
                 self.tokens += batch.n_targets
@@ -216,6 +229,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{self.tokens / max(self.seconds, 1e-9):,.0f}")
                 if self.step % config.eval_every == 0:
                     stopped_early = self._evaluate(validate, window_loss / window_steps)
+                    module.train()  # validation left it in evaluation mode
                     window_loss, window_steps = 0.0, 0
                     if checkpoint is not None:
                         self.save(checkpoint)
