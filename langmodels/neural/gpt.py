@@ -66,6 +66,13 @@ class GPT(nn.Module):
         self.output = OutputLayer(vocab_size, C, softmax=config.softmax, tied=self.token_embedding, bias=False)
         init_transformer_weights(self, config.n_layer)
 
+    def embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:
+        """Token ids (..., T) at positions start .. start+T-1 -> h_0 = E[idx] (scaled) + P, (..., T, C)."""
+        x = self.token_embedding(idx)  # (..., T, C)
+        if self.embedding_scale != 1.0:
+            x = x * self.embedding_scale
+        return x + self.position(start, idx.size(-1))
+
     def hidden(
         self, idx: torch.Tensor, caches: list[KVCache] | None = None, need_weights: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
@@ -74,12 +81,8 @@ class GPT(nn.Module):
         caches: one KVCache per layer holding the earlier positions; idx then holds only the new
         positions, and their keys and values join the caches.
         """
-        T = idx.size(1)
         start = 0 if caches is None else caches[0].length  # positions already cached
-        x = self.token_embedding(idx)  # (B, T, C)
-        if self.embedding_scale != 1.0:
-            x = x * self.embedding_scale
-        x = dropout(x + self.position(start, T), self.dropout, self.training)  # (B, T, C)
+        x = dropout(self.embed(idx, start), self.dropout, self.training)  # (B, T, C)
         weights = []
         for layer, block in enumerate(self.blocks):
             x, w = block(
@@ -111,10 +114,7 @@ class GPT(nn.Module):
     def step(self, token: int, caches: list[KVCache], weights: list[StepWeights]) -> torch.Tensor:
         """One token after the cached positions -> the scores (V,) of the token after it; the
         caches grow by one. forward_cached(tensor([[token]]), caches)[0, -1] through Block.step."""
-        x = self.token_embedding.weight[token]  # (C,)
-        if self.embedding_scale != 1.0:
-            x = x * self.embedding_scale
-        x = (x + self.position(caches[0].length, 1)[0])[None]  # (1, C)
+        x = self.embed(torch.tensor([token], device=self.token_embedding.weight.device), caches[0].length)
         for cache, w in zip(caches, weights):
             x = Block.step(x, cache, w)  # (1, C)
         return self.output(self.ln_f(x))[0]  # (V,)
