@@ -19,7 +19,7 @@ test: $(STAMP)
 # environment changed. Finished bench runs are cached in reports/default/runs, so a second
 # `make report` right after only re-renders the same report.
 NGRAM_REPORT_INPUTS := benchmarks/ngram_report.py benchmarks/ngram_speed.py $(wildcard langmodels/ngram/*.py) \
-	langmodels/base.py langmodels/metrics.py langmodels/corpora.py langmodels/tokenizers.py
+	langmodels/base.py langmodels/metrics.py $(wildcard langmodels/corpora/*.py) langmodels/tokenizers.py
 
 report: reports/ngram/REPORT.md $(STAMP)
 	$(PY) -m langmodels bench benchmarks/default.toml --out reports/default

@@ -369,7 +369,7 @@ def build_report(rows, samples, backoff, speed, about, started_at, seconds, quic
          "nanoGPT has no test split."),
         ("- Each model is fitted on train and scored on test. Perplexity is per token of the model's own "
          "tokenisation; word perplexity per whitespace word + one end-of-line per line; bits per character "
-         "over every character including newlines (DESIGN.md section 3)."),
+         "over every character including newlines (docs/design.md section 3)."),
         (f"- lidstone k = {NGramLM().k}; absolute and kneser-ney discounts are estimated per order from "
          "count-of-counts (with the fallback values where those are undefined, listed under Warnings).\n"),
     ]

@@ -5,9 +5,13 @@ KenLM's lmplz when no binary is found: its quoted reference times are then print
 "quoted, not measured here".
 
     a. Brown train (800k words), modified Kneser-Ney order 5: fit wall time (best of 3) and
-       peak memory (peak RSS of fresh child processes), against lmplz on the same text.
+       peak memory (peak RSS of fresh child processes), against lmplz on the same text; our
+       ARPA export against lmplz's own ARPA-writing stage (its "=== 5/5 Writing ARPA model ==="
+       to its exit, timed from its progress messages); saving and loading our checkpoint.
     b. Scoring the whole Brown test set with KN orders 3 and 5, against the `kenlm` module
-       reading our own ARPA export of the same model (and checking the two agree).
+       reading our own ARPA export of the same model (and checking the two agree), the rounds
+       interleaved (ours, kenlm, ours, ...) so both see the same machine; ours both as fitted
+       and loaded back from its checkpoint (memory-mapped).
     c. nltk.lm on 5,000 Brown training lines and 300 test lines, order 3: Laplace and
        Kneser-Ney, fit and scoring.
 
@@ -54,6 +58,7 @@ TARGET_NLTK_KN_SCORING_RATIO = 1000
 # lmplz -o 5 on Brown train, quoted from the issue: printed only when no lmplz binary is found.
 QUOTED_LMPLZ_SECONDS = {"-S 1G": 2.3, "default memory": 4.5}
 LMPLZ_FALLBACK_PATH = Path("/opt/kenlm-build/bin/lmplz")
+TEAM_LMPLZ_FILE = Path("/tmp/team/LMPLZ_PATH")
 
 NLTK_TRAIN_LINES = 5_000
 NLTK_TEST_LINES = 300
@@ -198,8 +203,16 @@ def measure_fit_memory(order: int) -> dict:
 
 
 def find_lmplz() -> str | None:
-    """KenLM's lmplz: $LMPLZ, else on PATH, else the usual build folder."""
-    candidates = [os.environ.get("LMPLZ"), shutil.which("lmplz"), str(LMPLZ_FALLBACK_PATH)]
+    """KenLM's lmplz: $LMPLZ, else on PATH, else the path in /tmp/team/LMPLZ_PATH, else the
+    cache's build folder (where benchmarks/ngram_scale.py builds it), else the usual one."""
+    from langmodels.corpora import cache_dir
+
+    candidates = [os.environ.get("LMPLZ"), shutil.which("lmplz")]
+    if TEAM_LMPLZ_FILE.is_file():
+        candidates.append(TEAM_LMPLZ_FILE.read_text().strip())
+    for tools in (cache_dir() / "tools", Path.home() / ".cache" / "langmodels" / "tools"):
+        candidates += [str(path) for path in sorted(tools.glob("kenlm-*/build/bin/lmplz"))]
+    candidates.append(str(LMPLZ_FALLBACK_PATH))
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -241,6 +254,33 @@ def run_lmplz(lmplz: str, text_path: Path, order: int, memory: str | None, folde
     }
 
 
+def lmplz_stage_seconds(lmplz: str, text_path: Path, order: int, memory: str, folder: Path, repeats: int) -> dict:
+    """Seconds lmplz spends in each of its stages, timed from its progress messages on stderr
+    ("=== k/5 ... ===" starts stage k; the last ends at exit): best of `repeats` per stage."""
+    command = [lmplz, "-o", str(order), "--discount_fallback", "-T", str(folder) + os.sep, "-S", memory]
+    best: dict[str, float] = {}
+    names: dict[str, str] = {}
+    for _ in range(repeats):
+        marks = []
+        with open(text_path, "rb") as text, open(folder / "lmplz-stages.arpa", "wb") as out:
+            start = time.perf_counter()
+            child = subprocess.Popen(command, stdin=text, stdout=out, stderr=subprocess.PIPE, text=True)
+            for line in child.stderr:
+                found = re.match(r"=== (\d)/(\d) (.*) ===", line.strip())
+                if found:
+                    marks.append((found.group(1), found.group(3), time.perf_counter()))
+            child.wait()
+            end = time.perf_counter()
+        if child.returncode != 0:
+            raise RuntimeError(f"lmplz exited with {child.returncode}")
+        bounds = [mark[2] for mark in marks[1:]] + [end]
+        for (stage, name, begin), stop in zip(marks, bounds):
+            best[stage] = min(best.get(stage, math.inf), stop - begin)
+            names[stage] = name
+        best["total"] = min(best.get("total", math.inf), end - start)
+    return {"seconds": best, "names": names, "repeats": repeats}
+
+
 def kenlm_sentence_log10(model, lines) -> np.ndarray:
     return np.array([model.score(line, bos=True, eos=True) for line in lines])
 
@@ -249,15 +289,22 @@ def section_fit(brown, repeats: int, folder: Path) -> dict:
     order = 5
     fit_seconds, lm = best_seconds(lambda: NGramLM(order=order, smoothing="kneser-ney").fit(brown.train), repeats)
     arpa_path = folder / "ours-5.arpa"
-    start = time.perf_counter()
-    write_arpa(lm, arpa_path)
-    arpa_seconds = time.perf_counter() - start
+    arpa_seconds, _ = best_seconds(lambda: write_arpa(lm, arpa_path), repeats)
+    save_seconds, _ = best_seconds(lambda: lm.save(folder / "ours-5.ckpt"), repeats)
+    from langmodels import load
+
+    load_seconds, _ = best_seconds(lambda: load(folder / "ours-5.ckpt"), repeats)
+    checkpoint_bytes = sum(path.stat().st_size for path in (folder / "ours-5.ckpt").iterdir())
     result = {
         "order": order,
         "train_words": sum(len(line.split()) for line in brown.train),
         "repeats": repeats,
         "fit_seconds": fit_seconds,
         "write_arpa_seconds": arpa_seconds,
+        "arpa_bytes": arpa_path.stat().st_size,
+        "save_seconds": save_seconds,
+        "load_seconds": load_seconds,
+        "checkpoint_bytes": checkpoint_bytes,
         "memory": measure_fit_memory(order),
         "lmplz": None,
         "_model": lm,
@@ -270,6 +317,18 @@ def section_fit(brown, repeats: int, folder: Path) -> dict:
     stand_in = unk_stand_in(brown.train)
     text_path = folder / "brown-train.txt"
     text_path.write_text("\n".join(rename_unk(brown.train, stand_in)) + "\n", encoding="utf-8")
+    # lmplz's ARPA-writing stage and our write_arpa, taking turns round after round.
+    stages = None
+    writes = []
+    for _ in range(repeats):
+        writes.append(best_seconds(lambda: write_arpa(lm, arpa_path), 1)[0])
+        one = lmplz_stage_seconds(lmplz, text_path, order, "1G", folder, 1)
+        if stages is None:
+            stages = one
+        else:
+            stages["seconds"] = {k: min(v, one["seconds"].get(k, v)) for k, v in stages["seconds"].items()}
+    stages["repeats"] = repeats
+    result["write_arpa_seconds_interleaved"] = min(writes)
     runs = {
         "-S 1G": run_lmplz(lmplz, text_path, order, "1G", folder, repeats),
         # Once: by default lmplz claims 80 % of physical memory for sorting, which is slow to set up.
@@ -293,6 +352,9 @@ def section_fit(brown, repeats: int, folder: Path) -> dict:
         },
         "test_perplexity_lmplz_model": 10 ** (-total_log10 / n_tokens),
         "test_perplexity_ours": ours.perplexity,
+        "stages": stages,
+        "writing_arpa_seconds": stages["seconds"].get("5"),
+        "arpa_bytes": runs["-S 1G"]["arpa"].stat().st_size,
     }
     return result
 
@@ -305,6 +367,9 @@ def print_fit(fit: dict) -> None:
          f"target < {TARGET_FIT_SECONDS} s: {verdict(fit['fit_seconds'] < TARGET_FIT_SECONDS)}"),
         ("our write_arpa of that model", f"{fit['write_arpa_seconds']:.2f} s", "(lmplz's time includes writing ARPA)"),
         ("our fit + write_arpa", f"{fit['fit_seconds'] + fit['write_arpa_seconds']:.2f} s", ""),
+        ("our save (checkpoint of .npy tables)", f"{fit['save_seconds']:.2f} s",
+         f"{mib(fit['checkpoint_bytes'])} on disk"),
+        ("our load of that checkpoint (memory-mapped)", f"{fit['load_seconds'] * 1e3:.1f} ms", ""),
         ("peak RSS, child that loads Brown", mib(memory["baseline_peak_rss_bytes"]), "baseline"),
         ("peak RSS, child that loads + fits", mib(memory["fit_peak_rss_bytes"]), ""),
         ("  difference (the fit)", mib(memory["fit_minus_baseline_bytes"]),
@@ -319,6 +384,13 @@ def print_fit(fit: dict) -> None:
                     f"{run['seconds'] / with_arpa:.2f}x; peak RSS {mib(run['peak_rss_bytes'])}")
             runs = f"best of {run['repeats']}" if run["repeats"] > 1 else "1 run"
             rows.append((f"lmplz -o 5 {name} ({runs})", f"{run['seconds']:.2f} s", note))
+        writing = lmplz["writing_arpa_seconds"]
+        if writing:
+            ours_writing = fit["write_arpa_seconds_interleaved"]
+            rows.append(("lmplz stage 5/5, writing ARPA", f"{writing:.2f} s",
+                         (f"{mib(lmplz['arpa_bytes'])}; lmplz / our write_arpa ({ours_writing:.2f} s, taking turns) "
+                          f"= {writing / ours_writing:.2f}x "
+                          f"(ours {mib(fit['arpa_bytes'])}), best of {lmplz['stages']['repeats']}, from its stderr")))
         rows.append(("test perplexity, lmplz's own model", f"{lmplz['test_perplexity_lmplz_model']:.4f}",
                      f"read by the kenlm module; <unk> renamed {lmplz['unk_renamed_to']}"))
         rows.append(("test perplexity, ours", f"{lmplz['test_perplexity_ours']:.4f}", ""))
@@ -351,28 +423,40 @@ def section_scoring(brown, repeats: int, folder: Path, model_5=None, arpa_5=None
         else:
             lm = NGramLM(order=order, smoothing="kneser-ney").fit(brown.train)
             arpa = write_arpa(lm, folder / f"ours-{order}.arpa")
-        wall = []
-        internal = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            evaluation = lm.evaluate(brown.test, progress=False)
-            wall.append(time.perf_counter() - start)
-            internal.append(evaluation.seconds)
-        n_tokens = evaluation.n_tokens
+        lm.save(folder / f"ours-{order}.scoring")
+        from langmodels import load
+
+        mapped = load(folder / f"ours-{order}.scoring")
         start = time.perf_counter()
         with quiet_stderr():
             model = kenlm.Model(str(arpa))
         load_seconds = time.perf_counter() - start
-        kenlm_seconds, theirs = best_seconds(lambda m=model: kenlm_sentence_log10(m, test), repeats)
+        lm.evaluate(brown.test, progress=False)  # first use: the ids cached, the hash indexes built
+        mapped.evaluate(brown.test, progress=False)
+        flat, lengths = lm.tokenizer.encode_lines(test)
+        timed = interleaved_best({
+            "ours": (lambda lm=lm: lm.evaluate(brown.test, progress=False), 1),
+            "ours_mapped": (lambda m=mapped: m.evaluate(brown.test, progress=False), 1),
+            "ours_score_lines": (lambda lm=lm, f=flat, n=lengths: lm.score_lines(f, n), 1),
+            "kenlm": (lambda m=model: kenlm_sentence_log10(m, test), 1),
+        }, 2 * repeats + 1)
+        evaluation = timed["ours"][1]
+        n_tokens = evaluation.n_tokens
+        kenlm_seconds, theirs = timed["kenlm"]
         ours = our_sentence_log10(lm, test)
         difference = np.abs(ours - theirs)
         results[str(order)] = {
             "n_tokens": n_tokens,
             "perplexity": evaluation.perplexity,
-            "evaluate_seconds": min(wall),
-            "evaluate_tokens_per_second": n_tokens / min(wall),
-            "scoring_seconds_reported": min(internal),
-            "scoring_tokens_per_second_reported": n_tokens / min(internal),
+            "evaluate_seconds": timed["ours"][0],
+            "evaluate_tokens_per_second": n_tokens / timed["ours"][0],
+            "scoring_seconds_reported": evaluation.seconds,
+            "scoring_tokens_per_second_reported": n_tokens / evaluation.seconds,
+            "score_lines_seconds": timed["ours_score_lines"][0],
+            "score_lines_tokens_per_second": n_tokens / timed["ours_score_lines"][0],
+            "mapped_evaluate_seconds": timed["ours_mapped"][0],
+            "mapped_evaluate_tokens_per_second": n_tokens / timed["ours_mapped"][0],
+            "mapped_perplexity": timed["ours_mapped"][1].perplexity,
             "kenlm_load_seconds": load_seconds,
             "kenlm_seconds": kenlm_seconds,
             "kenlm_tokens_per_second": n_tokens / kenlm_seconds,
@@ -393,13 +477,18 @@ def print_scoring(scoring: dict) -> None:
              f"{r['evaluate_seconds']:.3f} s for {r['n_tokens']:,} tokens; target >= 1,000,000: {verdict(ok)}"),
             ("  Evaluation.tokens_per_second (scoring only)", f"{r['scoring_tokens_per_second_reported']:,.0f} tok/s",
              "excludes the word/char counting of the text"),
+            ("  our score_lines (ids in, log-probs out)", f"{r['score_lines_tokens_per_second']:,.0f} tok/s",
+             f"ours / kenlm = {r['score_lines_tokens_per_second'] / r['kenlm_tokens_per_second']:.2f}x"),
+            ("  our evaluate, model loaded memory-mapped", f"{r['mapped_evaluate_tokens_per_second']:,.0f} tok/s",
+             (f"ours / kenlm = {r['mapped_evaluate_tokens_per_second'] / r['kenlm_tokens_per_second']:.2f}x; "
+              f"perplexity {r['mapped_perplexity']:.4f}")),
             ("  kenlm module on our ARPA, score() per line", f"{r['kenlm_tokens_per_second']:,.0f} tok/s",
              (f"ours / kenlm = {r['evaluate_tokens_per_second'] / r['kenlm_tokens_per_second']:.2f}x "
               f"(kenlm load {r['kenlm_load_seconds']:.2f} s not counted)")),
             ("  perplexity ours / kenlm", f"{r['perplexity']:.4f} / {r['kenlm_perplexity']:.4f}",
              f"max |log10 difference| per sentence {r['max_abs_log10_difference_per_sentence']:.2e}"),
         ]
-    print_section(f"b. Scoring the whole Brown test set (best of {scoring['repeats']})", rows)
+    print_section(f"b. Scoring the whole Brown test set (best of {scoring['repeats']} interleaved rounds)", rows)
 
 
 # ---- c. nltk.lm on a small slice -----------------------------------------------------------

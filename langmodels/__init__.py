@@ -8,6 +8,8 @@ from .ngram import ArpaLM, BigramLM, NGramLM, TrigramLM
 
 # The neural family needs torch, which takes a while to import: load it on first use (PEP 562).
 NEURAL = {"MLPLM": "mlp", "LSTMLM": "lstm", "GPTLM": "gpt", "MaskedLM": "bert"}
+# Hugging Face models: transformers (an optional extra) is imported only when one is loaded.
+HF = ("HFCausalLM", "HFMaskedLM")
 
 
 def __getattr__(name):
@@ -15,6 +17,10 @@ def __getattr__(name):
         import importlib
 
         return getattr(importlib.import_module(f".neural.{NEURAL[name]}", __name__), name)
+    if name in HF:
+        import importlib
+
+        return getattr(importlib.import_module(".hf", __name__), name)
     raise AttributeError(f"module 'langmodels' has no attribute {name!r}")
 
 
@@ -24,6 +30,8 @@ __all__ = [
     "MLPLM",
     "ArpaLM",
     "BigramLM",
+    "HFCausalLM",
+    "HFMaskedLM",
     "InterpolatedLM",
     "LangmodelsWarning",
     "LanguageModel",

@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import read_checkpoint, write_checkpoint
-from .corpora import split_mode, split_text
+from .corpora import split_blocks, split_mode, split_text
 from .errors import CheckpointError, LangmodelsError
-from .metrics import Evaluation, count_lines
+from .metrics import Evaluation, TextCounts
 from .sampling import check_sampling_options, sample_next
+from .token_ids import token_ids
 from .tokenizers import Tokenizer, tokenizer_from_dict
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -103,16 +104,19 @@ class LanguageModel(ABC):
         `score_ids` in batches of `score_batch_lines` behind a progress bar; families that score
         any number of lines in one array operation override this.
         """
-        lines = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+        lengths = np.asarray(lengths, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)])  # line i is flat[starts[i]:starts[i + 1]]
+        out = starts + np.arange(len(starts))  # and its len + 1 scores out[i]:out[i + 1]
+        scored = np.zeros(int(out[-1]))
         by_length = np.argsort(lengths, kind="stable")  # batches of similar lengths pad little
-        scored: list = [None] * len(lines)
         step = self.score_batch_lines
-        for begin in tqdm(range(0, len(lines), step), desc=f"scoring {self.name}", unit="batch",
+        for begin in tqdm(range(0, len(lengths), step), desc=f"scoring {self.name}", unit="batch",
                           disable=True if progress is False else None, leave=False):
             chosen = by_length[begin : begin + step]
-            for index, scores in zip(chosen, self.score_ids([lines[i] for i in chosen])):
-                scored[index] = scores
-        return np.concatenate(scored) if scored else np.zeros(0)
+            batch = [np.asarray(flat[starts[i] : starts[i + 1]], dtype=np.int64) for i in chosen]
+            for i, scores in zip(chosen, self.score_ids(batch)):
+                scored[out[i] : out[i + 1]] = scores
+        return scored
 
     def score_stream(self, ids: np.ndarray) -> np.ndarray:
         """log P of each token of one continuous sequence (no end marker), shape (len(ids),).
@@ -178,9 +182,11 @@ class LanguageModel(ABC):
         exact text for character and subword tokenizers (newlines are ordinary characters)."""
         tokenizer = self._check_fitted()
         if tokenizer.level == "word":
-            flat, lengths = tokenizer.encode_lines(list(texts))
-            ends = np.cumsum(lengths)
-            return np.insert(flat, ends, tokenizer.vocab.eos_id).astype(np.int64)
+            return token_ids(texts, tokenizer).with_line_ends(tokenizer.vocab.eos_id)
+        if tokenizer.level == "char":  # the lines' characters with their newlines put back
+            ids = token_ids(texts, tokenizer)
+            return ids.with_line_ends(tokenizer.vocab["\n"], final=ids.final_newline)
+        # Subword pieces may join a newline to the spaces around it: the text is encoded whole.
         return np.asarray(tokenizer.encode(split_text(texts)), dtype=np.int64)
 
     # ---- derived scores --------------------------------------------------------------------
@@ -211,34 +217,29 @@ class LanguageModel(ABC):
         mode = mode or split_mode(texts, "lines")
         if mode not in ("lines", "stream"):
             raise LangmodelsError(f"unknown evaluation mode {mode!r}; use 'lines' or 'stream'")
-        text = split_text(texts)
-        n_words = None
         start = time.perf_counter()
         if mode == "stream":
             targets = self._stream_ids(texts)
             logprobs = self.score_stream(targets)
         else:
-            targets, lengths = tokenizer.encode_lines(list(texts))  # the </s> targets are never <unk>
+            ids = token_ids(texts, tokenizer, progress=progress)  # cached: tokenized once per text
+            targets, lengths = ids.ids, ids.lengths  # the </s> targets are never <unk>
             logprobs = self.score_lines(targets, lengths, progress=progress)
-            if tokenizer.tokens_are_words:  # no second split of the text to count them
-                n_words = int(lengths.sum()) + count_lines(text)
         seconds = time.perf_counter() - start
-        return self.evaluation_of(texts, mode, targets, logprobs, seconds, text=text, n_words=n_words)
+        return self.evaluation_of(texts, mode, targets, logprobs, seconds)
 
-    def evaluation_of(self, texts, mode: str, targets: np.ndarray, logprobs: np.ndarray, seconds: float,
-                      *, text: str | None = None, n_words: int | None = None) -> Evaluation:
+    def evaluation_of(self, texts, mode: str, targets: np.ndarray, logprobs: np.ndarray, seconds: float) -> Evaluation:
         """The Evaluation of `texts` scored in `mode`: the target ids and their log-probabilities
         (however they were computed: a mixture's may come from its parts' scores) and the time.
-        text, n_words: the split's text and word count, when the caller has them already."""
+        The text's words, characters and bytes are counted block by block, never held whole."""
         zero = int(np.count_nonzero(np.isneginf(logprobs)))
         if zero:
             note(f"{zero} of {logprobs.size} tokens have probability zero under {self.name}: perplexity is infinite")
         return Evaluation.from_nll(
             math.inf if zero else -float(np.sum(logprobs)),
             n_tokens=int(logprobs.size),
-            text=split_text(texts) if text is None else text,
+            counts=TextCounts.of_blocks(split_blocks(texts)),
             seconds=seconds,
-            n_words=n_words,
             model=self.name,
             corpus=getattr(texts, "corpus", ""),
             split=getattr(texts, "name", ""),
@@ -340,7 +341,12 @@ class LanguageModel(ABC):
 
     @classmethod
     def load(cls, path) -> LanguageModel:
-        """Read a checkpoint folder written by `save`, checking every file's checksum."""
+        """Read a checkpoint folder written by `save`, checking every file's checksum; or
+        `hf:NAME_OR_PATH`, a Hugging Face model (hf.py)."""
+        if isinstance(path, str) and path.startswith("hf:"):
+            from .hf import load_hf
+
+            return load_hf(path[3:], expected=cls)
         config, files = read_checkpoint(path)
         return cls.from_checkpoint(config, files, where=str(path))
 
@@ -349,10 +355,13 @@ class LanguageModel(ABC):
         """The model a checkpoint's config and (already checksummed) files describe; `where`
         names the checkpoint in errors."""
         if config.get("class") not in LanguageModel._registry:
+            import langmodels.hf  # registers HFCausalLM, HFMaskedLM (transformers itself stays unimported)
             import langmodels.neural  # noqa: F401  (registers the neural classes, imported lazily)
         model_class = LanguageModel._registry.get(config.get("class"))
         if model_class is None or (cls is not LanguageModel and not issubclass(model_class, cls)):
             raise CheckpointError(f"{where}: checkpoint class {config.get('class')!r} is not a {cls.__name__}")
+        if model_class.from_checkpoint.__func__ is not LanguageModel.from_checkpoint.__func__:
+            return model_class.from_checkpoint(config, files, where)  # a layout of its own (hf.py)
         files = dict(files)
         try:
             model = model_class(**config["params"])

@@ -1,4 +1,4 @@
-"""The `langmodels` command (DESIGN.md section 6): corpora, train, evaluate, generate, complete,
+"""The `langmodels` command (docs/design.md section 6): corpora, train, evaluate, generate, complete,
 fill-mask and bench; mix and finetune; and the figures that look inside a model: graph, attention,
 embeddings, temperature.
 
@@ -28,6 +28,7 @@ from .errors import ConfigError, LangmodelsError
 from .families import MODELS, build_model, model_class_named, model_parameters
 from .ngram import NGramLM
 from .ngram.smoothing import DiscountFallbackWarning
+from .standard_corpora import identify_split
 
 PROG = "langmodels"
 EXIT_ERROR = 2
@@ -36,7 +37,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 # A neural model trained without --max-seconds gets this budget (with a note).
 DEFAULT_NEURAL_SECONDS = 600.0
 
-NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning)
+NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning, corpora.CorpusNote)
 
 
 class UsageError(LangmodelsError):
@@ -178,7 +179,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    listing = commands.add_parser("corpora", help="list the shipped corpora and their sizes")
+    listing = commands.add_parser("corpora", help="the shipped corpora and their sizes, or how a path is read")
+    listing.add_argument("corpus", nargs="?", metavar="NAME|PATH",
+                         help="one corpus: the file behind each split and its lines, words and characters")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     train = commands.add_parser("train", help="fit a model on a corpus and save a checkpoint")
@@ -195,7 +198,8 @@ def build_parser() -> ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a corpus split")
     evaluate.add_argument("checkpoint", metavar="DIR")
     evaluate.add_argument("--corpus", required=True, metavar="NAME|PATH")
-    evaluate.add_argument("--split", default="test", choices=corpora.SPLITS)
+    evaluate.add_argument("--split", default="test", choices=corpora.SPLIT_CHOICES,
+                          help="the split to score (default test); all: every line of the corpus, in order")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
     generate = commands.add_parser("generate", help="sample text from a checkpoint")
@@ -207,6 +211,27 @@ def build_parser() -> ArgumentParser:
     generate.add_argument("--top-p", type=top_p_type, metavar="P")
     generate.add_argument("--seed", type=seed_type, metavar="N", help="sample i uses seed N+i; none: random")
     generate.add_argument("--num", type=num_type, default=1, metavar="N", help="how many samples")
+
+    scored = commands.add_parser(
+        "samples", help="score a checkpoint's samples: judge perplexity, distinct-n, self-BLEU, loops, Zipf, length",
+        description="Draw seeded samples from the start of a line (as generate does) at each temperature and print "
+                    "the figures of langmodels/sample_metrics.py: the samples' word perplexity under the judge, "
+                    "distinct-1/2/3, self-BLEU-4, the share that ends in a loop, the Zipf coefficient and the "
+                    "words per line.")
+    scored.add_argument("checkpoint", metavar="DIR", help="the checkpoint whose samples are scored")
+    scored.add_argument("--judge", required=True, metavar="DIR",
+                        help="a causal, normalised checkpoint that scores the samples (DIR itself works too)")
+    scored.add_argument("--num", type=num_type, default=20, metavar="N", help="samples per setting (default 20)")
+    scored.add_argument("--temperature", type=temperature_type, nargs="+", default=[1.0], metavar="T",
+                        help="one or more temperatures, a row each (default 1.0)")
+    scored.add_argument("--top-p", type=top_p_type, metavar="P", help="nucleus sampling at every temperature "
+                        "(default: none, the whole distribution)")
+    scored.add_argument("--max-tokens", type=_argument_type("max-tokens", int, lambda v: v >= 1, "a whole number >= 1"),
+                        metavar="N", help="tokens per sample at most (default 40 for a word model, 64 otherwise)")
+    scored.add_argument("--seed", type=seed_type, default=0, metavar="S", help="sample i uses seed S+i (default 0)")
+    scored.add_argument("--corpus", metavar="NAME|PATH", help="also score as many samples cut from this corpus's "
+                        "test split, the human reference (default: none)")
+    scored.add_argument("--json", action="store_true", help="print one JSON object, the samples included")
 
     complete = commands.add_parser("complete", help="the most probable next tokens after a text")
     complete.add_argument("checkpoint", metavar="DIR")
@@ -279,6 +304,10 @@ def build_parser() -> ArgumentParser:
                              default=0, metavar="N", help="samples to print at each temperature (default 0)")
     temperature.add_argument("--seed", type=seed_type, default=0, metavar="S", help="sample i uses seed S+i")
     temperature.add_argument("--max-tokens", type=max_tokens_type, default=30, metavar="N", help="sample length")
+    export = commands.add_parser("export", help="write a gpt checkpoint in Hugging Face's GPT-2 format")
+    export.add_argument("checkpoint", metavar="DIR")
+    export.add_argument("--format", required=True, choices=("hf",), help="hf: a folder transformers loads")
+    export.add_argument("--out", required=True, metavar="OUT", help="the folder to write")
     return parser
 
 
@@ -301,6 +330,8 @@ def _json_safe(value):
 
 
 def cmd_corpora(args) -> int:
+    if args.corpus is not None:  # one corpus, shipped or a path: a user mistake is an error here
+        return _show_corpus(corpora.load(args.corpus).describe(), args.json)
     described, failed = [], False
     for name in corpora.available():
         try:
@@ -328,6 +359,22 @@ def cmd_corpora(args) -> int:
     return 1 if failed else 0
 
 
+def _show_corpus(entry: dict, as_json: bool) -> int:
+    """`langmodels corpora NAME|PATH`: each split's file(s) and its lines, words and characters."""
+    if as_json:
+        _print_json(entry)
+        return 0
+    print(f"{entry['name']} ({entry['level']} level, {entry['mode']} mode)")
+    print(f"{'split':<5} {'lines':>11} {'words':>13} {'chars':>14}  file")
+    for split, size in entry["splits"].items():
+        files = ", ".join(size.get("files", [])) or "-"
+        print(f"{split:<5} {size['lines']:>11,} {size['words']:>13,} {size['chars']:>14,}  {files}")
+    if entry.get("note"):
+        print()
+        print(entry["note"])
+    return 0
+
+
 def _check_out_folder(out: Path) -> None:
     """Refuse an --out that could not take a checkpoint before spending time on training."""
     if out.exists() and not out.is_dir():
@@ -346,7 +393,9 @@ def cmd_train(args) -> int:
     _check_out_folder(out)
     # A level set for the model is the level the corpus is read at, so its splits' evaluation
     # mode (lines for words, stream for characters) matches what the model learns.
-    level = params.get("level") or {"char": "char", "word": "word"}.get(params.get("tokenizer"))
+    # (An n-gram's level='bpe' is its unit, not the corpus's: the corpus keeps its own level.)
+    level = params.get("level") if params.get("level") in corpora.LEVELS else None
+    level = level or {"char": "char", "word": "word"}.get(params.get("tokenizer"))
     corpus = corpora.load(args.corpus, level=level)
     budget = {"max_seconds": args.max_seconds} if args.max_seconds is not None else {}
     valid = corpus.valid
@@ -355,7 +404,7 @@ def cmd_train(args) -> int:
             warnings.warn(f"no --max-seconds: training for {DEFAULT_NEURAL_SECONDS:.0f} s", LangmodelsWarning)
             budget = {"max_seconds": DEFAULT_NEURAL_SECONDS}
         if corpus.valid.text() == corpus.test.text():
-            # Early stopping on the split the model is scored on would tune on the test (DESIGN.md 4).
+            # Early stopping on the split the model is scored on would tune on the test (docs/design.md 4).
             warnings.warn(f"{corpus.name}'s valid split is its test split: fixed budget, no early stopping",
                           LangmodelsWarning)
             valid = None
@@ -387,8 +436,12 @@ def _corpus_for(model: LanguageModel, name_or_path: str):
 def cmd_evaluate(args) -> int:
     model = LanguageModel.load(args.checkpoint)
     corpus = _corpus_for(model, args.corpus)
-    evaluation = model.evaluate(corpus.split(args.split))
+    split = corpus.split(args.split)
+    evaluation = model.evaluate(split)
     result = evaluation.to_dict()
+    # The field's standard file this split was read from (PTB, WikiText-2), recognised by its bytes.
+    standard = identify_split(split)
+    result["benchmark"] = standard.corpus if standard is not None else None
     if args.json:
         _print_json(result)
         return 0
@@ -396,6 +449,7 @@ def cmd_evaluate(args) -> int:
     rows = [
         ("model", evaluation.model),
         ("corpus", f"{evaluation.corpus} ({evaluation.split} split, {evaluation.mode} mode)"),
+        *([("benchmark", standard.description)] if standard is not None else []),
         ("tokens", f"{evaluation.n_tokens:,} ({evaluation.n_unk:,} <unk>)"),
         ("words", f"{evaluation.n_words:,}"),
         ("chars", f"{evaluation.n_chars:,}"),
@@ -403,6 +457,7 @@ def cmd_evaluate(args) -> int:
         (label, f"{evaluation.perplexity:.4f}"),
         ("word " + label, f"{evaluation.word_perplexity:.4f}"),
         ("bits per char", f"{evaluation.bits_per_char:.4f}"),
+        ("bits per byte", f"{evaluation.bits_per_byte:.4f}"),
         ("seconds", f"{evaluation.seconds:.2f} ({evaluation.tokens_per_second:,.0f} tokens/s)"),
     ]
     width = max(len(name) for name, _ in rows)
@@ -427,10 +482,68 @@ def cmd_generate(args) -> int:
     return 0
 
 
+SAMPLE_COLUMNS = (("judge ppl", "judge_word_perplexity", "{:.2f}"), ("distinct-1", "distinct_1", "{:.3f}"),
+                  ("distinct-2", "distinct_2", "{:.3f}"), ("distinct-3", "distinct_3", "{:.3f}"),
+                  ("self-BLEU-4", "self_bleu", "{:.3f}"), ("loops", "repetition", "{:.0%}"),
+                  ("Zipf", "zipf", "{:.2f}"), ("words/line", "mean_length", "{:.1f}"), ("std", "std_length", "{:.1f}"))
+
+
+def cmd_samples(args) -> int:
+    from . import sample_metrics as metrics
+    from .corpora import default_mode
+
+    model = LanguageModel.load(args.checkpoint)
+    judge = model if Path(args.judge).resolve() == Path(args.checkpoint).resolve() else LanguageModel.load(args.judge)
+    metrics.check_judge(judge, f"--judge {args.judge}")
+    level = model.tokenizer.level
+    max_tokens = args.max_tokens or metrics.SAMPLE_MAX_TOKENS.get(level, metrics.SAMPLE_MAX_TOKENS["word"])
+    mode = default_mode(judge.tokenizer.level)
+    corpus = _corpus_for(model, args.corpus) if args.corpus else None  # a bad corpus fails before sampling
+    rows = []
+    for temperature in args.temperature:
+        texts = metrics.draw_samples(model, args.num, temperature=temperature, top_p=args.top_p, max_tokens=max_tokens,
+                             seed=args.seed)
+        figures = metrics.sample_figures([metrics.sample_lines(text, level) for text in texts], judge, mode)
+        label = f"T={temperature:g}" + ("" if args.top_p is None else f", top-p={args.top_p:g}")
+        rows.append({"setting": label, "temperature": temperature, "top_p": args.top_p, "figures": figures,
+                     "samples": texts})
+    reference = None
+    if corpus is not None:
+        cut = metrics.reference_samples(corpus.test, args.num, level, max_tokens)
+        reference = {"corpus": corpus.name, "samples": cut, "figures": metrics.sample_figures(cut, judge, mode)}
+    if args.json:
+        _print_json({"model": model.name, "judge": judge.name, "judge_mode": mode, "num": args.num,
+                     "seeds": [args.seed, args.seed + args.num - 1], "max_tokens": max_tokens, "settings": rows,
+                     "reference": reference})
+        return 0
+    unit = "words" if level == "word" else "tokens"
+    print(f"{model.name}: {args.num} samples per setting (seeds {args.seed}-{args.seed + args.num - 1}, at most "
+          f"{max_tokens} {unit}); judge {judge.name} ({mode} mode)")
+    table = [(row["setting"], row["figures"]) for row in rows]
+    if reference is not None:
+        table.append((f"test text ({reference['corpus']})", reference["figures"]))
+    width = max(len("setting"), *(len(label) for label, _ in table))
+    print(f"{'setting':<{width}}  " + "  ".join(f"{name:>11}" for name, _, _ in SAMPLE_COLUMNS))
+    for label, figures in table:
+        cells = ["-" if figures.get(key) is None else form.format(figures[key]) for _, key, form in SAMPLE_COLUMNS]
+        print(f"{label:<{width}}  " + "  ".join(f"{cell:>11}" for cell in cells))
+    return 0
+
+
 def cmd_complete(args) -> int:
     model = LanguageModel.load(args.checkpoint)
     for token, probability in model.top_next(args.text, k=args.k):
         print(f"{token}\t{probability:.6f}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    if not hasattr(model, "save_hf"):
+        raise ConfigError(
+            f"{args.checkpoint} holds a {model.name}; only a gpt checkpoint can be written in GPT-2's format")
+    model.save_hf(args.out)
+    print(f"wrote {args.out} (GPT-2 format: load it with transformers' AutoModelForCausalLM.from_pretrained)")
     return 0
 
 
@@ -640,8 +753,10 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "generate": cmd_generate,
+    "samples": cmd_samples,
     "complete": cmd_complete,
     "fill-mask": cmd_fill_mask,
+    "export": cmd_export,
     "mix": cmd_mix,
     "finetune": cmd_finetune,
     "bench": cmd_bench,

@@ -24,6 +24,8 @@ MODELS: dict[str, type[LanguageModel] | str] = {
     "lstm": "langmodels.neural.lstm:LSTMLM",
     "gpt": "langmodels.neural.gpt:GPTLM",
     "bert": "langmodels.neural.bert:MaskedLM",
+    "hf": "langmodels.hf:HFCausalLM",  # a published causal model, e.g. settings = { model = "gpt2" }
+    "hf-masked": "langmodels.hf:HFMaskedLM",
 }
 BUDGET_KEYS = ("max_steps", "max_tokens", "max_seconds")
 
@@ -76,6 +78,10 @@ def build_model(model_class: type[LanguageModel], params: dict) -> LanguageModel
         raise ConfigError(f"{model_class.__name__}: {error}") from None
     if isinstance(model, NGramLM):
         model.make_smoothing()  # checks order, smoothing name and its option
+        if model.level is not None:
+            model.make_tokenizer(None)  # and a level given (word, char or bpe), before any reading
     elif dataclasses.is_dataclass(getattr(model, "config", None)) and hasattr(model.config, "check"):
         model.config.check()  # a neural model's settings
+    elif callable(getattr(model, "check_params", None)):
+        model.check_params()  # a Hugging Face model's settings (hf.py), before it is loaded
     return model

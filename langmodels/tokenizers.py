@@ -1,9 +1,14 @@
 """Vocabulary and tokenizers: words, characters and byte-level BPE.
 
-Every tokenizer maps text to ids of its own tokens with no boundary markers (DESIGN.md 2; the
+Every tokenizer maps text to ids of its own tokens with no boundary markers (docs/design.md 2; the
 models add start and end of line), maps ids back to text, and saves to JSON, never pickle.
 The five special tokens have the same ids in every vocabulary:
 ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3, ``<mask>`` 4.
+
+A corpus may be larger than memory, so a text is read in blocks (:func:`text_blocks`: chunks
+that end after a newline, a file-backed Split's own): ``fit`` counts over the blocks one by one,
+and ``encode_block`` turns one block into the ids and line lengths of its lines with array
+operations (a block's worth of words at once), which langmodels.token_ids writes to its cache.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from langmodels.checkpoint import write_atomic
+from langmodels.corpora import split_blocks
 from langmodels.errors import CheckpointError, ConfigError
 
 FORMAT = "langmodels.tokenizer"
@@ -112,15 +118,37 @@ class Vocabulary:
 # The common interface
 
 
-def _text_of(lines):
-    """A str as it is; a Split by its own text(); other lists of lines joined with newlines."""
-    if isinstance(lines, str):
-        return lines
-    text = getattr(lines, "text", None)
-    if callable(text):
-        return text()
-    lines = list(lines)
-    return "\n".join(lines) + "\n" if lines else ""
+BLOCK_CHARS = 1 << 22  # characters per block when streaming a text (4 Mi: a few MB of words)
+
+
+def text_blocks(source, block_chars=BLOCK_CHARS):
+    """The text of ``source`` as an iterator of str blocks whose concatenation is exactly that
+    text, each ending just after a newline (but the last, when the text has no final newline).
+
+    ``source``: a str (the text itself), or a Split or other list of lines, whose blocks are
+    :func:`langmodels.corpora.split_blocks`' (a file-backed Split streams its file).
+    """
+    if isinstance(source, str):
+        return _cut_text(source, block_chars)
+    return split_blocks(source, block_chars)
+
+
+def _cut_text(text, block_chars):
+    """Blocks of one str, each cut just after a newline."""
+    begin = 0
+    while begin < len(text):
+        cut = text.find("\n", begin + block_chars - 1)
+        end = len(text) if cut < 0 else cut + 1
+        yield text[begin:end]
+        begin = end
+
+
+def block_lines(block):
+    """The lines of a block of text (see :func:`text_blocks`): a final newline ends the last line,
+    it does not start an empty one."""
+    if not block:
+        return []
+    return block.removesuffix("\n").split("\n")
 
 
 def _check_int(name, value, minimum, *, optional=False):
@@ -151,8 +179,22 @@ class Tokenizer:
         """Raise ConfigError for a hyper-parameter the tokenizer cannot use."""
 
     def fit(self, lines):
-        """Learn the vocabulary from lines (a list or Split of str) or one str; returns self."""
+        """Learn the vocabulary from lines (a list or Split of str) or one str; returns self.
+        The text is read in blocks (:func:`text_blocks`), so a Split that streams its file is
+        never held whole."""
+        return self.fit_blocks(text_blocks(lines))
+
+    def fit_blocks(self, blocks):
+        """Learn the vocabulary from a text given as blocks (str chunks ending after a newline,
+        as :func:`text_blocks` gives them): one pass of counting; returns self."""
         raise NotImplementedError
+
+    def encode_block(self, block, dtype=np.int64):
+        """(ids, lengths) of the lines of one block (see :func:`text_blocks`): exactly
+        ``encode_lines(block_lines(block))``, computed with array operations where the
+        tokenizer can."""
+        flat, lengths = self.encode_lines(block_lines(block))
+        return flat.astype(dtype, copy=False), lengths
 
     def tokenize(self, text):
         """The token strings of a text."""
@@ -207,6 +249,17 @@ class Tokenizer:
 # ----------------------------------------------------------------------------------------------
 # Words
 
+LINE_MARK = "\0"  # stands for a newline in a block being split into words (not whitespace)
+
+
+class _UnknownIsUnk(dict):
+    """A token -> id dict whose missing tokens are <unk>."""
+
+    __slots__ = ()
+
+    def __missing__(self, token):
+        return Vocabulary.unk_id
+
 
 class WordTokenizer(Tokenizer):
     """Words: whitespace-separated (pre-tokenised corpora such as Brown) or nltk's Treebank-style
@@ -244,9 +297,20 @@ class WordTokenizer(Tokenizer):
         return NLTKWordTokenizer().tokenize
 
     def fit(self, lines):
+        if isinstance(lines, str) and self.mode != "whitespace":
+            lines = [lines]  # one str is one text to tokenize, as it always was
+        return self.fit_blocks(text_blocks(lines))
+
+    def fit_blocks(self, blocks):
         self.check_params()
-        lines = [lines] if isinstance(lines, str) else lines
-        counts = Counter(chain.from_iterable(map(self._splitter(), lines)))
+        counts = Counter()
+        if self.mode == "whitespace":
+            for block in blocks:  # a line's words are the block's words: newlines are whitespace
+                counts.update(block.split())
+        else:
+            splitter = self._splitter()
+            for block in blocks:
+                counts.update(chain.from_iterable(map(splitter, block_lines(block))))
         self.vocab = Vocabulary.from_counts(counts, min_count=self.min_count,
                                             max_size=self.max_size)
         return self
@@ -283,12 +347,49 @@ class WordTokenizer(Tokenizer):
         looked_up = map(vocab._index.get, words, repeat(vocab.unk_id))
         return np.fromiter(looked_up, dtype=np.int64, count=int(lengths.sum())), lengths
 
+    def encode_block(self, block, dtype=np.int64):
+        """One C-level str.split of the whole block, its newlines first turned into a marker
+        word (NUL, absent from the block: else the line-by-line path), then one dict lookup per
+        word; the markers' positions give the lines' lengths. Twice the speed of a split per line
+        (8.6M against 4.3M words/s, Brown train on one core)."""
+        if self.mode != "whitespace" or LINE_MARK in block:
+            return super().encode_block(block, dtype)
+        self._fitted()
+        index = self._marked_index()
+        words = block.replace("\n", f" {LINE_MARK} ").split()
+        ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+        marks = np.flatnonzero(ids < 0)  # one per newline: the end of a line
+        ends = marks - np.arange(marks.size)  # where each line ends among the words alone
+        if block and not block.endswith("\n"):  # a last line without its newline
+            ends = np.append(ends, len(words) - marks.size)
+        lengths = np.diff(ends, prepend=0)
+        return ids[ids >= 0].astype(dtype, copy=False), lengths
+
+    def _marked_index(self):
+        """The vocabulary's index with the line marker added as id -1, and <unk> for a missing
+        word (built once per vocabulary): one-argument lookups, faster than dict.get's two."""
+        marked = getattr(self, "_marked", None)
+        if marked is None or marked[0] is not self.vocab:
+            index = _UnknownIsUnk(self.vocab._index)
+            index[LINE_MARK] = -1
+            marked = self._marked = (self.vocab, index)
+        return marked[1]
+
     def decode(self, ids):
         return " ".join(self._visible_tokens(ids))
 
 
 # ----------------------------------------------------------------------------------------------
 # Characters
+
+
+NEWLINE = ord("\n")
+
+
+def _code_points(text):
+    """The code points of a text (uint32): UTF-32 gives one 4-byte unit per code point, and lone
+    surrogates pass through unchanged."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
 class CharTokenizer(Tokenizer):
@@ -307,9 +408,14 @@ class CharTokenizer(Tokenizer):
     def check_params(self):
         _check_int("min_count", self.min_count, 1)
 
-    def fit(self, lines):
+    def fit_blocks(self, blocks):
         self.check_params()
-        counts = Counter(_text_of(lines))  # newlines between lines are characters too
+        counts = {}  # code point -> count; newlines between lines are characters too
+        for block in blocks:
+            points, n = np.unique(_code_points(block), return_counts=True)
+            for point, c in zip(points.tolist(), n.tolist()):
+                counts[point] = counts.get(point, 0) + c
+        counts = {chr(point): c for point, c in counts.items()}
         self._set_vocab(Vocabulary.from_counts(counts, min_count=self.min_count))
         return self
 
@@ -317,22 +423,19 @@ class CharTokenizer(Tokenizer):
         self.vocab = vocab
         regular = vocab.tokens[len(Vocabulary.SPECIALS):]
         code_points = np.array([ord(c) for c in regular], dtype=np.int64)
-        order = np.argsort(code_points)
-        # Sorted code points and their ids, for a vectorised lookup by binary search.
-        self._code_points = code_points[order]
-        self._code_point_ids = order + len(Vocabulary.SPECIALS)
+        # A table from code point to id, up to the largest code point of the vocabulary (at most
+        # 4.4 MB, for U+10FFFF), and one more entry, <unk>, for every code point beyond it.
+        table = np.full(int(code_points.max(initial=-1)) + 2, Vocabulary.unk_id, dtype=np.int32)
+        table[code_points] = np.arange(len(Vocabulary.SPECIALS), len(vocab), dtype=np.int32)
+        self._table = table
 
-    def _ids(self, text):
+    def _ids(self, text, dtype=np.int64):
+        return self._lookup(_code_points(text), dtype)
+
+    def _lookup(self, points, dtype=np.int64):
         self._fitted()
-        # UTF-32 gives one 4-byte unit per code point; lone surrogates pass through unchanged.
-        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-        points = points.astype(np.int64)
-        if self._code_points.size == 0:
-            return np.full(points.size, Vocabulary.unk_id, dtype=np.int64)
-        where = np.searchsorted(self._code_points, points)
-        where = np.minimum(where, self._code_points.size - 1)
-        found = self._code_points[where] == points
-        return np.where(found, self._code_point_ids[where], Vocabulary.unk_id).astype(np.int64)
+        table = self._table
+        return table[np.minimum(points, table.size - 1)].astype(dtype, copy=False)
 
     def tokenize(self, text):
         return list(text)
@@ -344,6 +447,15 @@ class CharTokenizer(Tokenizer):
         lines = lines if isinstance(lines, list) else list(lines)
         lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
         return self._ids("".join(lines)), lengths
+
+    def encode_block(self, block, dtype=np.int64):
+        """Every character's id by table lookup; the newlines end lines and are left out."""
+        points = _code_points(block)
+        newline = points == NEWLINE
+        ends = np.flatnonzero(newline) - np.arange(np.count_nonzero(newline))
+        if block and not block.endswith("\n"):  # a last line without its newline
+            ends = np.append(ends, points.size - ends.size)
+        return self._lookup(points[~newline], dtype), np.diff(ends, prepend=0)
 
     def decode(self, ids):
         return "".join(self._visible_tokens(ids))
@@ -423,9 +535,19 @@ class BPETokenizer(Tokenizer):
 
     # -- training
 
-    def fit(self, lines):
+    def fit_blocks(self, blocks):
         self.check_params()
-        counts = Counter(PRETOKEN.findall(_text_of(lines)))
+        # Pre-tokens of the whole text, block by block: a block is cut after its last non-space
+        # character and the whitespace after it goes with the next block, so that no pre-token
+        # (a run of whitespace may span a newline) is split between two blocks.
+        counts = Counter()
+        carry = ""
+        for block in blocks:
+            text = carry + block
+            cut = len(text.rstrip())
+            counts.update(PRETOKEN.findall(text, 0, cut))
+            carry = text[cut:]
+        counts.update(PRETOKEN.findall(carry))
         words = [tuple(b + FIRST_BYTE_ID for b in piece.encode("utf-8", "surrogatepass"))
                  for piece in counts]
         self._set_merges(self._learn_merges(words, list(counts.values())))
@@ -547,12 +669,22 @@ class BPETokenizer(Tokenizer):
         return list(chain.from_iterable(map(self._encode_piece, PRETOKEN.findall(text))))
 
     def encode_lines(self, lines):
+        return self._encode_pieces(list(map(PRETOKEN.findall, lines)), np.int64)
+
+    def encode_block(self, block, dtype=np.int64):
+        return self._encode_pieces(list(map(PRETOKEN.findall, block_lines(block))), dtype)
+
+    def _encode_pieces(self, per_line, dtype):
+        """(ids, lengths) of lines given as their pre-tokens: each distinct pre-token encoded once
+        (cached), the lines' lengths summed from the pieces' lengths with array operations."""
         self._fitted()
-        per_line = [list(chain.from_iterable(map(self._encode_piece, PRETOKEN.findall(line))))
-                    for line in lines]
-        lengths = np.fromiter(map(len, per_line), dtype=np.int64, count=len(per_line))
-        flat = np.fromiter(chain.from_iterable(per_line), dtype=np.int64, count=int(lengths.sum()))
-        return flat, lengths
+        n_pieces = np.fromiter(map(len, per_line), dtype=np.int64, count=len(per_line))
+        pieces = list(map(self._encode_piece, chain.from_iterable(per_line)))
+        piece_ends = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)))
+        line_ends = np.concatenate([[0], piece_ends])[np.cumsum(n_pieces)]
+        lengths = np.diff(line_ends, prepend=0)
+        total = int(line_ends[-1]) if line_ends.size else 0
+        return np.fromiter(chain.from_iterable(pieces), dtype=dtype, count=total), lengths
 
     def decode(self, ids):
         self._fitted()

@@ -31,10 +31,13 @@ def bench(capsys, *argv):
 
 
 def assert_one_line_error(code, err, *fragments):
-    """A user mistake: exit code 2 and one line `langmodels: error: ...` holding every fragment."""
+    """A user mistake: exit code 2 and one line `langmodels: error: ...` holding every fragment, last
+    (only `note:` lines, such as how a corpus was split, may come before it)."""
     assert code == cli.EXIT_ERROR, err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
+    assert all(line.startswith("note: ") for line in lines[:-1]), err
+    lines = lines[-1:]
     assert len(lines) == 1 and lines[0].startswith("langmodels: error: "), err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, err)

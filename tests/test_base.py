@@ -13,7 +13,7 @@ from langmodels import NGramLM, load
 from langmodels.checkpoint import read_checkpoint
 from langmodels.corpora import split_text
 from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
-from langmodels.metrics import Evaluation, bits_per_char, count_words
+from langmodels.metrics import Evaluation, TextCounts, bits_per_char, count_words
 from langmodels.sampling import check_sampling_options, sample_next, shape_distribution
 
 TOY = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"]
@@ -25,7 +25,8 @@ TOY = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"]
 def test_one_nll_three_normalisations():
     text = "the cat sat\non the mat\n"  # 6 words + 2 end-of-lines, 23 characters
     evaluation = Evaluation.from_nll(
-        20.0, n_tokens=8, text=text, seconds=2.0, model="m", corpus="c", split="test", mode="lines"
+        20.0, n_tokens=8, counts=TextCounts.of_text(text), seconds=2.0, model="m", corpus="c", split="test",
+        mode="lines"
     )
     assert evaluation.n_words == 8 and evaluation.n_chars == 23
     assert evaluation.perplexity == pytest.approx(math.exp(20.0 / 8))
@@ -37,6 +38,11 @@ def test_one_nll_three_normalisations():
 def test_word_and_char_counts_follow_the_conventions():
     assert count_words("a b\nc\n") == 3 + 2
     assert count_words("our kingdom\nends") == 3 + 2  # a last line without newline still ends
+    # counted block by block (each block ending at a newline) as counted whole
+    for text in ("a b\nc\n", "our kingdom\nends", "été\n\nx y\n", ""):
+        *ended, tail = text.split("\n")
+        blocks = [line + "\n" for line in ended] + ([tail] if tail else [])
+        assert TextCounts.of_blocks(blocks) == TextCounts.of_text(text)
     assert bits_per_char(math.log(2) * 10, 10) == pytest.approx(1.0)
 
 
@@ -126,7 +132,9 @@ def test_checkpoint_holds_config_tokenizer_weights_and_metrics(tmp_path):
     lm.metrics_ = lm.evaluate(TOY).to_dict()
     lm.save(tmp_path / "ckpt")
     names = sorted(os.listdir(tmp_path / "ckpt"))
-    assert names == ["config.json", "metrics.json", "tokenizer.json", "weights.npz"]
+    tables = {f"{field}_{n}.npy" for field in ("keys", "logprob", "logbackoff", "is_context", "count") for n in (1, 2)}
+    assert set(names) == {"config.json", "metrics.json", "tokenizer.json", "index_2.npy", "support.npy",
+                          "scalars.npy", *tables}
     config, _files = read_checkpoint(tmp_path / "ckpt")
     assert config["class"] == "NGramLM" and config["params"]["order"] == 2
     assert load(tmp_path / "ckpt").metrics_["perplexity"] == pytest.approx(lm.metrics_["perplexity"])
@@ -164,6 +172,6 @@ def test_checkpoint_from_another_version_or_class_is_refused(tmp_path):
     config_path.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="os.system"):
         load(tmp_path / "ckpt")
-    (tmp_path / "ckpt" / "weights.npz").unlink()
+    (tmp_path / "ckpt" / "keys_2.npy").unlink()
     with pytest.raises(CheckpointError, match="missing"):
         load(tmp_path / "ckpt")

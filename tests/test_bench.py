@@ -103,7 +103,7 @@ def test_quick_config_writes_every_file_with_every_family_and_finite_numbers(qui
                        "eval_tokens_per_second", "peak_rss_bytes", "size"):
             assert math.isfinite(float(row[column])) and float(row[column]) > 0, (row["run_id"], column)
         assert row["pseudo"] == str(row["kind"] == "bert"), row["run_id"]
-        # every normalisation is the one NLL divided by its count (DESIGN.md 3)
+        # every normalisation is the one NLL divided by its count (docs/design.md 3)
         nll = float(row["nll"])
         assert float(row["word_perplexity"]) == pytest.approx(math.exp(nll / int(row["n_words"])), rel=1e-12)
         assert float(row["bits_per_char"]) == pytest.approx(nll / (int(row["n_chars"]) * math.log(2)), rel=1e-12)

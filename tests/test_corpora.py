@@ -12,7 +12,7 @@ from langmodels import corpora
 from langmodels.corpora import Split, split_mode, split_text
 from langmodels.errors import CorpusError
 
-# Published facts, not our own output: DESIGN.md section 4 and the corpora README.
+# Published facts, not our own output: docs/design.md section 4 and the corpora README.
 BROWN = {
     "train": ("4aaa7e0179d817d30abf025ff2e3a686b86f9bb0c4472bd7f5b4cd8e67a69a3a", 35_523, 800_001),
     "valid": ("643ec40d2e0f5a15f7047677b317b448b4cd9107f545cf938b8eaa18754e2539", 11_690, 200_021),
@@ -20,6 +20,8 @@ BROWN = {
 }
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 BROWN_ZIP_SHA256 = "9b275f9b3b95d7bd66ccfb7cd259f445a13bbe5d1f4107aba09fd3e8364bafa6"
+# How a path was split is a note (CorpusNote) for the CLI to print; test_user_data.py checks it.
+pytestmark = pytest.mark.filterwarnings("ignore::langmodels.corpora.CorpusNote")
 
 
 def sha256(text):
@@ -82,6 +84,13 @@ def test_brown_describe(brown):
             "lines": lines, "words": words, "chars": len(brown.text(name))}
 
 
+def test_brown_all_is_every_line_once(brown):
+    whole = brown.split("all")
+    assert whole.text() == "".join(brown.text(name) for name in corpora.SPLITS)
+    assert len(whole) == sum(lines for _, lines, _ in BROWN.values()) and whole.name == "all"
+    assert whole.source is None and whole.source_sha256 is None  # built, not a file as distributed
+
+
 def test_brown_is_read_from_cache_without_nltk(brown_cache, monkeypatch):
     folder, _ = brown_cache
     monkeypatch.setenv("LANGMODELS_CACHE", str(folder))
@@ -91,7 +100,7 @@ def test_brown_is_read_from_cache_without_nltk(brown_cache, monkeypatch):
     def no_build(zip_path):
         raise AssertionError("an intact cache must not be rebuilt")
 
-    monkeypatch.setattr(corpora, "_build_brown", no_build)
+    monkeypatch.setattr(corpora.shipped, "_build_brown", no_build)
     assert sha256(corpora.load("brown").text("train")) == BROWN["train"][0]
 
 
@@ -109,7 +118,7 @@ def test_corrupted_brown_cache_is_rebuilt(brown, tmp_path, monkeypatch):
         calls.append(zip_path)
         return dict(good)
 
-    monkeypatch.setattr(corpora, "_build_brown", build)
+    monkeypatch.setattr(corpora.shipped, "_build_brown", build)
     corpus = corpora.load("brown")
     assert len(calls) == 1
     assert sha256(corpus.text("valid")) == BROWN["valid"][0]
@@ -123,7 +132,7 @@ def test_unwritable_cache_is_skipped(brown, tmp_path, monkeypatch):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
     monkeypatch.setenv("LANGMODELS_CACHE", str(not_a_folder))
-    monkeypatch.setattr(corpora, "_build_brown", lambda zip_path: dict(good))
+    monkeypatch.setattr(corpora.shipped, "_build_brown", lambda zip_path: dict(good))
     assert sha256(corpora.load("brown").text("test")) == BROWN["test"][0]
 
 
@@ -131,7 +140,7 @@ def test_damaged_brown_zip_is_an_error(brown, tmp_path, monkeypatch):
     good = {name: brown.text(name) for name in corpora.SPLITS}
     monkeypatch.setenv("LANGMODELS_CACHE", str(tmp_path))
     monkeypatch.setattr(
-        corpora, "_build_brown", lambda zip_path: {**good, "test": good["test"][:-10] + "\n"})
+        corpora.shipped, "_build_brown", lambda zip_path: {**good, "test": good["test"][:-10] + "\n"})
     with pytest.raises(CorpusError, match=r"brown\.zip.*damaged"):
         corpora.load("brown")
 
@@ -261,10 +270,13 @@ def test_empty_file(tmp_path, content):
     assert "empty.txt" in message and "empty" in message
 
 
-def test_too_few_lines(tmp_path):
+def test_too_few_lines_to_split_but_whole_file_is_fine(tmp_path):
     (tmp_path / "two.txt").write_text("one\n\ntwo\n")
-    message = one_line_error(corpora.load, tmp_path / "two.txt")
-    assert "two.txt" in message and "too few lines" in message
+    corpus = corpora.load(tmp_path / "two.txt")  # a short file can still be scored whole
+    assert corpus.split("all") == ["one", "two"]
+    for name in corpora.SPLITS:
+        message = one_line_error(corpus.split, name)
+        assert "two.txt" in message and "too few lines" in message and "--split all" in message
 
 
 def test_empty_folder(tmp_path):
@@ -345,9 +357,13 @@ def test_split_from_text_round_trips(text):
     assert split_text(split) == text
 
 
-def test_split_is_a_plain_list_too():
+def test_split_behaves_like_a_read_only_list():
     split = Split(["a", "b"], name="train", corpus="x", level="word", mode="lines")
-    assert split == ["a", "b"] and isinstance(split, list)
+    assert split == ["a", "b"] and ["a", "b"] == split and split != ["a"]
+    assert list(split) == ["a", "b"] and len(split) == split.n_lines == 2
+    assert split + ["c"] == ["a", "b", "c"] and ["z"] + split == ["z", "a", "b"]
+    assert "b" in split and split.index("b") == 1 and list(reversed(split)) == ["b", "a"]
+    assert "\n".join(split) == "a\nb"  # str.join sees the lines (it would not see a lazy list's)
     assert "lines=2" in repr(split)
 
 

@@ -192,7 +192,7 @@ def test_fit_trains_unfitted_components_and_needs_heldout_text(brown):
 def test_save_then_load_gives_identical_scores(mixture, brown, tmp_path):
     mixture.save(tmp_path / "mix")
     assert (tmp_path / "mix" / "component-0" / "config.json").is_file()
-    assert (tmp_path / "mix" / "component-1" / "weights.npz").is_file()
+    assert (tmp_path / "mix" / "component-1" / "keys_1.npy").is_file()
     config = json.loads((tmp_path / "mix" / "config.json").read_text())
     assert config["class"] == "InterpolatedLM"
     assert [c["class"] for c in config["fitted"]["components"]] == ["LSTMLM", "NGramLM"]
@@ -208,11 +208,11 @@ def test_save_then_load_gives_identical_scores(mixture, brown, tmp_path):
 
 def test_a_tampered_component_file_is_refused(kn3, brown, tmp_path):
     InterpolatedLM([kn3, NGramLM(order=2).fit(brown[0])], weights=[0.5, 0.5]).save(tmp_path / "mix")
-    tables = tmp_path / "mix" / "component-1" / "weights.npz"
+    tables = tmp_path / "mix" / "component-1" / "logprob_2.npy"
     data = bytearray(tables.read_bytes())
     data[-10] ^= 0xFF
     tables.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="component-1/weights.npz"):
+    with pytest.raises(CheckpointError, match="component-1/logprob_2.npy"):
         langmodels.load(tmp_path / "mix")
 
 

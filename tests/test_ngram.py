@@ -412,7 +412,7 @@ def test_damaged_checkpoints_are_refused_and_never_replace_a_good_one(tmp_path):
     lm = NGramLM(2).fit(TOY)
     good = tmp_path / "good"
     lm.save(good)
-    weights = good / "weights.npz"
+    weights = good / "logprob_2.npy"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))

@@ -25,7 +25,11 @@ also have `corpora = [...]` (the labels it runs on; all by default), `seeds`, a
 reported as a sweep rather than in the summary table, and not sampled) and, for a model whose
 scores are not ranked (the masked LM's pseudo-perplexity), `test_lines`: score only the first N
 test lines (per_corpus may set it too). `[measure]` sets the sampling temperatures and seeds and
-the autocomplete width; `[[reference]]` rows quote published figures (corpus, label, source, note
+the autocomplete width, and the sample-quality sweep (sample_quality.py): `samples_per_setting`
+seeded samples (0: none) of `sample_max_tokens` tokens (default by level: 40 words, 64
+characters) at each of `sample_settings` (default T = 0.5, 0.7, 1.0, 1.3 and T = 1.0 with
+top-p 0.9), e.g. `sample_settings = [{ temperature = 0.7 }, { temperature = 1.0, top_p = 0.9 }]`;
+`[[reference]]` rows quote published figures (corpus, label, source, note
 and one of word_perplexity, bits_per_char, nats_per_char), shown as external and never ranked;
 the shipped corpora's own anchors are added by references.py.
 
@@ -124,6 +128,7 @@ REFERENCE_FIGURES = ("word_perplexity", "bits_per_char", "nats_per_char")
 SAMPLE_TOKENS = {"word": 30, "char": 150}
 POSITION_MAX = {"word": 20, "char": 40}  # a quarter of Brown's and a third of Tiny Shakespeare's lines reach it
 POSITION_LINES = 1000
+SAMPLE_QUALITY_KEYS = ("sample_settings", "samples_per_setting", "sample_max_tokens")  # in [measure]
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,38 @@ class Measure:
     temperatures: tuple[float, ...] = (0.8, 1.0)
     sample_seeds: tuple[int, ...] = (0, 1)
     top_k: int = 5
+
+
+@dataclass(frozen=True)
+class SampleSetting:
+    """One way of sampling for the sample-quality sweep."""
+
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+
+    @property
+    def label(self) -> str:
+        parts = [f"T={self.temperature:g}"]
+        parts += [f"top-p={self.top_p:g}"] if self.top_p is not None else []
+        parts += [f"top-k={self.top_k}"] if self.top_k is not None else []
+        return ", ".join(parts)
+
+    @property
+    def untruncated(self) -> bool:
+        return self.top_p is None and self.top_k is None
+
+
+@dataclass(frozen=True)
+class SampleQuality:
+    """[measure]'s sample-quality sweep: `per_setting` seeded samples (seeds 0..n-1) of
+    `max_tokens` tokens (None: by the corpus's level) at each setting. 20 samples at 5 settings:
+    about 20 s more for benchmarks/default.toml (sample_quality.py says how it was measured)."""
+
+    settings: tuple[SampleSetting, ...] = (SampleSetting(0.5), SampleSetting(0.7), SampleSetting(1.0),
+                                           SampleSetting(1.3), SampleSetting(1.0, top_p=0.9))
+    per_setting: int = 20
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +268,7 @@ class BenchConfig:
     scaling: dict = field(default_factory=dict)  # model name -> "parameters" or "data"
     finetunes: list[FinetuneSpec] = field(default_factory=list)
     inside: InsideSpec | None = None
+    sample_quality: SampleQuality = field(default_factory=SampleQuality)
 
     def corpus(self, label: str) -> CorpusSpec:
         return next(spec for spec in self.corpora if spec.label == label)
@@ -361,6 +399,7 @@ class _Reader:
             corpora=corpus_specs, runs=runs, measure=self.measure(table.get("measure", {})),
             references=references, sweeps=sweeps, scaling=scaling, finetunes=finetunes,
             inside=self.inside(table["inside"], runnable, finetune_only) if "inside" in table else None,
+            sample_quality=self.sample_quality(table.get("measure", {})),
         )
 
     def unique_name(self, name: str, names: list[str], where: str) -> str:
@@ -739,7 +778,7 @@ class _Reader:
     # ---- [measure] and [[reference]] -------------------------------------------------------------
 
     def measure(self, table) -> Measure:
-        self.keys(table, "measure", ("temperatures", "sample_seeds", "top_k"))
+        self.keys(table, "measure", ("temperatures", "sample_seeds", "top_k", *SAMPLE_QUALITY_KEYS))
         defaults = Measure()
         return Measure(
             temperatures=self.listing(table.get("temperatures", list(defaults.temperatures)),
@@ -748,6 +787,26 @@ class _Reader:
                                       "measure.sample_seeds", lambda v, w: self.count(v, w, 0)),
             top_k=self.count(table.get("top_k", defaults.top_k), "measure.top_k"),
         )
+
+    def sample_quality(self, table) -> SampleQuality:
+        """The sample-quality keys of [measure] (the others are Measure's)."""
+        defaults = SampleQuality()
+        chosen = {}
+        if "samples_per_setting" in table:
+            chosen["per_setting"] = self.count(table["samples_per_setting"], "measure.samples_per_setting", 0)
+        if "sample_max_tokens" in table:
+            chosen["max_tokens"] = self.count(table["sample_max_tokens"], "measure.sample_max_tokens")
+        if "sample_settings" in table:
+            chosen["settings"] = self.listing(table["sample_settings"], "measure.sample_settings", self.sample_setting)
+        return dataclasses.replace(defaults, **chosen)
+
+    def sample_setting(self, entry, where: str) -> SampleSetting:
+        self.keys(entry, where, ("temperature", "top_p", "top_k"), required=("temperature",))
+        top_p = self.positive(entry["top_p"], f"{where}.top_p") if "top_p" in entry else None
+        if top_p is not None and top_p > 1:
+            self.fail(f"{where}.top_p", f"must be a number in (0, 1], got {entry['top_p']!r}")
+        return SampleSetting(temperature=self.positive(entry["temperature"], f"{where}.temperature"), top_p=top_p,
+                             top_k=self.count(entry["top_k"], f"{where}.top_k") if "top_k" in entry else None)
 
     def reference(self, entry, index: int, corpus_labels: list[str]) -> Reference:
         where = f"reference[{index}]"

@@ -1,4 +1,4 @@
-"""What the harness measures of one model, through the contract alone (DESIGN.md 2-3).
+"""What the harness measures of one model, through the contract alone (docs/design.md 2-3).
 
 `train_and_test` fits a model and scores the test split: training time and tokens/s, every
 normalisation of the test NLL, evaluation tokens/s, size and peak memory. `probe` asks a fitted

@@ -249,9 +249,51 @@ def scaling(axis: str, curves, path: Path) -> bool:
     return True
 
 
-def write_plots(folder: Path, config, entries, levels: dict, curves=()) -> dict:
-    """Every figure the results allow (curves: the scaling curves, scaling.py); returns
-    {name: description} of those written."""
+def sample_quality_figure(section: dict, path: Path) -> bool:
+    """One corpus's samples (sample_quality.gather's section): judge word perplexity against
+    distinct-2, one point per setting per run, the temperatures of a run joined by a line (its
+    truncated settings as crosses), the test text as a black star."""
+    rows = [row for row in section["rows"] if any(f["judge_word_perplexity"] is not None for f in row["figures"])]
+    if not rows:
+        return False
+    plt = _pyplot()
+    colours = _colours([row["group"] for row in rows])
+    figure, ax = plt.subplots(figsize=(7.5, 5))
+    settings = section["settings"]
+    plain = [i for i, untruncated in enumerate(section["untruncated"]) if untruncated]  # temperature alone
+    models = [row["model"] for row in rows]
+    for row in rows:
+        label = row["model"] + (f" (seed {row['seed']})" if models.count(row["model"]) > 1 else "")
+        points = {i: (f["distinct_2"], f["judge_word_perplexity"]) for i, f in enumerate(row["figures"])
+                  if f["distinct_2"] is not None and f["judge_word_perplexity"] is not None}
+        line = [points[i] for i in sorted(plain, key=lambda i: section["temperatures"][i]) if i in points]
+        if line:
+            ax.plot(*zip(*line), "-o", color=colours[row["group"]], markersize=4, label=label)
+        for i, (x, y) in points.items():
+            if i not in plain:
+                ax.plot(x, y, "x", color=colours[row["group"]], markersize=7)
+            ax.annotate(settings[i], (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6,
+                        color=colours[row["group"]])
+    reference = section["reference"] or {}
+    if reference.get("distinct_2") is not None and reference.get("judge_word_perplexity") is not None:
+        ax.plot(reference["distinct_2"], reference["judge_word_perplexity"], "*", color="black", markersize=14,
+                label="test text")
+    ax.set_yscale("log")
+    ax.set_xlabel("distinct-2 of the samples (higher is more varied)")
+    judge = section["judge"]["model"] if section["judge"] else "no judge"
+    ax.set_ylabel(f"judge word perplexity ({judge}; log scale)")
+    ax.set_title(f"{section['corpus']}: quality against diversity, {section['per_setting']} samples per setting "
+                 "(crosses: top-p / top-k)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def write_plots(folder: Path, config, entries, levels: dict, curves=(), *, sample_quality=()) -> dict:
+    """Every figure the results allow (curves: the scaling curves, scaling.py; sample_quality:
+    sample_quality.gather's sections); returns {name: description} of those written."""
     if not entries:
         return {}
     written = {}
@@ -267,4 +309,8 @@ def write_plots(folder: Path, config, entries, levels: dict, curves=()) -> dict:
     for axis in ("parameters", "data"):
         if scaling(axis, curves, folder / f"scaling-{axis}.png"):
             written[f"scaling-{axis}"] = f"test loss against {SCALING_AXIS_LABEL[axis]}, log-log, with the fits"
+    for section in sample_quality:
+        name = f"sample_quality-{section['corpus']}"
+        if sample_quality_figure(section, folder / f"{name}.png"):
+            written[name] = f"{section['corpus']}: judge word perplexity against distinct-2 of the samples"
     return written

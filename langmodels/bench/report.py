@@ -19,8 +19,11 @@ from pathlib import Path
 
 from ..checkpoint import write_atomic
 from ..metrics import bits_per_char, perplexity
+from ..standard_corpora import identify_split
 from . import plots
 from .references import references_for
+from .sample_quality import CSV_FIGURES as SAMPLE_FIGURES
+from .sample_quality import csv_figures
 from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA, min_points, scaling_curves
 
 # Columns of results.csv, one row per run. The ones measured in seconds (or bytes of memory)
@@ -31,6 +34,7 @@ CSV_COLUMNS = [
     "nll", "perplexity", "word_perplexity", "bits_per_char", "n_unk", "n_zero_prob",
     "train_seconds", "train_tokens_per_second", "eval_seconds", "eval_tokens_per_second", "peak_rss_bytes",
     "settings", "budget", "key",
+    *(f"sample_{name}" for name in SAMPLE_FIGURES),  # the samples' quality at T = 1 (sample_quality.py)
 ]
 MEASURED_COLUMNS = ("train_steps", "train_tokens", "train_seconds", "train_tokens_per_second", "eval_seconds",
                     "eval_tokens_per_second", "peak_rss_bytes")
@@ -322,10 +326,14 @@ def corpora_section(config, runs, corpora: dict | None = None) -> str:
             sizes.append(f"{len(split):,} lines, {unit}")
         slices = ", ".join(f"{split} first {n:,} lines" for split, n in spec.slices.items() if n) or "whole splits"
         slices += "; for fine-tuning only" if spec.finetune_only else ""
-        rows.append([spec.label, corpus.corpus.name, f"{corpus.level}, `{corpus.mode}`", *sizes, slices])
+        source = corpus.corpus.name
+        standard = identify_split(corpus.corpus.test)
+        if standard is not None and standard.split == "test":  # recognised by its bytes, not its name
+            source += f" (test file: {standard.description}, `{standard.corpus}`)"
+        rows.append([spec.label, source, f"{corpus.level}, `{corpus.mode}`", *sizes, slices])
     table = markdown_table(["corpus", "source", "level, mode", "train", "valid", "test", "slices"], rows, "lllrrrl")
     legend = ("Word perplexity = exp(NLL / (words + one end-of-line per line)); bits/char = NLL / (characters "
-              "with newlines x ln 2); perplexity per own token divides by the model's own tokens (DESIGN.md 3). "
+              "with newlines x ln 2); perplexity per own token divides by the model's own tokens (docs/design.md 3). "
               "`lines` scores each line on its own and predicts its end; `stream` scores the text as one sequence.")
     return f"{table}\n\n{legend}"
 
@@ -490,6 +498,105 @@ def novelty_rows(entries: list[Entry]) -> list[list[str]]:
         shares = [f"{totals[k]} ({100 * totals[k] / n:.0f} %)" if n else DASH for k in ("in_train", "in_test", "new")]
         rows.append([entry.model, str(sum(len(p["samples"]) for p in entry.probes)), str(n), *shares])
     return rows
+
+
+# ---- the samples' quality (issue 18; measured in sample_quality.py) ----------------------------
+
+SAMPLE_QUALITY_HEADER = ["model", "judge word perplexity", "distinct-1", "distinct-2", "distinct-3", "self-BLEU-4",
+                         "ends in a loop", "Zipf coefficient", "words per line"]
+
+
+def _fixed(value: float | None, digits: int = 3) -> str:
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def sample_quality_cells(figures: dict) -> list[str]:
+    spread = figures.get("std_length")
+    length = DASH if figures.get("mean_length") is None else (
+        f"{figures['mean_length']:.1f}" + ("" if spread is None else f" ± {spread:.1f}"))
+    repeated = figures.get("repetition")
+    return [fmt_number(figures.get("judge_word_perplexity")), _fixed(figures.get("distinct_1")),
+            _fixed(figures.get("distinct_2")), _fixed(figures.get("distinct_3")), _fixed(figures.get("self_bleu")),
+            DASH if repeated is None else f"{100 * repeated:.0f} %", _fixed(figures.get("zipf"), 2), length]
+
+
+def sample_row_labels(section: dict) -> list[str]:
+    """A row's model, with its seed where the model has several runs."""
+    models = [row["model"] for row in section["rows"]]
+    return [row["model"] + (f" (seed {row['seed']})" if models.count(row["model"]) > 1 else "")
+            for row in section["rows"]]
+
+
+def sample_quality_sentence(section: dict) -> str | None:
+    """Which model's samples the judge finds closest to the test text at the table's setting, and
+    what lowering the temperature does to the judge perplexity and distinct-2 across the sweep."""
+    reference = (section["reference"] or {}).get("judge_word_perplexity")
+    default = section["default"]
+    labels = sample_row_labels(section)
+    scored = [(label, row["figures"][default]["judge_word_perplexity"]) for label, row in zip(labels, section["rows"])]
+    scored = [(label, value) for label, value in scored if value is not None]
+    parts = []
+    if reference is not None and scored:
+        label, value = min(scored, key=lambda item: abs(math.log(item[1] / reference)))
+        parts.append(f"At {section['settings'][default]}, the judge finds {label}'s samples closest to the test text "
+                     f"({fmt_number(value)} against {fmt_number(reference)})")
+    temperatures = [(t, i) for i, (t, plain) in enumerate(zip(section["temperatures"], section["untruncated"]))
+                    if plain]
+    if len(temperatures) >= 2:
+        (low, i), (high, j) = min(temperatures), max(temperatures)
+        pairs = [(row["figures"][i], row["figures"][j]) for row in section["rows"]]
+        pairs = [(a, b) for a, b in pairs if None not in (a["judge_word_perplexity"], b["judge_word_perplexity"],
+                                                          a["distinct_2"], b["distinct_2"])]
+        if pairs:
+            both = sum(a["judge_word_perplexity"] < b["judge_word_perplexity"] and a["distinct_2"] < b["distinct_2"]
+                       for a, b in pairs)
+            parts.append(f"from T = {high:g} down to T = {low:g}, {both} of {len(pairs)} run(s) get both a lower judge "
+                         "perplexity and a lower distinct-2 (more probable, less varied text)")
+    return "; ".join(parts) + "." if parts else None
+
+
+def sample_quality_section(sections: list[dict], figures: dict) -> list[str]:
+    """The table per corpus (the test text's row first), the sweep, the figure and a sentence."""
+    out = []
+    for section in sections:
+        unit = "characters" if section["level"] == "char" else "words"
+        judge = section["judge"]
+        default = section["default"]
+        out.append(f"**{section['corpus']}**\n")
+        reference_cut = ("one test line each (cut alike)" if section["level"] != "char" else
+                         f"the whole lines of a {section['max_tokens']}-character window each")
+        judged = (f"Judge: {judge['model']} ({judge['model_name']}), the lowest test word perplexity on "
+                  f"{section['corpus']} ({fmt_number(judge['word_perplexity'])})." if judge else
+                  "No judge: no finished causal, normalised run scored on the whole test split.")
+        out.append(f"{section['per_setting']} samples per setting (seeds 0-{section['per_setting'] - 1}, at most "
+                   f"{section['max_tokens']} {unit}); the table is at {section['settings'][default]}. The test text "
+                   f"row is {section['per_setting']} random test positions (seed 0), {reference_cut}. {judged}\n")
+        rows = []
+        if section["reference"]:
+            rows.append(["*test text*", *sample_quality_cells(section["reference"])])
+        for label, row in zip(sample_row_labels(section), section["rows"]):
+            rows.append([label, *sample_quality_cells(row["figures"][default])])
+        out += [markdown_table(SAMPLE_QUALITY_HEADER, rows, "lrrrrrrrr"), ""]
+        sentence = sample_quality_sentence(section)
+        if sentence:
+            out += [sentence, ""]
+        sweep = [[label, *(f"{fmt_number(f['judge_word_perplexity'])} / {_fixed(f['distinct_2'])}"
+                           for f in row["figures"])] for label, row in zip(sample_row_labels(section), section["rows"])]
+        out += ["Judge word perplexity / distinct-2 at each setting:\n",
+                markdown_table(["model", *section["settings"]], sweep, "l" + "r" * len(section["settings"])), ""]
+        name = f"sample_quality-{section['corpus']}"
+        if name in figures:
+            out += [f"![{figures[name]}](plots/{name}.png)", ""]
+    if out:
+        out += [("Distinct-n: distinct n-grams / all n-grams of the samples, inside lines (Li et al. 2016). "
+                 "Self-BLEU-4: each sample's BLEU-4 against all the others (Zhu et al. 2018; nltk, smoothing "
+                 "method 1); higher is less varied. Ends in a loop: samples whose last k words (k = 1-4) come "
+                 "three times in a row. Zipf coefficient: minus the slope of log frequency against log rank over "
+                 "ranks 1 to min(types, 5,000) (Holtzman et al. 2020). Words per line: mean ± standard deviation. "
+                 "Judge word perplexity: the judge's `evaluate` of the samples' lines, in the corpus's mode. Masked "
+                 "LMs are not sampled here: their Gibbs sampling fixes the length up front and costs a pass per "
+                 "token."), ""]
+    return out
 
 
 def autocomplete_table(entries: list[Entry]) -> str | None:
@@ -758,7 +865,8 @@ def inside_section(spec, inside) -> list[str]:
 # ---- the files ----------------------------------------------------------------------------------
 
 
-def csv_rows(entries: list[Entry]) -> list[dict]:
+def csv_rows(entries: list[Entry], samples: dict | None = None) -> list[dict]:
+    """One row per run; samples: {run_id: {sample_<figure>: value}} (sample_quality.csv_figures)."""
     rows = []
     for entry in entries:
         for r in entry.results:
@@ -779,21 +887,22 @@ def csv_rows(entries: list[Entry]) -> list[dict]:
                 "peak_rss_bytes": r["memory"]["peak_rss_bytes"],
                 "settings": json.dumps(r["settings"], sort_keys=True),
                 "budget": json.dumps(r["budget"], sort_keys=True), "key": r["key"],
+                **(samples or {}).get(r["run_id"], {}),
             })
     return rows
 
 
-def results_csv(entries: list[Entry]) -> str:
+def results_csv(entries: list[Entry], samples: dict | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for row in csv_rows(entries):
+    for row in csv_rows(entries, samples):
         # repr keeps every float exact; an infinite perplexity is stored as null in JSON, inf here
         writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
 
 
-def results_json(config, entries: list[Entry], curves=(), finetunes=()) -> str:
+def results_json(config, entries: list[Entry], curves=(), finetunes=(), sample_quality=()) -> str:
     document = {
         "benchmark": {"name": config.name, "description": config.description, "config_sha256": config.sha256},
         "runs": [{**r, "probe": p} for e in entries for r, p in zip(e.results, e.probes)],
@@ -817,6 +926,8 @@ def results_json(config, entries: list[Entry], curves=(), finetunes=()) -> str:
         ]
     if finetunes:
         document["finetunes"] = [result for _, result in finetunes]
+    if sample_quality:
+        document["sample_quality"] = list(sample_quality)
     return json.dumps(document, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
@@ -824,7 +935,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def samples_markdown(config, entries: list[Entry]) -> str:
+def samples_markdown(config, entries: list[Entry], sample_quality=()) -> str:
     out = [f"# Samples: {config.name}\n",
            ("Seeded: sample i of a prompt uses the seed listed; the same checkpoint gives the same text. Each "
             "generated line is marked `in train` (a verbatim training line), `in test` or `new`; for character "
@@ -849,11 +960,22 @@ def samples_markdown(config, entries: list[Entry]) -> str:
                     else:
                         out.append(f"{head} {code(sample['text'])}")
             out.append("")
+    for section in sample_quality:  # what the Sample quality tables score, at their setting
+        default = section["default"]
+        out.append(f"## {section['corpus']}: the samples scored in Sample quality ({section['settings'][default]}, "
+                   f"from the start of a line, seeds 0-{section['per_setting'] - 1})\n")
+        for label, row in zip(sample_row_labels(section), section["rows"]):
+            out.append(f"### {label}\n")
+            texts = row["texts"][default]
+            if section["level"] == "char":
+                out += ["```text\n" + text.replace("```", "ʼʼʼ") + "\n```\n" for text in texts]
+            else:
+                out += [f"- {code(text) if text else '(an empty line)'}" for text in texts] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
 def build_report(config, manifest, runs, entries: list[Entry], missing: list[str], figures: dict,
-                 curves=(), *, corpora: dict | None = None, finetunes=(), inside=()) -> str:
+                 curves=(), *, corpora: dict | None = None, finetunes=(), inside=(), sample_quality=()) -> str:
     """REPORT.md. corpora: every configured corpus's CorpusData by label; finetunes: (spec, stored
     result) of the finished fine-tunes; inside: (folder, stored) of the stored Inside figures."""
     levels = {label: data.level for label, data in (corpora or {}).items()}
@@ -929,6 +1051,8 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
             seed = config.measure.sample_seeds[0]
             intro = f"First sample of each model from {show_text(first_prompt)} (seed {seed}):\n"
             parts += [intro, markdown_table(["model", "T", "sample"], shown, "lrl"), ""]
+    if sample_quality:
+        parts += ["## Sample quality\n", *sample_quality_section(sample_quality, figures)]
     parts.append("## Autocomplete\n")
     parts.append(f"The {config.measure.top_k} most probable next tokens and their probabilities (`top_next`); "
                  "␣ is a space, ⏎ a newline. The masked LM answers for a mask at the end of the line.\n")
@@ -947,9 +1071,10 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
 
 
 def write_report(out: Path, config, manifest: dict, runs, finished, *, corpora: dict | None = None, finetunes=(),
-                 inside=(), missing_jobs=()) -> list[str]:
+                 inside=(), missing_jobs=(), sample_quality=()) -> list[str]:
     """Write every report file from the finished runs (and the stored fine-tunes and Inside
-    figures: see build_report); returns the names written."""
+    figures: see build_report; sample_quality: sample_quality.gather's sections); returns the
+    names written."""
     config = dataclasses.replace(config, references=references_for(config))  # the published anchors too
     entries = gather(finished)
     done = {run.spec.run_id for run, _, _ in finished}
@@ -958,14 +1083,14 @@ def write_report(out: Path, config, manifest: dict, runs, finished, *, corpora: 
     for run in runs:
         levels.setdefault(run.spec.corpus, run.corpus.level)
     curves = scaling_curves(config.scaling, entries)
-    figures = plots.write_plots(out / "plots", config, entries, levels, curves)
+    figures = plots.write_plots(out / "plots", config, entries, levels, curves, sample_quality=sample_quality)
     files = {
-        "results.csv": results_csv(entries),
-        "results.json": results_json(config, entries, curves, finetunes),
-        "samples.md": samples_markdown(config, entries),
+        "results.csv": results_csv(entries, csv_figures(sample_quality)),
+        "results.json": results_json(config, entries, curves, finetunes, sample_quality),
+        "samples.md": samples_markdown(config, entries, sample_quality),
         # last: it names the others
         "REPORT.md": build_report(config, manifest, runs, entries, missing, figures, curves, corpora=corpora,
-                                  finetunes=finetunes, inside=inside),
+                                  finetunes=finetunes, inside=inside, sample_quality=sample_quality),
     }
     copied = []
     for (model, name), stored in inside_files(inside).items():  # drawn from checkpoints, stored with the runs

@@ -8,6 +8,7 @@ never overwritten) and `runs/` caches the finished runs, one folder each:
     runs/<corpus>-<model>-<seed>-<key>/probe-<key>.json  samples, autocomplete, loss by position
     runs/finetune-<name>-<key>/result.json, model/       a fine-tune's figures and checkpoint
     runs/inside-<corpus>-<model>-<key>/                  a run's Inside figures (PNG) and inside.json
+    runs/samples-<corpus>-<model>-<key>.json, judged-<corpus>-<key>.json   the samples' quality (sample_quality.py)
 
 <key> is the sha256 of everything the run's figures depend on: the family, its resolved settings,
 budget and seed, the exact corpus texts (sha256 of each split), the library version and the
@@ -42,7 +43,7 @@ from ..base import LanguageModel
 from ..checkpoint import RETIRED, replace_folder, write_atomic
 from ..errors import ConfigError, LangmodelsError
 from ..families import build_model
-from . import finetune, inside, mixtures
+from . import finetune, inside, mixtures, sample_quality
 from .config import BenchConfig, FinetuneSpec, RunSpec, load_config
 from .measure import no_probe, probe, train_and_test
 from .memory import check_memory
@@ -69,7 +70,8 @@ TIMING = "last-invocation.json"
 # The modules of the jobs made from finished runs (mixture rows, fine-tunes, the Inside figures)
 # are hashed into their own jobs' keys only: editing how mixtures are fitted redoes the mixtures,
 # not the runs they mix.
-DERIVED = ("bench/mixtures.py", "bench/finetune.py", "bench/inside.py")
+DERIVED = ("bench/mixtures.py", "bench/finetune.py", "bench/inside.py", "bench/sample_quality.py",
+           "sample_metrics.py")
 NOT_MEASURING = {"__main__.py", "cli.py", "families.py", "bench/__init__.py", "bench/config.py",
                  "bench/runner.py", "bench/report.py", "bench/plots.py", "bench/references.py",
                  "bench/scaling.py", "bench/memory.py", *DERIVED}
@@ -592,7 +594,11 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
             counts[outcome["status"]] += 1
             if outcome["status"] == "trained":
                 progress.say(index, run, _summary_line(outcome["result"]))
-        # Then what is made from finished runs, for the runs chosen: fine-tunes, the Inside figures.
+        # Then what is made from finished runs, for the runs chosen: the samples' quality (judged
+        # once every run of a corpus is done), fine-tunes, the Inside figures.
+        sampling, sample_failures = sample_quality.run_all(config, runs, chosen, forced, out, stream)
+        model_work += sampling
+        failures += sample_failures
         ids = {run.spec.run_id for run in chosen}
         jobs = [job for job in finetunes if job.source.spec.run_id in ids]
         jobs += [job for job in figures if job.run.spec.run_id in ids]
@@ -623,7 +629,7 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
         written = write_report(out, config, manifest, runs, finished, corpora=data,
                                finetunes=[(spec, result) for spec, result in tuned if result is not None],
                                inside=[(job.folder, stored) for job, stored in drawn if stored is not None],
-                               missing_jobs=missing_jobs)
+                               missing_jobs=missing_jobs, sample_quality=sample_quality.gather(config, runs, out))
         render = time.perf_counter() - render_start
         total = time.perf_counter() - started
         timing = {

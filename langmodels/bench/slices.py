@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +30,7 @@ def leading_fraction(split: Split, fraction: float | None) -> Split:
 
 
 def text_sha256(split: Split) -> str:
-    return hashlib.sha256(split.text().encode("utf-8")).hexdigest()
+    return split.sha256()  # of its exact text, read block by block and kept on the split
 
 
 @dataclass
@@ -87,9 +86,10 @@ class CorpusData:
 
 def load_corpus(spec: CorpusSpec) -> CorpusData:
     corpus = corpora.load(spec.source, level=spec.level)
-    # Early stopping on the text the model is scored on would tune on the test (DESIGN.md 4):
+    # Early stopping on the text the model is scored on would tune on the test (docs/design.md 4):
     # compared on the whole corpus, so slices of the same text never pass for a validation split.
-    valid_is_test = corpus.valid.text() == corpus.test.text()
+    # A split folder gives each split its own file, never re-split (corpora/files.py).
+    valid_is_test = corpus.valid_is_test
     train = first_lines(corpus.train, spec.slices["train"])
     valid = None if valid_is_test else first_lines(corpus.valid, spec.slices["valid"])
     test = first_lines(corpus.test, spec.slices["test"])

@@ -7,7 +7,7 @@
 Training is masked-LM: 15 % of each row's tokens are chosen (at least one), and of those 80 %
 become <mask>, 10 % a random token and 10 % stay; the loss is the cross-entropy at the chosen
 positions only. Each row is `<s> w1 .. wk </s>`; <s> and <pad> are never chosen. </s> is chosen
-like a word, because scoring asks the model for it (DESIGN.md 2 counts the end of every line).
+like a word, because scoring asks the model for it (docs/design.md 2 counts the end of every line).
 
 A bidirectional model has no left-to-right factorisation, so it has no perplexity. It is scored
 by pseudo-log-likelihood (Salazar et al. 2020): PLL(line) = sum_t log P(w_t | line with w_t

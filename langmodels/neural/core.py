@@ -26,8 +26,9 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from ..base import LanguageModel, NotFittedError, note
-from ..corpora import split_level, split_mode, split_text
+from ..corpora import split_level, split_mode
 from ..errors import CheckpointError, ConfigError, LangmodelsError
+from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
 from .output import SOFTMAXES
@@ -203,9 +204,9 @@ class NeuralLM(LanguageModel):
         vocab = self.tokenizer.vocab
         if mode == "stream":
             return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.stream_block())
-        flat, lengths = self.tokenizer.encode_lines(list(lines))
+        ids = token_ids(lines, self.tokenizer)  # tokenized once per text and tokenizer, then cached
         return LineBatches(
-            flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=self.line_pieces()
+            ids.ids, ids.lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=self.line_pieces()
         )
 
     def training_batch(self, data, step: int) -> Batch:
@@ -262,7 +263,7 @@ class NeuralLM(LanguageModel):
         torch.manual_seed(self.config.seed)
         mode = split_mode(train, "lines")
         if pretrained is None:
-            self.tokenizer = self.make_tokenizer(train).fit([split_text(train)] if mode == "stream" else list(train))
+            self.tokenizer = self.make_tokenizer(train).fit(train)  # one pass over the text's blocks
             self.module_ = self.build_module(len(self.tokenizer.vocab)).to(pick_device())
             self.finetuned_from_ = None
         else:
@@ -342,7 +343,7 @@ class NeuralLM(LanguageModel):
 
     def _note_unknown(self, data, pretrained: NeuralLM) -> None:
         """Say how much of the new training text the pretrained vocabulary does not cover."""
-        ids = np.concatenate(data.targets) if isinstance(data, LineBatches) else data.data[1:]
+        ids = data.target_ids() if isinstance(data, LineBatches) else data.data[1:]
         unknown = int(np.count_nonzero(ids == self.tokenizer.vocab.unk_id))
         if unknown:
             note(f"fine-tuning keeps {pretrained.name}'s vocabulary: {unknown:,} of the {ids.size:,} new "
@@ -395,7 +396,7 @@ class NeuralLM(LanguageModel):
         """log P(sequence[i] | sequence[:i]) for i >= 1 of one sequence starting with <s>.
 
         A bounded model scores windows of its context overlapping by half, so every token is
-        scored once, with at least half a window of context (DESIGN.md 3).
+        scored once, with at least half a window of context (docs/design.md 3).
         """
         sequence = torch.as_tensor(np.asarray(sequence, dtype=np.int64))
         window = self.context_size or len(sequence)

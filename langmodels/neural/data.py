@@ -1,4 +1,4 @@
-"""Batches for training and scoring neural models, in both evaluation modes of DESIGN.md 3.
+"""Batches for training and scoring neural models, in both evaluation modes of docs/design.md 3.
 
 Training batches are drawn deterministically from (seed, step), so a resumed run sees exactly
 the batches an uninterrupted one would have. Shapes: inputs and targets are (B, T) int64;
@@ -45,29 +45,59 @@ class LineBatches:
     Lines longer than max_len tokens are cut into pieces of max_len; each piece after the first
     starts from the last token of the previous piece instead of <s>. max_len None keeps every
     line whole (memory: batch size x longest line x V logits).
+
+    Held as arrays, not one array per line: ``sequence`` is every line as <s> w1 .. wk </s>, one
+    after another, and piece p's inputs are ``sequence[starts[p] : starts[p] + sizes[p]]``, its
+    targets the same positions shifted by one (a line's ids may be a memory-mapped TokenIds).
     """
 
     def __init__(self, flat: np.ndarray, lengths: np.ndarray, *, bos: int, eos: int, pad: int,
                  max_len: int | None):
         self.pad = pad
-        self.inputs: list[np.ndarray] = []
-        self.targets: list[np.ndarray] = []
-        for line in np.split(np.asarray(flat, dtype=np.int64), np.cumsum(lengths)[:-1]):
-            full = np.concatenate([[bos], line, [eos]])
-            piece = max_len or len(full)
-            for start in range(0, len(full) - 1, piece):
-                window = full[start : start + piece + 1]
-                self.inputs.append(window[:-1])
-                self.targets.append(window[1:])
-        self.n_tokens = int(sum(len(t) for t in self.targets))
-        self.by_length = np.argsort([len(t) for t in self.targets], kind="stable")  # pieces, shortest first
+        lengths = np.asarray(lengths, dtype=np.int64)
+        n_lines = len(lengths)
+        line_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) + 2 * np.arange(n_lines)  # each <s>
+        ends = line_starts + lengths + 1  # each </s>
+        flat = np.asarray(flat)
+        # The ids' own width (a cached TokenIds' uint16 or uint32), widened when batches are made.
+        dtype = flat.dtype if flat.dtype in (np.uint16, np.uint32) and max(bos, eos) < 1 << 16 else np.int64
+        sequence = np.empty(int(lengths.sum()) + 2 * n_lines, dtype=dtype)
+        words = np.ones(len(sequence), dtype=bool)
+        words[line_starts] = words[ends] = False
+        sequence[words] = flat
+        sequence[line_starts], sequence[ends] = bos, eos
+        self.sequence = sequence
+        # A line of k tokens has k + 1 targets, cut into ceil((k + 1) / piece) pieces.
+        targets = lengths + 1
+        piece = np.full(n_lines, max_len, dtype=np.int64) if max_len else targets
+        pieces = -(-targets // np.maximum(piece, 1))
+        line = np.repeat(np.arange(n_lines), pieces)
+        first = np.cumsum(pieces) - pieces  # each line's first piece
+        k = np.arange(int(pieces.sum())) - np.repeat(first, pieces)  # a piece's rank in its line
+        self.starts = line_starts[line] + k * piece[line]
+        self.sizes = np.minimum(piece[line], targets[line] - k * piece[line])
+        self.n_tokens = int(self.sizes.sum())
+        self.by_length = np.argsort(self.sizes, kind="stable")  # pieces, shortest first
 
     def __len__(self) -> int:
-        return len(self.inputs)
+        return len(self.starts)
+
+    def target_ids(self) -> np.ndarray:
+        """Every target id once, piece by piece: the lines' tokens and their </s>."""
+        first = np.cumsum(self.sizes) - self.sizes  # each piece's first target among all targets
+        index = np.repeat(self.starts + 1 - first, self.sizes) + np.arange(self.n_tokens)
+        return self.sequence[index]
 
     def make(self, rows) -> Batch:
-        inputs = pad_rows([self.inputs[i] for i in rows], self.pad)
-        targets = pad_rows([self.targets[i] for i in rows], IGNORE)
+        rows = np.asarray(rows, dtype=np.int64)
+        sizes = self.sizes[rows]
+        width = int(sizes.max()) if len(rows) else 0
+        offsets = np.arange(width)
+        index = self.starts[rows, None] + offsets
+        real = offsets < sizes[:, None]
+        last = len(self.sequence) - 1
+        inputs = np.where(real, self.sequence[np.minimum(index, last)].astype(np.int64), self.pad)
+        targets = np.where(real, self.sequence[np.minimum(index + 1, last)].astype(np.int64), IGNORE)
         return Batch(torch.from_numpy(inputs), torch.from_numpy(targets))
 
     def sample(self, batch_size: int, seed: int, step: int) -> Batch:

@@ -180,6 +180,16 @@ class GPTLM(NeuralLM):
         finally:
             self._use_cache = True
 
+    # ---- export ----------------------------------------------------------------------------------
+
+    def save_hf(self, path) -> None:
+        """Write a GPT-2 format folder (config.json, model.safetensors, tokenizer files) that
+        transformers loads as GPT2LMHeadModel; what the format cannot hold is refused in one line
+        (hf_export.py)."""
+        from .hf_export import save_gpt2
+
+        save_gpt2(self, path)
+
     # ---- inspection ------------------------------------------------------------------------------
 
     @torch.no_grad()

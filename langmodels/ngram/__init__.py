@@ -1,7 +1,7 @@
 """The n-gram family: counting, smoothing estimators, back-off tables, ARPA in/out, graph view."""
 
-from .arpa import ArpaLM, read_arpa, write_arpa
-from .model import BigramLM, NGramLM, TrigramLM
+from .arpa import write_arpa
+from .model import ArpaLM, BigramLM, NGramLM, TrigramLM, read_arpa
 from .smoothing import SMOOTHINGS
 
 __all__ = ["SMOOTHINGS", "ArpaLM", "BigramLM", "NGramLM", "TrigramLM", "read_arpa", "write_arpa"]

@@ -1,71 +1,239 @@
-"""ARPA back-off files (the format of SRILM and KenLM): export, and import as a LanguageModel.
+"""ARPA back-off files (the format of SRILM and KenLM): the model's tables written and read.
 
-An ARPA file lists, per order, ``log10 P(w | h)  h w  [log10 gamma(h w)]``. Our back-off tables
-(tables.py) hold exactly that in natural logs, so writing is a change of base, and a file made by
-KenLM's lmplz or SRILM's ngram-count reads back into the same tables and is scored by the same
-code as a model fitted here.
+An ARPA file lists, per order, ``log10 P(w | h)  h w  [log10 gamma(h w)]``. The back-off tables
+(tables.py, contract C-3) hold exactly that in natural logs, so writing is a change of base, and
+a file made by KenLM's lmplz or SRILM's ngram-count reads back into the same tables and is scored
+by the same code as a model fitted here. This module knows the format and the tables only; the
+model class that wraps read tables is ArpaLM (model.py).
+
+Writing streams from the arrays a block of rows at a time and never formats a number or joins a
+line in Python: each block's bytes are assembled in one uint8 buffer with array operations (the
+words copied from one byte string of the vocabulary, the numbers written digit by digit in
+scientific notation with 9 significant digits for float32 tables and 17 for float64 ones, the
+counts that give back every value exactly, IEEE 754-2008 sec. 5.12.2), so a model of any size is
+written in bounded memory at disk speed. Reading keeps float32 (contract C-3) for a file whose
+numbers have at most 9 significant digits (lmplz's, ours from float32 tables), float64 otherwise.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import secrets
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import write_atomic
 from ..errors import ConfigError, CorpusError, LangmodelsError
-from ..tokenizers import Vocabulary, WordTokenizer
-from .model import NGramLM
 from .tables import BackoffTables, OrderTable
 
 LN10 = math.log(10.0)
 ARPA_ZERO = -99.0  # log10 of "never": how ARPA writers print a probability of zero
+BLOCK_ROWS = 1 << 13  # n-grams formatted per block: its ~4 MB of index arrays stay in the cache
+FLOAT32_DIGITS, FLOAT64_DIGITS = 9, 17  # significant digits for an exact decimal round trip
 
 
 def _log10(natural: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(natural), natural / LN10, ARPA_ZERO)
+    values = np.asarray(natural, dtype=np.float64) / LN10
+    values[~np.isfinite(values)] = ARPA_ZERO
+    return values
 
 
-def write_arpa(model: NGramLM, path) -> Path:
-    """Write a fitted back-off n-gram model as an ARPA file (atomically)."""
-    tables = model._check_tables()
-    if tables.lower != "recursive" or not model.is_normalised:
+def digits_for(dtype) -> int:
+    return FLOAT32_DIGITS if np.dtype(dtype).itemsize <= 4 else FLOAT64_DIGITS
+
+
+def _group_table() -> np.ndarray:
+    """The 4 ASCII digits of 0000..9999, one row each: numbers are written 4 digits a gather."""
+    values = np.arange(10_000)
+    return np.stack([values // 1000, values // 100 % 10, values // 10 % 10, values % 10], axis=1).astype(np.uint8) + 48
+
+
+def _exponent_table() -> np.ndarray:
+    """'e-99' .. 'e+99', row e + 99."""
+    exponent = np.arange(-99, 100)
+    size = np.abs(exponent)
+    return np.stack([np.full(199, ord("e")), np.where(exponent < 0, ord("-"), ord("+")),
+                     size // 10 + 48, size % 10 + 48], axis=1).astype(np.uint8)
+
+
+_POW10 = 10.0 ** np.arange(-300, 309)  # a table: the float power of an array costs ~20x a gather
+_POW10_WIDE = np.longdouble(10) ** np.arange(-300, 309).astype(np.longdouble)
+# As uint32: one gather of 4-byte items (gathering rows of a (N, 4) uint8 array copies item by item).
+_GROUPS, _EXPONENTS = _group_table().view(np.uint32).ravel(), _exponent_table().view(np.uint32).ravel()
+
+
+def format_numbers(values: np.ndarray, digits: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scientific notation of float64 values with `digits` significant digits and the byte `end`
+    after each, as a (B, digits + 7) uint8 matrix: the sign in column 0 (a '-', or to be skipped
+    where the value is not negative), then d.ddd..e±XX and `end`. Returns (characters, negative)."""
+    values = np.asarray(values, dtype=np.float64)
+    negative = np.signbit(values) & (values != 0)
+    magnitude = np.abs(values)
+    zero = magnitude == 0
+    exponent = np.floor(np.log10(np.where(zero, 1.0, magnitude))).astype(np.int64)
+    np.clip(exponent, -290, 290, out=exponent)
+    # 17 digits of a float64 need a product rounded finer than float64's own: x87 extended
+    # precision (64-bit significand) where numpy has it; 9 digits of a float32 are exact in float64.
+    wide = digits > FLOAT32_DIGITS and np.finfo(np.longdouble).nmant > 52
+    powers = _POW10_WIDE if wide else _POW10
+    if wide:
+        magnitude = magnitude.astype(np.longdouble)
+    mantissa = np.rint(magnitude * powers[digits - 1 - exponent + 300]).astype(np.int64)
+    for _ in range(2):  # log10 of a value near a power of ten can land one off: correct, then round again
+        high, low = mantissa >= 10**digits, (mantissa < 10 ** (digits - 1)) & ~zero
+        if not (high.any() or low.any()):
+            break
+        exponent += high.astype(np.int64) - low.astype(np.int64)
+        mantissa = np.rint(magnitude * powers[digits - 1 - exponent + 300]).astype(np.int64)
+    mantissa[zero], exponent[zero] = 0, 0
+    np.clip(exponent, -99, 99, out=exponent)
+    # Laid out as 4-byte items, so that each group of 4 digits and the exponent are one uint32
+    # store: " -d." (a spare byte, then sign, lead digit, point), the (digits - 1) / 4 groups,
+    # "e±XX", then `end` and 3 spare bytes. The spare first byte is cut off on return.
+    groups = (digits - 1) // 4
+    items = np.empty((values.size, groups + 3), dtype=np.uint32)
+    chars = items.view(np.uint8)  # (B, 4 * (groups + 3))
+    lead, rest = np.divmod(mantissa, 10 ** (digits - 1))
+    for group in range(groups):
+        items[:, 1 + group] = _GROUPS[rest // 10 ** (digits - 1 - 4 * (group + 1)) % 10_000]
+    items[:, groups + 1] = _EXPONENTS[exponent + 99]
+    chars[:, 1] = ord("-")
+    chars[:, 2] = lead + 48
+    chars[:, 3] = ord(".")
+    chars[:, 4 * groups + 8] = end
+    return chars[:, 1 : digits + 8], negative
+
+
+class _Words:
+    """The vocabulary as one byte string: each word three times, followed by ' ', by a tab and
+    by a newline, with the offset of each copy and the word's length (separator included)."""
+
+    def __init__(self, tokens: list[str]):
+        encoded = [token.encode("utf-8") for token in tokens]
+        self.length = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)) + 1
+        starts = np.cumsum(self.length) - self.length
+        total = int(self.length.sum())
+        self.start = {sep: starts + i * total for i, sep in enumerate(b" \t\n")}
+        self.blob = np.frombuffer(b"".join(b"".join(word + bytes([sep]) for word in encoded) for sep in b" \t\n"),
+                                  dtype=np.uint8)
+
+
+def _format_block(words: _Words, grams: np.ndarray, logprob10: np.ndarray, backoff10: np.ndarray,
+                  has_backoff: np.ndarray, digits: int) -> np.ndarray:
+    """The bytes of the lines ``logprob<TAB>w1 .. wn[<TAB>backoff]<NEWLINE>`` of a block.
+
+    Each line is n + 2 pieces of known source and length (the probability with its tab, each
+    word with the space, tab or newline after it, the back-off with its newline or nothing),
+    so the whole block is one gather from the pieces' bytes (vocabulary and formatted numbers)."""
+    rows, n = grams.shape
+    width = digits + 7
+    chosen = np.flatnonzero(has_backoff)
+    numbers, negative = format_numbers(np.concatenate([logprob10, backoff10[chosen]]), digits, ord("\t"))
+    numbers[rows:, -1] = ord("\n")  # a back-off ends its line
+    prob_negative, backoff_negative = negative[:rows], negative[rows:]
+    prob_base = words.blob.size
+    backoff_base = prob_base + rows * width
+    blob = np.concatenate([words.blob, numbers.ravel()])
+    source = np.empty((rows, n + 2), dtype=np.int64)
+    length = np.zeros((rows, n + 2), dtype=np.int64)
+    skip = (~prob_negative).astype(np.int64)  # no sign: start one byte later
+    source[:, 0] = prob_base + np.arange(rows, dtype=np.int64) * width + skip
+    length[:, 0] = width - skip
+    if n > 1:
+        source[:, 1:n] = words.start[ord(" ")][grams[:, :-1]]
+        length[:, 1:n] = words.length[grams[:, :-1]]
+    last = grams[:, -1]
+    source[:, n] = np.where(has_backoff, words.start[ord("\t")][last], words.start[ord("\n")][last])
+    length[:, n] = words.length[last]
+    skip = (~backoff_negative).astype(np.int64)
+    source[chosen, n + 1] = backoff_base + np.arange(chosen.size, dtype=np.int64) * width + skip
+    length[chosen, n + 1] = width - skip
+    source, length = source.ravel(), length.ravel()
+    used = np.flatnonzero(length)
+    source, length = source[used], length[used]
+    if not source.size:
+        return np.zeros(0, dtype=np.uint8)
+    # The source index of every output byte: +1 along a piece, a jump where the next one starts.
+    first = np.cumsum(length) - length  # where each piece starts in the output
+    index = np.ones(int(first[-1] + length[-1]), dtype=np.int64)
+    index[0] = source[0]
+    index[first[1:]] = source[1:] - (source[:-1] + length[:-1]) + 1
+    np.cumsum(index, out=index)
+    return np.take(blob, index)
+
+
+def check_writable(tables: BackoffTables, tokens: list[str], normalised: bool, smoothing: str) -> None:
+    """The one-line refusals: ARPA holds normalised back-off models over whitespace-free words."""
+    if tables.lower != "recursive" or not normalised:
         raise ConfigError(
-            f"ARPA holds normalised back-off models only; {model.smoothing!r} cannot be written "
+            f"ARPA holds normalised back-off models only; {smoothing!r} cannot be written "
             "(use kneser-ney, witten-bell or absolute)"
         )
-    vocab = model.tokenizer.vocab
-    if any(not token or any(ch.isspace() for ch in token) for token in vocab.tokens):
+    if any(not token or any(ch.isspace() for ch in token) for token in tokens):
         raise ConfigError("ARPA words cannot contain whitespace: only word-level models can be written")
-    out = ["\\data\\"]
-    sections = []
-    names = list(vocab.tokens)  # the text of each n-gram of the previous order, by id
-    for n, table in enumerate(tables.orders, start=1):
-        if n == 1:
-            rows = np.flatnonzero(tables.support | (np.arange(len(names)) == vocab.bos_id))
-            text = [names[i] for i in rows.tolist()]
-        else:
-            context, word = np.divmod(table.keys, tables.vocab_size)
-            names = [names[c] + " " + vocab.tokens[w] for c, w in zip(context.tolist(), word.tolist())]
-            rows, text = np.arange(len(names)), names
-        logprob = _log10(table.logprob[rows])
-        if n == 1:
-            logprob[rows == vocab.bos_id] = ARPA_ZERO  # <s> is context only
-        backoff = (table.logbackoff[rows] / LN10).tolist()
-        has_backoff = table.is_context[rows].tolist()
-        # repr keeps every digit, so reading the file back gives the same model exactly.
-        sections.append([
-            f"{p!r}\t{s}\t{b!r}" if h else f"{p!r}\t{s}"
-            for p, s, b, h in zip(logprob.tolist(), text, backoff, has_backoff)
-        ])
-        out.append(f"ngram {n}={len(rows)}")
-    for n, lines in enumerate(sections, start=1):
-        out += ["", f"\\{n}-grams:", *lines]
-    out += ["", "\\end\\", ""]
+
+
+def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int) -> Path:
+    """Write back-off tables over the vocabulary `tokens` as an ARPA file, atomically, streaming
+    BLOCK_ROWS n-grams at a time from the (possibly memory-mapped) arrays; blocks are formatted
+    by two threads (numpy releases the GIL) and written in order."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(target, "\n".join(out).encode("utf-8"))
+    words = _Words(tokens)
+    unigram_rows = np.flatnonzero(np.asarray(tables.support) | (np.arange(len(tokens)) == bos_id))
+    sizes = [unigram_rows.size] + [len(table.keys) for table in tables.orders[1:]]
+
+    def block(n: int, start: int) -> np.ndarray:
+        table = tables.orders[n - 1]
+        if n == 1:
+            rows = unigram_rows[start : start + BLOCK_ROWS]
+            grams = rows[:, None]
+        else:
+            rows = np.arange(start, min(start + BLOCK_ROWS, sizes[n - 1]), dtype=np.int64)
+            grams = tables.row_tokens(n, rows)
+        logprob10 = _log10(table.logprob[rows])
+        if n == 1:
+            logprob10[rows == bos_id] = ARPA_ZERO  # <s> is context only
+        backoff10 = np.asarray(table.logbackoff[rows], dtype=np.float64) / LN10
+        has_backoff = np.asarray(table.is_context[rows], dtype=bool)
+        digits = max(digits_for(table.logprob.dtype), digits_for(table.logbackoff.dtype))
+        return _format_block(words, grams, logprob10, backoff10, has_backoff, digits)
+
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as handle, ThreadPoolExecutor(max_workers=2) as pool:
+            header = ["\\data\\", *(f"ngram {n}={size}" for n, size in enumerate(sizes, start=1))]
+            handle.write(("\n".join(header) + "\n").encode("ascii"))
+            for n in range(1, tables.order + 1):
+                handle.write(f"\n\\{n}-grams:\n".encode("ascii"))
+                pending = deque()
+                for start in range(0, sizes[n - 1], BLOCK_ROWS):
+                    pending.append(pool.submit(block, n, start))
+                    if len(pending) > 2:  # two blocks formatting while one is written
+                        handle.write(memoryview(pending.popleft().result()))
+                while pending:
+                    handle.write(memoryview(pending.popleft().result()))
+            handle.write(b"\n\\end\\\n")
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_arpa(model, path) -> Path:
+    """Write a fitted back-off n-gram model (anything with `tables_` and a word tokenizer, e.g.
+    NGramLM) as an ARPA file, atomically."""
+    tables = model._check_tables()
+    vocab = model.tokenizer.vocab
+    check_writable(tables, vocab.tokens, model.is_normalised, model.smoothing)
+    return write_tables(tables, list(vocab.tokens), path, bos_id=vocab.bos_id)
+
+
+# ---- reading --------------------------------------------------------------------------------
 
 
 def _read_sections(path: Path) -> list[list[str]]:
@@ -104,7 +272,7 @@ def _read_sections(path: Path) -> list[list[str]]:
     return sections
 
 
-def _parse_section(path: Path, n: int, lines: list[str], vocab: Vocabulary):
+def _parse_section(path: Path, n: int, lines: list[str], word_id):
     """(log10 p, (G, n) word ids, log10 backoff) arrays of one section."""
     rows = [line.split() for line in lines]
     widths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
@@ -116,22 +284,36 @@ def _parse_section(path: Path, n: int, lines: list[str], vocab: Vocabulary):
         backoff = np.array([row[n + 1] if len(row) > n + 1 else "0" for row in rows], dtype=np.float64)
     except ValueError:
         raise LangmodelsError(f"{path}: a {n}-gram probability or back-off is not a number") from None
-    words = vocab.ids([word for row in rows for word in row[1 : n + 1]]).reshape(-1, n)
+    words = word_id([word for row in rows for word in row[1 : n + 1]]).reshape(-1, n)
     return logprob, words, backoff
 
 
-def read_arpa(path) -> ArpaLM:
-    """Read an ARPA file (from KenLM, SRILM or `write_arpa`) as a model that scores like the others."""
+def _significant_digits(lines: list[str]) -> int:
+    """The most significant digits any number of these entry lines is written with."""
+    most = 0
+    for line in lines:
+        for field in line.split("\t")[::2]:  # the probability, and the back-off if any
+            mantissa = field.strip().lstrip("+-").lower().split("e")[0].replace(".", "").lstrip("0")
+            most = max(most, len(mantissa.rstrip("0")))
+    return most
+
+
+def read_tables(path, vocabulary) -> tuple[BackoffTables, object]:
+    """Read an ARPA file (from KenLM, SRILM or `write_tables`) into back-off tables.
+
+    vocabulary: a callable making the vocabulary (an object with `ids`, `bos_id` and len) from
+    the unigram words in file order. Returns (tables, vocabulary). The log-probabilities and
+    back-offs are float32 (contract C-3) when the file's numbers have at most 9 significant
+    digits, which give every float32 back exactly; float64 otherwise."""
     path = Path(path)
     sections = _read_sections(path)
-    vocab = Vocabulary(line.split()[1] for line in sections[0])
+    dtype = np.float32 if _significant_digits(sections[0][:1000]) <= FLOAT32_DIGITS else np.float64
+    vocab = vocabulary(line.split()[1] for line in sections[0])
     size = len(vocab)
-    tokenizer = WordTokenizer()
-    tokenizer.vocab = vocab
-    logprob10, words, backoff10 = _parse_section(path, 1, sections[0], vocab)
+    logprob10, words, backoff10 = _parse_section(path, 1, sections[0], vocab.ids)
     ids = words[:, 0]
-    logprob = np.full(size, -np.inf)
-    logbackoff = np.zeros(size)
+    logprob = np.full(size, -np.inf, dtype=dtype)
+    logbackoff = np.zeros(size, dtype=dtype)
     logprob[ids] = logprob10 * LN10
     logbackoff[ids] = backoff10 * LN10
     support = np.zeros(size, dtype=bool)
@@ -141,8 +323,8 @@ def read_arpa(path) -> ArpaLM:
     unigrams = OrderTable(np.arange(size, dtype=np.int64), logprob, logbackoff, np.zeros(size, dtype=bool))
     tables = BackoffTables([unigrams], size, support, bos_id=vocab.bos_id)
     for n, lines in enumerate(sections[1:], start=2):
-        logprob10, words, backoff10 = _parse_section(path, n, lines, vocab)
-        context = words[:, 0]
+        logprob10, words, backoff10 = _parse_section(path, n, lines, vocab.ids)
+        context = words[:, 0].astype(np.int64)
         for column in range(1, n - 1):
             context = tables.lookup(column + 1, context, words[:, column])
         if np.any(context < 0):
@@ -152,32 +334,11 @@ def read_arpa(path) -> ArpaLM:
         order = np.argsort(keys, kind="stable")
         tables.orders[-1].is_context[context] = True
         tables.append(
-            OrderTable(keys[order], logprob10[order] * LN10, backoff10[order] * LN10, np.zeros(len(keys), dtype=bool))
+            OrderTable(
+                keys[order],
+                (logprob10[order] * LN10).astype(dtype),
+                (backoff10[order] * LN10).astype(dtype),
+                np.zeros(len(keys), dtype=bool),
+            )
         )
-    model = ArpaLM(order=len(tables.orders), source=str(path))
-    model.tokenizer = tokenizer
-    model.tables_ = tables
-    model.counts_ = [np.zeros(len(table.keys)) for table in tables.orders]
-    model.mode_ = "lines"
-    model.discounts_ = {}
-    return model
-
-
-class ArpaLM(NGramLM):
-    """A back-off model read from an ARPA file: `ArpaLM.read("model.arpa")` or `read_arpa`."""
-
-    def __init__(self, order: int = 3, source: str = ""):
-        super().__init__(order, "kneser-ney")
-        self.source = source
-
-    def get_params(self) -> dict:
-        return {"order": self.order, "source": self.source}
-
-    @property
-    def name(self) -> str:
-        return f"arpa {self.order}-gram ({Path(self.source).name})" if self.source else f"arpa {self.order}-gram"
-
-    read = staticmethod(read_arpa)
-
-    def fit(self, train, valid=None, **budget):
-        raise LangmodelsError("an ARPA model is read from a file, not fitted: use ArpaLM.read(path)")
+    return tables, vocab

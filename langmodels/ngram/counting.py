@@ -1,4 +1,8 @@
-"""Counting n-grams of every order with array operations.
+"""Counting n-grams of every order with array operations, the whole corpus in memory.
+
+Fitting goes through estimate.py, which counts the same n-grams block by block within a memory
+limit; this module keeps the padded layout that scoring uses (`NGramCounts.pad`) and the
+in-memory counting that the external pipeline is tested against (tests/test_ngram_external.py).
 
 Each line is padded as ``<s> w1 ... wk </s>``; an n-gram never crosses a line. An n-gram of
 order n is stored as the pair (context, word), where the context is the id of its first n-1

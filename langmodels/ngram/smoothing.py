@@ -11,8 +11,17 @@ over the vocabulary (`lower = "uniform"`) for the estimators that only look at t
 The recursion ends at order 0, the uniform distribution 1/V over every token that can be
 predicted (Chen & Goodman 1998, section 2; nltk.lm ends at the unsmoothed unigram instead).
 
-Every estimator returns, for order n, alpha per seen n-gram and gamma per context; contexts with
-no continuation get gamma = 1 (they pass straight through to the lower order).
+Each estimator is written on two kinds of arrays, so that the external-memory pipeline
+(estimate.py) can apply it to one block of n-grams at a time:
+
+* the counts of the n-grams (raw counts, or Kneser-Ney's adjusted counts: `adjusted = True`),
+* `ContextStats`, sums over each context's continuations (total count, number of types, and
+  the number with count 1, 2 and 3+), all integers, so they are exact whatever the blocks.
+
+An order's own parameters (the discounts of absolute discounting and Kneser-Ney) are set first
+from its count-of-counts n_1..n_4 (`prepare`). `alpha` then gives alpha per n-gram and `gamma`
+per context; contexts with no continuation never reach them (they pass straight to the lower
+order). `alpha_gamma` does the whole order at once from an in-memory `NGramCounts`.
 """
 
 from __future__ import annotations
@@ -37,6 +46,56 @@ class DiscountFallbackWarning(UserWarning):
     """Closed-form discounts were undefined and the fallback ones are used (KenLM's warning)."""
 
 
+class ContextStats:
+    """Per context, sums over its continuations' counts c (float64 arrays, one entry per
+    context), each computed on first use: total (sum of c), types (N1+(h .), c > 0) and
+    n1, n2, n3 (N1(h .), N2(h .), N3+(h .): c == 1, c == 2, c >= 3)."""
+
+    def __init__(self, count: np.ndarray, sums):
+        self._count = count
+        self._sums = sums  # values per n-gram -> float64 sums per context
+        self._cache: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def of_segments(cls, count: np.ndarray, starts: np.ndarray) -> ContextStats:
+        """Stats of the contexts whose continuations are count[starts[i]:starts[i + 1]]."""
+        def sums(values):
+            return np.add.reduceat(values.astype(np.float64), starts) if starts.size else np.zeros(0)
+        return cls(count, sums)
+
+    @classmethod
+    def of_contexts(cls, count: np.ndarray, context: np.ndarray, n_contexts: int) -> ContextStats:
+        """Stats of every context 0..n_contexts-1, from each n-gram's context id."""
+        def sums(values):
+            return np.bincount(context, weights=values.astype(np.float64), minlength=n_contexts)
+        return cls(count, sums)
+
+    def _get(self, name, values):
+        if name not in self._cache:
+            self._cache[name] = self._sums(values())
+        return self._cache[name]
+
+    @property
+    def total(self) -> np.ndarray:
+        return self._get("total", lambda: self._count)
+
+    @property
+    def types(self) -> np.ndarray:
+        return self._get("types", lambda: self._count > 0)
+
+    @property
+    def n1(self) -> np.ndarray:
+        return self._get("n1", lambda: self._count == 1)
+
+    @property
+    def n2(self) -> np.ndarray:
+        return self._get("n2", lambda: self._count == 2)
+
+    @property
+    def n3(self) -> np.ndarray:
+        return self._get("n3", lambda: self._count >= 3)
+
+
 class Smoothing:
     """An estimator of alpha (per n-gram) and gamma (per context) for one order at a time."""
 
@@ -44,9 +103,27 @@ class Smoothing:
     lower: ClassVar[str] = "recursive"  # or "uniform"
     interpolated: ClassVar[bool] = True
     normalised: ClassVar[bool] = True
+    adjusted: ClassVar[bool] = False  # True: works on Kneser-Ney's adjusted counts
+
+    def prepare(self, n: int, n_k: np.ndarray) -> None:
+        """Set order n's own parameters from its count-of-counts n_0..n_4."""
+
+    def alpha(self, count: np.ndarray, stats: ContextStats, context: np.ndarray, n: int,
+              support_size: int) -> np.ndarray:
+        """alpha(w | h) per n-gram; context[i] is the index in `stats` of n-gram i's context."""
+        raise NotImplementedError
+
+    def gamma(self, stats: ContextStats, n: int, support_size: int) -> np.ndarray:
+        """gamma(h) per context."""
+        raise NotImplementedError
 
     def alpha_gamma(self, counts: NGramCounts, n: int, support_size: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """alpha per seen n-gram of order n and gamma per context, from in-memory counts."""
+        table = counts[n]
+        count = counts.adjusted_counts(n) if self.adjusted else table.count
+        self.prepare(n, count_of_counts(count))
+        stats = ContextStats.of_contexts(count, table.context, table.n_contexts)
+        return self.alpha(count, stats, table.context, n, support_size), self.gamma(stats, n, support_size)
 
     def params(self) -> dict:
         return {}
@@ -58,10 +135,11 @@ class MLE(Smoothing):
     name = "mle"
     lower = "uniform"
 
-    def alpha_gamma(self, counts, n, support_size):
-        table = counts[n]
-        total = table.per_context(table.count)
-        return _divide(table.count, total[table.context], 0.0), np.zeros(table.n_contexts)
+    def alpha(self, count, stats, context, n, support_size):
+        return _divide(count, stats.total[context], 0.0)
+
+    def gamma(self, stats, n, support_size):
+        return np.zeros(stats.total.shape)
 
 
 class Uniform(Smoothing):
@@ -70,11 +148,11 @@ class Uniform(Smoothing):
     name = "uniform"
     lower = "uniform"
 
-    def alpha_gamma(self, counts, n, support_size):
-        table = counts[n]
-        seen = (table.count > 0).astype(np.float64)
-        types = table.per_context(seen)
-        return _divide(seen, types[table.context], 0.0), np.zeros(table.n_contexts)
+    def alpha(self, count, stats, context, n, support_size):
+        return _divide((count > 0).astype(np.float64), stats.types[context], 0.0)
+
+    def gamma(self, stats, n, support_size):
+        return np.zeros(stats.total.shape)
 
 
 class Lidstone(Smoothing):
@@ -91,11 +169,11 @@ class Lidstone(Smoothing):
     def params(self):
         return {"k": self.k}
 
-    def alpha_gamma(self, counts, n, support_size):
-        table = counts[n]
-        total = table.per_context(table.count)
-        denominator = total + self.k * support_size
-        return table.count / denominator[table.context], self.k * support_size / denominator
+    def alpha(self, count, stats, context, n, support_size):
+        return count / (stats.total[context] + self.k * support_size)
+
+    def gamma(self, stats, n, support_size):
+        return self.k * support_size / (stats.total + self.k * support_size)
 
 
 class Laplace(Lidstone):
@@ -123,30 +201,31 @@ class AbsoluteDiscounting(Smoothing):
         if discount is not None and not (isinstance(discount, (int, float)) and 0 < discount < 1):
             raise ConfigError(f"absolute discounting needs 0 < discount < 1, got {discount!r}")
         self.discount = discount
+        self.used_discount_: dict[int, float] = {}
 
     def params(self):
         return {"discount": self.discount}
 
-    def order_discount(self, counts: NGramCounts, n: int) -> float:
+    def prepare(self, n, n_k):
+        self.used_discount_[n] = self.order_discount(n_k, n)
+
+    def order_discount(self, n_k: np.ndarray, n: int) -> float:
         if self.discount is not None:
             return self.discount
-        n_k = count_of_counts(counts[n].count)
         if n_k[1] == 0 or n_k[2] == 0:
             warnings.warn(
                 f"absolute: order {n} has no count-of-counts to estimate D; using 0.75",
                 DiscountFallbackWarning,
-                stacklevel=5,
+                stacklevel=7,
             )
             return 0.75
         return n_k[1] / (n_k[1] + 2.0 * n_k[2])
 
-    def alpha_gamma(self, counts, n, support_size):
-        table = counts[n]
-        d = self.order_discount(counts, n)
-        total = table.per_context(table.count)
-        types = table.per_context((table.count > 0).astype(np.float64))
-        alpha = _divide(np.maximum(table.count - d, 0.0), total[table.context], 0.0)
-        return alpha, _divide(d * types, total)
+    def alpha(self, count, stats, context, n, support_size):
+        return _divide(np.maximum(count - self.used_discount_[n], 0.0), stats.total[context], 0.0)
+
+    def gamma(self, stats, n, support_size):
+        return _divide(self.used_discount_[n] * stats.types, stats.total)
 
 
 class WittenBell(Smoothing):
@@ -158,12 +237,11 @@ class WittenBell(Smoothing):
 
     name = "witten-bell"
 
-    def alpha_gamma(self, counts, n, support_size):
-        table = counts[n]
-        total = table.per_context(table.count)
-        types = table.per_context((table.count > 0).astype(np.float64))
-        denominator = total + types
-        return _divide(table.count, denominator[table.context], 0.0), _divide(types, denominator)
+    def alpha(self, count, stats, context, n, support_size):
+        return _divide(count, (stats.total + stats.types)[context], 0.0)
+
+    def gamma(self, stats, n, support_size):
+        return _divide(stats.types, stats.total + stats.types)
 
 
 class KneserNey(Smoothing):
@@ -182,6 +260,7 @@ class KneserNey(Smoothing):
     """
 
     name = "kneser-ney"
+    adjusted = True
     FALLBACK = (0.5, 1.0, 1.5)
 
     def __init__(self, discounts: tuple[float, float, float] | None = None):
@@ -195,10 +274,14 @@ class KneserNey(Smoothing):
     def params(self):
         return {"discounts": list(self.discounts) if self.discounts else None}
 
-    def order_discounts(self, adjusted: np.ndarray, n: int) -> tuple[float, float, float]:
+    def prepare(self, n, n_k):
+        self.used_discounts_[n] = self.order_discounts(n_k, n)
+
+    def order_discounts(self, n_k: np.ndarray, n: int) -> tuple[float, float, float]:
+        """Chen & Goodman (1998) eq. 26 from the count-of-counts n_0..n_4 of the adjusted counts."""
         if self.discounts is not None:
             return self.discounts
-        n_k = count_of_counts(adjusted).astype(np.float64)
+        n_k = np.asarray(n_k, dtype=np.float64)
         if np.all(n_k[1:4] > 0):
             y = n_k[1] / (n_k[1] + 2 * n_k[2])
             estimate = tuple(k - (k + 1) * y * n_k[k + 1] / n_k[k] for k in (1, 2, 3))
@@ -208,20 +291,18 @@ class KneserNey(Smoothing):
             f"kneser-ney: closed-form discounts are undefined for order {n} (count-of-counts "
             f"n1..n4 = {n_k[1:].astype(int).tolist()}); using fallback D = {self.FALLBACK}",
             DiscountFallbackWarning,
-            stacklevel=5,
+            stacklevel=7,
         )
         return self.FALLBACK
 
-    def alpha_gamma(self, counts, n, support_size):
-        table = counts[n]
-        adjusted = counts.adjusted_counts(n)
-        d1, d2, d3 = self.order_discounts(adjusted, n)
-        self.used_discounts_[n] = (d1, d2, d3)
-        discount = np.select([adjusted == 0, adjusted == 1, adjusted == 2], [0.0, d1, d2], d3)
-        total = table.per_context(adjusted)
-        released = table.per_context(np.where(adjusted > 0, discount, 0.0))
-        alpha = _divide(adjusted - discount, total[table.context], 0.0)
-        return alpha, _divide(released, total)
+    def alpha(self, count, stats, context, n, support_size):
+        d1, d2, d3 = self.used_discounts_[n]
+        discount = np.select([count == 0, count == 1, count == 2], [0.0, d1, d2], d3)
+        return _divide(count - discount, stats.total[context], 0.0)
+
+    def gamma(self, stats, n, support_size):
+        d1, d2, d3 = self.used_discounts_[n]
+        return _divide(d1 * stats.n1 + d2 * stats.n2 + d3 * stats.n3, stats.total)
 
 
 class StupidBackoff(Smoothing):
@@ -242,10 +323,11 @@ class StupidBackoff(Smoothing):
     def params(self):
         return {"backoff": self.backoff}
 
-    def alpha_gamma(self, counts, n, support_size):
-        table = counts[n]
-        total = table.per_context(table.count)
-        return _divide(table.count, total[table.context], 0.0), np.full(table.n_contexts, self.backoff)
+    def alpha(self, count, stats, context, n, support_size):
+        return _divide(count, stats.total[context], 0.0)
+
+    def gamma(self, stats, n, support_size):
+        return np.full(stats.total.shape, self.backoff)
 
 
 SMOOTHINGS: dict[str, type[Smoothing]] = {

@@ -1,4 +1,4 @@
-"""N-gram probability tables in back-off form, and scoring with them.
+"""N-gram probability tables in back-off form (contract C-3), and scoring with them.
 
 This is the ARPA view of a model: every seen n-gram carries its final probability P(w | h)
 (already interpolated), every n-gram that serves as a context carries a back-off weight gamma,
@@ -7,29 +7,71 @@ and for an unseen n-gram
     log P(w | h) = log gamma(h) + log P(w | h')      (h seen as an n-gram; else gamma = 1)
 
 which for an interpolated model is exactly the interpolation formula, because alpha(w | h) = 0
-for an unseen continuation. For the estimators whose lower distribution is the uniform one
-(mle, uniform, laplace, lidstone) an unseen continuation of a seen context gets gamma(h) / V
-instead, and a context never seen falls back to its longest seen suffix.
+for an unseen continuation (Chen & Goodman 1998, eq. 1 written in back-off form; Katz 1987). For
+the estimators whose lower distribution is the uniform one (mle, uniform, laplace, lidstone) an
+unseen continuation of a seen context gets gamma(h) / V instead, and a context never seen falls
+back to its longest seen suffix.
 
-Each order keeps its n-grams as sorted int64 keys ``context_id * V + word`` (sorted, so a
-context's continuations are one slice) and a probing hash index over them for batch lookups:
-one array walk per order for a whole batch of positions, no per-token Python loop.
+Each order keeps its n-grams as sorted int64 keys ``context_row * V + word`` (sorted, so a
+context's continuations are one slice) and a probing hash index over them for batch lookups.
+The arrays are one .npy file each (`keys_3.npy`, `index_3.npy`, ...) and are memory-mapped, so
+a model of any size opens in milliseconds and scoring reads only the pages it touches.
 """
 
 from __future__ import annotations
 
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..errors import CheckpointError
 from .counting import NGramCounts
-from .probing import ProbingIndex
-from .smoothing import Smoothing
+from .probing import ProbingIndex, empty_slots, slot_count
+
+TABLE_FIELDS = ("keys", "logprob", "logbackoff", "is_context")
+FIELD_DTYPES = {"keys": np.int64, "logprob": np.float32, "logbackoff": np.float32, "is_context": np.bool_}
+PARALLEL_POSITIONS = 1 << 16  # scoring batches this large are split over two threads
+_POOL: ThreadPoolExecutor | None = None
 
 
 def gather(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """values[ids] where an id of -1 (read as the last entry) is masked off by the caller."""
     return values[ids] if values.size else np.zeros(ids.size, dtype=values.dtype)
+
+
+def array_file(name: str) -> str:
+    return f"{name}.npy"
+
+
+def open_array(path: Path) -> np.ndarray:
+    """A .npy file memory-mapped read-only (never unpickled), as a plain ndarray view: indexing a
+    np.memmap subclass costs a Python-level __getitem__ on every gather."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"n-gram table file {path} is missing") from None
+    except ValueError as error:
+        if "empty" not in str(error) and "mmap length" not in str(error):
+            raise CheckpointError(f"{path} is not a .npy table ({error})") from None
+        mapped = np.load(path, allow_pickle=False)  # a zero-length array cannot be mapped
+    return np.asarray(mapped)
+
+
+def save_array(path: Path, values: np.ndarray) -> Path:
+    """Write one array as .npy under a temporary name, then rename it into place."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            np.lib.format.write_array(handle, np.ascontiguousarray(values), allow_pickle=False)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
 
 
 @dataclass
@@ -42,8 +84,42 @@ class OrderTable:
     is_context: np.ndarray  # (G,) bool: some continuation of this n-gram was seen
 
 
+def line_targets(flat: np.ndarray, lengths: np.ndarray, eos_id: int, bos_id: int):
+    """(targets, previous) of lines: every line's tokens then </s>, and the token before each
+    target (<s> at a line's start). Every target is scored; no n-gram crosses a line, because
+    no table has an n-gram with </s> before its last word."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths + 1) - 1  # where each line's </s> goes
+    targets = np.empty(int(lengths.sum()) + lengths.size, dtype=np.asarray(flat).dtype if len(flat) else np.int64)
+    body = np.ones(targets.size, dtype=bool)
+    body[ends] = False
+    targets[body] = flat
+    targets[ends] = eos_id
+    previous = np.empty_like(targets)
+    previous[1:] = targets[:-1]
+    if lengths.size:
+        previous[ends[:-1] + 1] = bos_id
+        previous[0] = bos_id
+    return targets, previous
+
+
+def stream_targets(ids: np.ndarray, bos_id: int):
+    """(targets, previous) of one stream read from a single <s>."""
+    ids = np.asarray(ids)
+    previous = np.empty_like(ids)
+    if ids.size:
+        previous[1:] = ids[:-1]
+        previous[0] = bos_id
+    return ids, previous
+
+
 class BackoffTables:
-    """Orders 1..N of a back-off model over a vocabulary of V ids, with vectorised lookups."""
+    """Orders 1..N of a back-off model over a vocabulary of V ids, with vectorised lookups.
+
+    index_folder: where a probing index built on first use is written (as `index_{n}.npy`,
+    then memory-mapped); None keeps it in memory. `sources` names the file each array was
+    mapped from (a checkpoint links those instead of writing them again).
+    """
 
     def __init__(
         self,
@@ -54,74 +130,116 @@ class BackoffTables:
         bos_id: int,
         lower: str = "recursive",
         unseen_context_logbackoff: float = 0.0,
+        index_folder: Path | None = None,
     ):
         self.orders: list[OrderTable] = []
-        self.indexes: list[ProbingIndex | None] = []  # order 1 needs none: its ids are the words
+        self._indexes: list[ProbingIndex | None] = []  # order 1 needs none: its ids are the words
         self.vocab_size = vocab_size
         for table in orders:
             self.append(table)
         self.support = support  # (V,) bool: ids that can be predicted
-        self.log_uniform = -np.log(max(int(support.sum()), 1))
+        self.log_uniform = -np.log(max(int(np.count_nonzero(support)), 1))
         self.bos_id = bos_id
         self.lower = lower
         self.unseen_context_logbackoff = unseen_context_logbackoff
+        self.index_folder = index_folder
+        self.sources: dict[str, Path] = {}
+        self._index_data: dict[str, bytes] = {}
 
     @property
     def order(self) -> int:
         return len(self.orders)
 
     def append(self, table: OrderTable) -> None:
-        """Add the next order's table (and its hash index)."""
-        self.indexes.append(ProbingIndex(table.keys) if self.orders else None)
+        """Add the next order's table (its hash index is built when first needed)."""
         self.orders.append(table)
+        self._indexes.append(None)
 
-    # ---- construction from counts --------------------------------------------------------
+    def index(self, n: int) -> ProbingIndex:
+        """The probing index of order n >= 2: mapped from its file, else built (and written to
+        index_folder when there is one)."""
+        found = self._indexes[n - 1]
+        if found is None:
+            keys = self.orders[n - 1].keys
+            name = f"index_{n}"
+            if name in self.sources or name in self._index_data:
+                stored = (open_array(self.sources[name]) if name in self.sources
+                          else np.load(io.BytesIO(self._index_data[name]), allow_pickle=False))
+                try:
+                    found = ProbingIndex(keys, stored)
+                except ValueError as error:
+                    raise CheckpointError(f"{array_file(name)}: {error}") from None
+            elif self.index_folder is not None:
+                path = Path(self.index_folder) / array_file(name)
+                temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                dtype = np.int32 if keys.size < 2**31 else np.int64
+                slots = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=(slot_count(keys.size),))
+                ProbingIndex.build(keys, empty_slots(keys.size, out=slots))
+                slots.flush()
+                del slots
+                os.replace(temporary, path)
+                self.sources[name] = path
+                found = ProbingIndex(keys, open_array(path))
+            else:
+                found = ProbingIndex(keys)
+            self._indexes[n - 1] = found
+        return found
+
+    def index_slots(self, n: int) -> np.ndarray:
+        return self.index(n).slots
 
     @classmethod
-    def from_counts(cls, counts: NGramCounts, smoothing: Smoothing, support: np.ndarray) -> BackoffTables:
-        """Turn alpha/gamma into final probabilities, lowest order first (Chen & Goodman eq. 1)."""
-        support_size = int(support.sum())
-        probs: list[np.ndarray] = []
-        gammas: list[np.ndarray] = []  # gammas[n - 1]: per context of order n, i.e. per (n-1)-gram
-        for n in range(1, counts.order + 1):
-            table = counts[n]
-            alpha, gamma = smoothing.alpha_gamma(counts, n, support_size)
-            if smoothing.lower == "uniform" or n == 1:
-                lower = np.full(len(table), 1.0 / support_size)
-            else:
-                lower = probs[-1][table.suffix]
-            backed_off = gamma[table.context] * lower
-            if smoothing.interpolated:
-                prob = alpha + backed_off
-            else:
-                prob = np.where(table.count > 0, alpha, backed_off)
-            if n == 1:
-                prob = np.where(support, prob, 0.0)
-            probs.append(prob)
-            gammas.append(gamma)
-        orders = []
-        for n in range(1, counts.order + 1):
-            table = counts[n]
-            if n < counts.order:
-                above = counts[n + 1]
-                is_context = np.bincount(above.context, minlength=len(table)) > 0
-                with np.errstate(divide="ignore"):  # gamma = 0 (mle, uniform) is log 0 = -inf
-                    logbackoff = np.where(is_context, np.log(np.where(is_context, gammas[n], 1.0)), 0.0)
-            else:
-                is_context = np.zeros(len(table), dtype=bool)
-                logbackoff = np.zeros(len(table))
-            keys = table.context * counts.vocab_size + table.word
-            with np.errstate(divide="ignore"):
-                orders.append(OrderTable(keys, np.log(probs[n - 1]), logbackoff, is_context))
-        unseen = 0.0 if smoothing.normalised else float(np.log(getattr(smoothing, "backoff", 1.0)))
-        return cls(
-            orders,
-            counts.vocab_size,
-            support,
-            bos_id=counts.bos_id,
-            lower=smoothing.lower,
-            unseen_context_logbackoff=unseen,
-        )
+    def load(cls, folder: Path, order: int, vocab_size: int, *, bos_id: int, lower: str = "recursive",
+             files: dict[str, Path] | None = None, index_folder: Path | None = None):
+        """Contract C-3's tables memory-mapped from .npy files: `folder`/NAME.npy, or the paths
+        `files` gives by NAME (a checkpoint's). Returns (tables, raw counts per order)."""
+        def source(name):
+            if files is None:
+                return Path(folder) / array_file(name)
+            if array_file(name) not in files:
+                raise CheckpointError(f"the checkpoint has no {array_file(name)} (order {order} needs it)")
+            value = files[array_file(name)]
+            return value if isinstance(value, (bytes, bytearray)) else Path(value)
+
+        def read(value):
+            if isinstance(value, (bytes, bytearray)):
+                try:
+                    return np.load(io.BytesIO(value), allow_pickle=False)
+                except ValueError as error:
+                    raise CheckpointError(f"an n-gram table is not a .npy array ({error})") from None
+            return open_array(value)
+
+        orders, counts, sources = [], [], {}
+        for n in range(1, order + 1):
+            fields = {}
+            for field in (*TABLE_FIELDS, "count"):
+                sources[f"{field}_{n}"] = source(f"{field}_{n}")
+                fields[field] = read(sources[f"{field}_{n}"])
+            sizes = {field: values.shape for field, values in fields.items()}
+            if len(set(sizes.values())) != 1 or len(sizes["keys"]) != 1:
+                raise CheckpointError(f"the order-{n} tables disagree in length: {sizes}")
+            if fields["keys"].dtype != np.int64:
+                raise CheckpointError(f"keys_{n}.npy holds {fields['keys'].dtype}, not int64 keys")
+            orders.append(OrderTable(*(fields[field] for field in TABLE_FIELDS)))
+            counts.append(fields["count"])
+        for name in ("support", "scalars"):
+            sources[name] = source(name)
+        support = np.array(read(sources["support"]), dtype=bool)
+        scalars = read(sources["scalars"])
+        if support.shape != (vocab_size,) or scalars.size < 1:
+            raise CheckpointError(f"support.npy has {support.size} entries for a vocabulary of {vocab_size}")
+        for n in range(2, order + 1):
+            name = array_file(f"index_{n}")
+            if files is not None and name in files:
+                sources[f"index_{n}"] = source(f"index_{n}")
+            elif files is None and (Path(folder) / name).is_file():
+                sources[f"index_{n}"] = Path(folder) / name
+        tables = cls(orders, vocab_size, support, bos_id=bos_id, lower=lower,
+                     unseen_context_logbackoff=float(scalars[0]), index_folder=index_folder)
+        tables.sources = {name: value for name, value in sources.items() if isinstance(value, Path)}
+        tables._index_data = {name: value for name, value in sources.items()
+                              if name.startswith("index_") and not isinstance(value, Path)}
+        return tables, counts
 
     # ---- lookups -------------------------------------------------------------------------
 
@@ -131,7 +249,7 @@ class BackoffTables:
             return np.asarray(words, dtype=np.int64)
         # Keys are >= 0, so the query -1 (an unseen context) never matches.
         query = np.where(context_ids >= 0, context_ids * self.vocab_size + words, -1)
-        return self.indexes[n - 1].find(query)
+        return self.index(n).find(query)
 
     def gram_ids(self, tokens: np.ndarray, position: np.ndarray) -> list[np.ndarray]:
         """ids[n - 1][i] = id of the n-gram ending at position i (-1 if unseen or crossing a line)."""
@@ -144,8 +262,86 @@ class BackoffTables:
 
     # ---- scoring -------------------------------------------------------------------------
 
-    def score_positions(self, tokens: np.ndarray, position: np.ndarray) -> np.ndarray:
-        """log P(tokens[i] | its line up to i) for every position i with position[i] > 0.
+    # ---- scoring -------------------------------------------------------------------------
+
+    def score_lines(self, flat: np.ndarray, lengths: np.ndarray, eos_id: int) -> np.ndarray:
+        """log P of every token and end-of-line of lines given as flat ids and lengths."""
+        if self.lower == "recursive" and not self.unseen_context_logbackoff:
+            return self.score_targets(*line_targets(flat, lengths, eos_id, self.bos_id))
+        tokens, position = NGramCounts.pad(np.asarray(flat, dtype=np.int64), lengths, self.bos_id, eos_id)
+        return self._score_padded(tokens, position)
+
+    def score_stream(self, ids: np.ndarray) -> np.ndarray:
+        """log P of every token of one stream read from <s> (no end of line)."""
+        ids = np.asarray(ids)
+        if self.lower == "recursive" and not self.unseen_context_logbackoff:
+            return self.score_targets(*stream_targets(ids, self.bos_id))
+        tokens, position = NGramCounts.pad(ids.astype(np.int64), np.array([ids.size]), self.bos_id, None)
+        return self._score_padded(tokens, position)
+
+    def score_targets(self, targets: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """The back-off scorer of normalised recursive tables (the ARPA reading), over two
+        threads for big batches: each half gets the N-1 targets before it as context (an
+        n-gram's ids only depend on the N-1 positions before it), numpy releasing the GIL."""
+        size, overlap = targets.size, self.order - 1
+        for n in range(2, self.order + 1):
+            self.index(n)  # built (once) before the threads need it
+        if size < PARALLEL_POSITIONS or (os.cpu_count() or 1) < 2:
+            return self._score_targets(targets, previous)
+        global _POOL
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ngram-score")
+        middle = size // 2
+        start = max(middle - overlap, 0)
+        second = _POOL.submit(self._score_targets, targets[start:], previous[start:])
+        first = self._score_targets(targets[:middle], previous[:middle])
+        return np.concatenate([first, second.result()[middle - start :]])
+
+    def _score_targets(self, targets: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """log P(target | the tokens before it) at every position, Katz's back-off recursion
+        (Katz 1987, eq. 7-8; Heafield 2011, sec. 2) read from the top order down:
+
+            log P = log p_h(w_h | ...) + sum over m = h .. N-1 of log gamma_m(context of length m)
+
+        where h is the highest order whose n-gram ending here was seen and gamma_m is 0 where the
+        context of length m was never seen. The n-gram ids of order n are looked up only at the
+        positions whose context (the (n-1)-gram ending just before) was found, so each order works
+        on fewer positions than the one below: arrays of positions, not masks over all of them.
+        """
+        size, vocab = targets.size, self.vocab_size
+        result = self.orders[0].logprob[targets].astype(np.float64)  # order 1 covers every word
+        if self.order == 1 or size == 0:
+            return result
+        hit_order = np.ones(size, dtype=np.int8)
+        contexts = []  # per order n >= 2: (positions, context rows of order n-1) that were looked up
+        positions, context_rows = None, previous  # order 2: every position, context = previous token
+        for n in range(2, self.order + 1):
+            words = targets if positions is None else targets[positions]
+            query = np.multiply(context_rows, vocab, dtype=np.int64)
+            query += words
+            rows = self.index(n).find_valid(query)
+            found = np.flatnonzero(rows >= 0)
+            found_rows = rows[found]
+            found_positions = found if positions is None else positions[found]
+            result[found_positions] = self.orders[n - 1].logprob[found_rows]
+            hit_order[found_positions] = n
+            contexts.append((positions, context_rows))
+            # The n-gram found at position i is the context of the (n+1)-gram ending at i + 1.
+            positions, context_rows = found_positions + 1, found_rows
+            if positions.size and positions[-1] >= size:
+                positions, context_rows = positions[:-1], context_rows[:-1]
+        for m, (positions, context_rows) in enumerate(contexts, start=1):
+            backoff = self.orders[m - 1].logbackoff
+            if positions is None:  # order 1 contexts: every position
+                result += np.where(hit_order <= m, backoff[context_rows], 0.0)
+                continue
+            chosen = np.flatnonzero(hit_order[positions] <= m)
+            result[positions[chosen]] += backoff[context_rows[chosen]]
+        return result
+
+    def _score_padded(self, tokens: np.ndarray, position: np.ndarray) -> np.ndarray:
+        """log P(tokens[i] | its line up to i) for every position i with position[i] > 0, on the
+        padded layout of NGramCounts.pad: the general scorer (every smoothing).
 
         Walks down from the highest order: a position takes the first order whose n-gram was
         seen, plus the back-off weights of the contexts it passed on the way. Every array below
@@ -224,10 +420,13 @@ class BackoffTables:
         lo, hi = np.searchsorted(table.keys, [context * self.vocab_size, (context + 1) * self.vocab_size])
         return table.keys[lo:hi] % self.vocab_size, table.logprob[lo:hi]
 
-    def gram_tokens(self) -> list[np.ndarray]:
-        """For each order n, the (G, n) array of the token ids of its n-grams, in table order."""
-        grams = [self.orders[0].keys[:, None]]
-        for table in self.orders[1:]:
-            context, word = np.divmod(table.keys, self.vocab_size)
-            grams.append(np.hstack([grams[-1][context], word[:, None]]))
-        return grams
+    def row_tokens(self, n: int, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), n) token ids of the given rows of order n, read down the context rows
+        (only the rows asked for are touched: a memory-mapped model stays on disk)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        columns = []
+        for m in range(n, 1, -1):
+            rows, word = np.divmod(self.orders[m - 1].keys[rows], self.vocab_size)
+            columns.append(word)
+        columns.append(self.orders[0].keys[rows])
+        return np.stack(columns[::-1], axis=1) if rows.size else np.zeros((0, n), dtype=np.int64)

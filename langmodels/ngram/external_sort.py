@@ -1,0 +1,422 @@
+"""Arrays that spill to disk, and the k-way merge of sorted runs: the external-memory part of
+n-gram estimation (Heafield et al. 2013, "Scalable modified Kneser-Ney language model
+estimation", section 3: every stage streams sorted blocks through a fixed amount of memory).
+
+A `Column` is a 1-D array written piece by piece and read back in slices. It stays in memory
+while the `Workspace` it belongs to holds less than its share of the memory limit, and moves to a
+raw file in the workspace's temporary folder otherwise, so the same code runs on a corpus that
+fits in memory and on one that does not. Reads go through np.fromfile (into ordinary memory,
+never memory-mapped), so what the process holds is what the code asks for at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+DEFAULT_MEMORY_FRACTION = 0.5  # of the memory available when a fit starts (lmplz's default is 80 % of physical)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MINIMUM_MEMORY = 1 << 20  # below this the per-block overheads dominate
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
+
+
+def parse_memory(value) -> int:
+    """A memory limit in bytes, from a byte count or text as lmplz's -S reads it: "2G", "500M",
+    "64K", "1.5G" (powers of 1024) or "50%" of the memory available now; None gives the default,
+    DEFAULT_MEMORY_FRACTION of the available memory."""
+    if value is None:
+        return max(int(available_memory() * DEFAULT_MEMORY_FRACTION), MINIMUM_MEMORY)
+    if isinstance(value, bool):
+        raise ConfigError(f"memory must be a size such as '2G', '500M' or '50%', got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        size = int(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([%bBkKmMgGtT]?)\s*", value)
+        if not match:
+            raise ConfigError(f"memory must be a size such as '2G', '500M' or '50%', got {value!r}")
+        number, unit = float(match.group(1)), match.group(2).upper()
+        size = int(available_memory() * number / 100) if unit == "%" else int(number * _UNITS[unit])
+    else:
+        raise ConfigError(f"memory must be a size such as '2G', '500M' or '50%', got {value!r}")
+    if size < MINIMUM_MEMORY:
+        raise ConfigError(f"memory must be at least 1M, got {value!r}")
+    return size
+
+
+class Workspace:
+    """The memory limit of one estimation, and the temporary folder its spilled columns go to.
+
+    `resident_limit` bytes of columns may stay in memory (the rest of the limit is left to the
+    blocks being worked on); the folder is made on the first spill and removed by `close`.
+    """
+
+    def __init__(self, memory: int, tmp_dir=None, *, resident_share: float = 0.5):
+        self.memory = int(memory)
+        self.resident_limit = int(memory * resident_share)
+        self.resident = 0
+        self.tmp_dir = tmp_dir
+        self._folder: Path | None = None
+        self._names = 0
+        self.spilled_bytes = 0
+        self.lock = threading.Lock()
+
+    def folder(self) -> Path:
+        if self._folder is None:
+            if self.tmp_dir is not None:
+                Path(self.tmp_dir).mkdir(parents=True, exist_ok=True)
+            self._folder = Path(tempfile.mkdtemp(prefix="langmodels-ngram-", dir=self.tmp_dir))
+        return self._folder
+
+    def column(self, dtype, name: str = "column") -> Column:
+        self._names += 1
+        return Column(self, np.dtype(dtype), f"{self._names:05d}-{name}")
+
+    def close(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Column:
+    """A 1-D array appended in pieces, then read in slices; in memory or in a raw file."""
+
+    def __init__(self, workspace: Workspace, dtype: np.dtype, name: str):
+        self.workspace = workspace
+        self.dtype = dtype
+        self.name = name
+        self.pieces: list[np.ndarray] = []
+        self.starts = [0]  # offset of each piece, then the length
+        self.path: Path | None = None
+        self._file = None
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * self.dtype.itemsize
+
+    def append(self, piece) -> None:
+        piece = np.ascontiguousarray(piece, dtype=self.dtype)
+        if not piece.size:
+            return
+        with self.workspace.lock:
+            if self.path is None and self.workspace.resident + piece.nbytes > self.workspace.resident_limit:
+                self._spill()
+            if self.path is None:
+                self.pieces.append(piece)
+                self.workspace.resident += piece.nbytes
+            else:
+                self.workspace.spilled_bytes += piece.nbytes
+        if self.path is not None:
+            self._file.write(piece.tobytes())
+        self.starts.append(self.starts[-1] + piece.size)
+
+    def _spill(self) -> None:
+        self.path = self.workspace.folder() / f"{self.name}.bin"
+        self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/drop)
+        for piece in self.pieces:
+            self._file.write(piece.tobytes())
+            self.workspace.resident -= piece.nbytes
+            self.workspace.spilled_bytes += piece.nbytes
+        self.pieces = []
+
+    def finish(self) -> Column:
+        """Done appending: flush the file (reads may follow)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is None and len(self.pieces) > 1:  # one piece: slices are views, no copies
+            whole = np.concatenate(self.pieces)
+            self.pieces = [whole]
+            self.starts = [0, whole.size]
+        return self
+
+    @classmethod
+    def of(cls, workspace: Workspace, array: np.ndarray, name: str = "column") -> Column:
+        column = workspace.column(array.dtype, name)
+        column.append(array)
+        return column.finish()
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The elements [start, stop) (a view for an in-memory column: do not write to it)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        start = max(0, min(start, stop))
+        if self.path is not None:
+            return np.fromfile(self.path, dtype=self.dtype, count=stop - start, offset=start * self.dtype.itemsize)
+        if not self.pieces:
+            return np.zeros(0, dtype=self.dtype)
+        return self.pieces[0][start:stop]
+
+    def item(self, index: int):
+        return self.read(index, index + 1)[0]
+
+    def chunks(self, size: int):
+        """(start, elements) for consecutive slices of `size` elements."""
+        size = max(int(size), 1)
+        for start in range(0, len(self), size):
+            yield start, self.read(start, start + size)
+
+    def searchsorted(self, value, side: str = "left") -> int:
+        """np.searchsorted on an ascending column, reading O(log n) small slices of a file."""
+        if self.path is None:
+            return int(np.searchsorted(self.read(), value, side=side))
+        lo, hi = 0, len(self)
+        while hi - lo > 4096:
+            probe = np.linspace(lo, hi - 1, 64).astype(np.int64)
+            values = np.array([self.item(int(i)) for i in probe])
+            k = int(np.searchsorted(values, value, side=side))
+            lo, hi = (int(probe[k - 1]) + 1 if k > 0 else lo), (int(probe[k]) + 1 if k < probe.size else hi)
+        return lo + int(np.searchsorted(self.read(lo, hi), value, side=side))
+
+    def drop(self) -> None:
+        """Free the memory or the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        with self.workspace.lock:
+            for piece in self.pieces:
+                self.workspace.resident -= piece.nbytes
+        self.pieces = []
+        self.starts = [0]
+
+
+def gather(column: Column, index: np.ndarray, budget: int) -> np.ndarray:
+    """column[index] reading at most `budget` bytes of the column at a time (a column larger
+    than that is read in pieces, each answering the indices that fall in it)."""
+    if column.nbytes <= budget or column.path is None:
+        return column.read()[index]
+    out = np.empty(index.size, dtype=column.dtype)
+    piece = max(budget // column.dtype.itemsize, 1)
+    for start, values in column.chunks(piece):
+        inside = (index >= start) & (index < start + values.size)
+        out[inside] = values[index[inside] - start]
+    return out
+
+
+def sorted_unique_counts(keys: np.ndarray, counts: np.ndarray | None = None):
+    """Sort keys, merge equal ones: (unique keys, summed counts, order, first position of each
+    unique key in sorted order). counts None counts occurrences."""
+    order, ordered = sort_order(keys)
+    new = np.empty(ordered.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    if counts is None:
+        summed = run_lengths(starts, ordered.size)
+    else:
+        summed = np.add.reduceat(counts[order], starts) if starts.size else counts[:0]
+    return ordered[starts], summed, order, new
+
+
+def sort_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(np.argsort(keys), the sorted keys) for keys >= 0, by sorting each key packed with its
+    index in one int64 (a plain sort of integers runs about twice as fast as an argsort, and the
+    sorted keys come without a gather) when both fit in 63 bits."""
+    if not keys.size:
+        return np.zeros(0, dtype=np.int64), keys[:0]
+    index_bits = max(int(keys.size - 1).bit_length(), 1)
+    if int(keys.max()).bit_length() + index_bits > 63:
+        order = np.argsort(keys)
+        return order, keys[order]
+    packed = keys << index_bits
+    packed |= np.arange(keys.size, dtype=np.int64)
+    packed.sort()
+    ordered = packed >> index_bits
+    packed &= (1 << index_bits) - 1
+    return packed, ordered
+
+
+def running_count(flags: np.ndarray) -> np.ndarray:
+    """np.cumsum of a bool array as int32 where it fits (casting to int64 runs 20x slower)."""
+    return np.cumsum(flags, dtype=np.int32 if flags.size < 2**31 else np.int64)
+
+
+def run_lengths(starts: np.ndarray, size: int) -> np.ndarray:
+    """Lengths of the runs that begin at `starts` (ascending) in an array of `size` elements."""
+    lengths = np.empty(starts.size, dtype=np.int64)
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    if starts.size:
+        lengths[-1] = size - starts[-1]
+    return lengths
+
+
+def count_keys(keys: np.ndarray, pool=None, parts: int = 1, indexes: np.ndarray | None = None):
+    """The distinct keys (ascending) of a block, how often each occurs, the index in `keys` of
+    one occurrence of each, and each key's row among the distinct ones (the inverse). `keys`
+    (int64, >= 0) is overwritten; `indexes`, if given, is np.arange of at least len(keys) (kept
+    by the caller between blocks: a fresh array of that size costs more in page faults than in
+    writing it).
+
+    Each key is packed with its index into one int64 and the packed values are sorted (see
+    sort_order). With a thread pool and parts > 1, the packed values are first cut into `parts`
+    ranges at sampled quantiles of the keys, each range sorted by its own thread (numpy releases
+    the GIL while it sorts), and the sorted ranges are laid end to end: no merge is needed.
+    """
+    n = keys.size
+    index_bits = max(int(n - 1).bit_length(), 1) if n else 1
+    if n and int(keys.max()).bit_length() + index_bits > 63:  # too wide to pack: an argsort
+        order = np.argsort(keys)
+        pieces = [(keys[order], order)]
+    else:
+        packed = np.left_shift(keys, index_bits, out=keys)
+        packed |= np.arange(n, dtype=np.int64) if indexes is None or indexes.size < n else indexes[:n]
+        if parts > 1 and pool is not None and n >= 1 << 16:
+            sample = np.sort(packed[:: max(n // 4096, 1)] >> index_bits)
+            bounds = np.unique(sample[(np.arange(1, parts) * sample.size) // parts]) << index_bits
+            which = np.searchsorted(bounds, packed, side="right")
+            pieces = [packed[which == p] for p in range(bounds.size + 1)]
+            del which
+        else:
+            pieces = [packed]
+        del packed
+
+    def sort_piece(piece):
+        if isinstance(piece, tuple):  # already sorted by argsort
+            ordered, position = piece
+        else:
+            piece.sort()
+            ordered = piece >> index_bits
+            piece &= (1 << index_bits) - 1
+            position = piece
+        new = np.empty(ordered.size, dtype=bool)
+        new[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        return ordered[starts], run_lengths(starts, ordered.size), position[starts], position, new
+
+    if len(pieces) > 1:
+        results = list(pool.map(sort_piece, pieces))
+    else:
+        results = [sort_piece(pieces[0])]
+    del pieces
+    inverse = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
+    offsets = np.cumsum([0] + [result[0].size for result in results])
+
+    def scatter(k):
+        _, _, _, position, new = results[k]
+        group = running_count(new)
+        group += int(offsets[k]) - 1
+        inverse[position] = group
+
+    if len(results) > 1:
+        list(pool.map(scatter, range(len(results))))
+    else:
+        scatter(0)
+    unique = np.concatenate([result[0] for result in results])
+    counts = np.concatenate([result[1] for result in results])
+    first = np.concatenate([result[2] for result in results])
+    return unique, counts, first, inverse
+
+
+def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], budget: int):
+    """k-way merge of sorted runs (keys, counts, payload) whose keys are unique within a run.
+
+    Equal keys from several runs become one entry with summed counts (the payload of equal keys
+    is equal: it is a function of the key). Returns (keys, counts, payload) columns of the merged
+    entries and, per run, a column giving the merged row of each of its entries.
+
+    Each round reads the next slice of every run, merges the entries up to the smallest last key
+    among the slices (everything below it is complete), and keeps the rest for the next round.
+    """
+    keys_out = workspace.column(np.int64, "keys")
+    counts_out = workspace.column(np.int64, "counts")
+    payload_out = workspace.column(runs[0][2].dtype if runs else np.int64, "payload")
+    rows = [workspace.column(np.int64, "rows") for _ in runs]
+    per_run = max(budget // (64 * max(len(runs), 1)), 1024)
+    cursor = [0] * len(runs)
+    buffered: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+        (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)) for _ in runs
+    ]
+    base = 0
+    while True:
+        live = []
+        for r, (keys, counts, payload) in enumerate(runs):
+            if buffered[r][0].size == 0 and cursor[r] < len(keys):
+                stop = cursor[r] + per_run
+                buffered[r] = (keys.read(cursor[r], stop), counts.read(cursor[r], stop), payload.read(cursor[r], stop))
+                cursor[r] = min(stop, len(keys))
+            if buffered[r][0].size:
+                live.append(r)
+        if not live:
+            break
+        bound = min(buffered[r][0][-1] for r in live)
+        taken = {}
+        for r in live:
+            keys, counts, payload = buffered[r]
+            m = int(np.searchsorted(keys, bound, side="right"))
+            taken[r] = (keys[:m], counts[:m], payload[:m])
+            buffered[r] = (keys[m:], counts[m:], payload[m:])
+        keys = np.concatenate([taken[r][0] for r in live])
+        unique, summed, order, new = sorted_unique_counts(keys, np.concatenate([taken[r][1] for r in live]))
+        payload = np.concatenate([taken[r][2] for r in live])[order[new]]
+        keys_out.append(unique)
+        counts_out.append(summed)
+        payload_out.append(payload)
+        merged_row = np.empty(keys.size, dtype=np.int64)  # the merged row of each taken entry
+        merged_row[order] = running_count(new)
+        merged_row += base - 1
+        at = 0
+        for r in live:
+            rows[r].append(merged_row[at : at + taken[r][0].size])
+            at += taken[r][0].size
+        base += unique.size
+    return keys_out.finish(), counts_out.finish(), payload_out.finish(), [column.finish() for column in rows]
+
+
+class NpyWriter:
+    """One .npy file of a known length, written in pieces, under a temporary name until `close`
+    renames it into place (an interrupted estimation leaves no half-written table)."""
+
+    def __init__(self, path, dtype, length: int):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.dtype = np.dtype(dtype)
+        self.length = int(length)
+        self.written = 0
+        self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by close)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.length,)}
+        np.lib.format.write_array_header_1_0(self._file, header)
+
+    def append(self, piece) -> None:
+        piece = np.ascontiguousarray(piece, dtype=self.dtype)
+        self._file.write(piece.tobytes())
+        self.written += piece.size
+
+    def close(self) -> Path:
+        self._file.close()
+        if self.written != self.length:
+            self.tmp.unlink(missing_ok=True)
+            raise RuntimeError(f"{self.path.name}: wrote {self.written} elements, expected {self.length}")
+        os.replace(self.tmp, self.path)
+        return self.path

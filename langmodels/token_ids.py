@@ -1,0 +1,315 @@
+"""Token ids of a corpus, tokenized once and kept on disk as a memory-mapped array.
+
+The way nanoGPT's ``prepare.py`` writes a corpus's ids once to a binary file that training then
+reads through ``np.memmap``: :func:`token_ids` streams a split's text block by block through a
+fitted tokenizer, writes every line's own ids (no markers) one after another to ``ids.npy``
+(uint16 when the vocabulary has at most 65,535 tokens, else uint32) and where each line starts to
+``offsets.npy`` (int64, one more than the lines), and keeps them under
+``cache_dir()/ids/<sha256 of the text>-<sha256 of the tokenizer's JSON>/``. Any later call with
+the same text and the same tokenizer, from any model or run, maps that entry instead of
+tokenizing again; a changed text or tokenizer has another key. Beside the arrays, ``meta.json``
+holds the line and token counts, the dtype and the sha256 of both arrays' bytes, all checked on
+reading: a damaged or truncated entry is rebuilt. An entry is written in a temporary folder and
+renamed into place, so a reader never sees half of one. Texts of fewer than MIN_CACHED_LINES
+lines (a prompt, a few lines in a test) are tokenized in memory and leave nothing on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .corpora import cache_dir, split_sha256
+from .errors import CorpusError, LangmodelsError
+from .tokenizers import BLOCK_CHARS, Tokenizer, text_blocks
+
+FORMAT = "langmodels.token_ids"
+FORMAT_VERSION = 1
+IDS_FILE, OFFSETS_FILE, META_FILE = "ids.npy", "offsets.npy", "meta.json"
+UINT16_MAX_VOCAB = 65_535  # ids 0 .. 65,534 fit in uint16 (the contract's bound, C-2)
+HASH_CHUNK = 1 << 24  # bytes read at a time when checking a file's checksum
+#: texts of fewer lines are tokenized in memory and not cached (a prompt, a test's few lines)
+MIN_CACHED_LINES = 1000
+
+
+@dataclass(frozen=True, eq=False)
+class TokenIds:
+    """Every line's ids, concatenated, and where each line starts.
+
+    ids: 1-D uint16/uint32 array (a read-only np.memmap when it comes from the cache);
+    offsets: int64, n_lines + 1 entries, line i is ``ids[offsets[i]:offsets[i + 1]]``;
+    final_newline: whether the text ends with a newline (False when its last line has none);
+    path: the cache entry's folder, None when the ids are held in memory only.
+    """
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    final_newline: bool = True
+    path: Path | None = None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens of each line (int64)."""
+        return np.diff(self.offsets)
+
+    @property
+    def n_lines(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+    def __len__(self) -> int:
+        return self.n_lines
+
+    def line(self, i: int) -> np.ndarray:
+        """The ids of line i."""
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def with_line_ends(self, end_id: int, *, final: bool = True) -> np.ndarray:
+        """One int64 stream with ``end_id`` after every line (after the last only when ``final``):
+        a word model's stream with </s> ends, or a character text with its newlines back."""
+        ends = self.offsets[1:] if final else self.offsets[1:-1]
+        return np.insert(np.asarray(self.ids, dtype=np.int64), ends, end_id)
+
+    def __repr__(self) -> str:
+        where = f", cached at {self.path}" if self.path else ""
+        return f"TokenIds({self.n_lines} lines, {self.n_tokens} tokens, {self.ids.dtype}{where})"
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """uint16 where every id fits (a vocabulary of at most 65,535 tokens), else uint32."""
+    return np.dtype(np.uint16 if vocab_size <= UINT16_MAX_VOCAB else np.uint32)
+
+
+def tokenizer_sha256(tokenizer: Tokenizer) -> str:
+    """sha256 of the tokenizer's JSON (keys sorted): its kind, settings and learned state."""
+    data = json.dumps(tokenizer.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _n_lines(source) -> int:
+    n = getattr(source, "n_lines", None)
+    return n if isinstance(n, int) else len(source)
+
+
+def _final_newline(source) -> bool:
+    return bool(getattr(source, "trailing_newline", True))
+
+
+def token_ids(source, tokenizer: Tokenizer, *, cache: bool = True, progress: bool | None = None,
+              block_chars: int = BLOCK_CHARS) -> TokenIds:
+    """The token ids of a split (or list of lines) under a fitted tokenizer.
+
+    Line i's ids equal ``tokenizer.encode_lines(lines)``'s for that line. With ``cache`` (and a
+    text of at least MIN_CACHED_LINES lines) they come from, or go to, the id cache under
+    ``cache_dir()/ids``, keyed by the text's sha256 (``split_sha256``: a Split's own, kept) and
+    the tokenizer's (:func:`tokenizer_sha256`); an unwritable cache folder just means ids held
+    in memory. ``progress``: a tqdm bar (MB of text per second) on stderr while the ids are
+    written; None shows it on a terminal only. A list whose items hold a newline is refused
+    (CorpusError): its text would have more lines than the list.
+    """
+    if isinstance(source, str):
+        raise LangmodelsError("token_ids takes a list of lines or a Corpus split, not one string")
+    tokenizer._fitted()
+    if not cache or _n_lines(source) < MIN_CACHED_LINES:
+        return _encode_in_memory(source, tokenizer, block_chars)
+    folder = cache_dir() / "ids" / f"{split_sha256(source)}-{tokenizer_sha256(tokenizer)}"
+    found = read_entry(folder)
+    if found is not None:
+        return found
+    try:
+        return _write_entry(folder, source, tokenizer, progress, block_chars)
+    except OSError:  # an unwritable cache just means no cache
+        return _encode_in_memory(source, tokenizer, block_chars)
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoding
+
+
+def _encoded_blocks(source, tokenizer, dtype, block_chars, bar=None):
+    """(ids, lengths) per block of the text, in order."""
+    for block in text_blocks(source, block_chars):
+        if not block:
+            continue
+        yield tokenizer.encode_block(block, dtype)
+        if bar is not None:
+            bar.update(len(block.encode("utf-8", "surrogatepass")))
+
+
+def _check_lines(source, n_lines):
+    """A list's lines must not hold newlines: its text would have more lines than the list."""
+    expected = _n_lines(source)
+    if n_lines != expected:
+        raise CorpusError(
+            f"the text has {n_lines} lines but the list holds {expected}: a line contains a newline "
+            "character (give one line per list item)"
+        )
+
+
+def _offsets(lengths: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.concatenate(lengths or [np.zeros(0, np.int64)]))]).astype(np.int64)
+
+
+def _encode_in_memory(source, tokenizer, block_chars) -> TokenIds:
+    dtype = id_dtype(len(tokenizer.vocab))
+    parts, lengths = [], []
+    for ids, line_lengths in _encoded_blocks(source, tokenizer, dtype, block_chars):
+        parts.append(ids)
+        lengths.append(line_lengths)
+    offsets = _offsets(lengths)
+    _check_lines(source, len(offsets) - 1)
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    return TokenIds(ids, offsets, _final_newline(source))
+
+
+# ----------------------------------------------------------------------------------------------
+# The cache: one folder per (text, tokenizer)
+
+
+def _data_sha256(path: Path, start: int, size: int) -> str | None:
+    """sha256 of ``size`` bytes of a file from ``start``; None if the file is shorter."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = size
+        while left:
+            chunk = f.read(min(left, HASH_CHUNK))
+            if not chunk:
+                return None
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def _npy_data(path: Path) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, offset of the data) from a .npy file's header; ValueError if malformed."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version != (1, 0):
+            raise ValueError(f"unexpected .npy version {version}")
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        if fortran_order or dtype.hasobject:
+            raise ValueError("not a plain array")
+        return shape, dtype, f.tell()
+
+
+def _checked_array(path: Path, expected_shape: tuple, expected_dtype: np.dtype, sha256: str) -> np.ndarray:
+    """The .npy file memory-mapped, after its header, size and data checksum are found as
+    expected; ValueError otherwise."""
+    shape, dtype, start = _npy_data(path)
+    if shape != expected_shape or dtype != expected_dtype:
+        raise ValueError(f"{path.name} holds {dtype}{shape}, expected {expected_dtype}{expected_shape}")
+    size = int(np.prod(shape)) * dtype.itemsize
+    if path.stat().st_size != start + size:
+        raise ValueError(f"{path.name} has {path.stat().st_size - start} bytes of data, expected {size}")
+    if _data_sha256(path, start, size) != sha256:
+        raise ValueError(f"{path.name}'s checksum differs")
+    if size == 0:  # np.memmap cannot map an empty file region
+        return np.zeros(shape, dtype=dtype)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def read_entry(folder: Path) -> TokenIds | None:
+    """The cached ids in ``folder`` if it holds an intact entry; None if there is none. A damaged
+    entry (a file missing, truncated or changed, or meta.json unreadable) is removed, so that the
+    caller rebuilds it."""
+    if not folder.is_dir():
+        return None
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+            raise ValueError("another format")
+        n_lines, n_tokens = int(meta["n_lines"]), int(meta["n_tokens"])
+        dtype = np.dtype(meta["dtype"])
+        if dtype not in (np.dtype(np.uint16), np.dtype(np.uint32)):
+            raise ValueError(f"dtype {dtype}")
+        ids = _checked_array(folder / IDS_FILE, (n_tokens,), dtype, meta["ids_sha256"])
+        offsets = _checked_array(folder / OFFSETS_FILE, (n_lines + 1,), np.dtype(np.int64), meta["offsets_sha256"])
+        offsets = np.array(offsets)  # small next to the ids: held in memory
+        if offsets[0] != 0 or offsets[-1] != n_tokens or np.any(np.diff(offsets) < 0):
+            raise ValueError("offsets out of order")
+        return TokenIds(ids, offsets, bool(meta["final_newline"]), folder)
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        _remove(folder)
+        return None
+
+
+def _remove(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        shutil.rmtree(folder)
+
+
+def _npy_header(dtype: np.dtype, n: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def _write_entry(folder: Path, source, tokenizer, progress, block_chars) -> TokenIds:
+    """Tokenize the text block by block straight into a new cache entry, then map it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    dtype = id_dtype(len(tokenizer.vocab))
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}-", dir=folder.parent))
+    try:
+        # The number of ids is known only at the end: room is left for the .npy header, whose
+        # length does not depend on it (numpy pads it to 128 bytes), and it is written last.
+        room = len(_npy_header(dtype, 0))
+        ids_sha, n_tokens, lengths = hashlib.sha256(), 0, []
+        bar = tqdm(desc="token ids", unit="B", unit_scale=True, unit_divisor=1000, leave=False,
+                   disable=True if progress is False else None)
+        with open(work / IDS_FILE, "wb") as f, bar:
+            f.write(b"\0" * room)
+            for ids, line_lengths in _encoded_blocks(source, tokenizer, dtype, block_chars, bar):
+                data = ids.tobytes()
+                f.write(data)
+                ids_sha.update(data)
+                n_tokens += len(ids)
+                lengths.append(line_lengths)
+            header = _npy_header(dtype, n_tokens)
+            if len(header) != room:
+                raise ValueError("the .npy header grew")  # cannot happen for a 1-D array
+            f.seek(0)
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+        offsets = _offsets(lengths)
+        _check_lines(source, len(offsets) - 1)
+        np.save(work / OFFSETS_FILE, offsets, allow_pickle=False)
+        meta = {
+            "format": FORMAT, "version": FORMAT_VERSION,
+            "n_lines": len(offsets) - 1, "n_tokens": n_tokens, "dtype": dtype.name,
+            "final_newline": _final_newline(source),
+            "ids_sha256": ids_sha.hexdigest(),
+            "offsets_sha256": hashlib.sha256(offsets.tobytes()).hexdigest(),
+            "tokenizer": tokenizer.kind, "vocab_size": len(tokenizer.vocab),
+        }
+        (work / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        _remove(folder)  # a damaged entry that could not be removed on reading
+        try:
+            os.rename(work, folder)
+        except OSError:
+            if not folder.is_dir():  # not merely another process that finished first
+                raise
+    finally:
+        _remove(work)
+    # Just written and checksummed on the way: mapped without reading it all once more.
+    ids = np.load(folder / IDS_FILE, mmap_mode="r", allow_pickle=False) if n_tokens else np.zeros(0, dtype)
+    return TokenIds(ids, offsets, _final_newline(source), folder)
+
+
+__all__ = ["TokenIds", "id_dtype", "read_entry", "token_ids", "tokenizer_sha256"]
