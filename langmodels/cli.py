@@ -193,6 +193,8 @@ def build_parser() -> ArgumentParser:
         help="a constructor keyword, e.g. --set order=4 --set smoothing=witten-bell (repeatable)",
     )
     train.add_argument("--max-seconds", type=max_seconds_type, metavar="S", help="training time budget")
+    train.add_argument("--max-steps", type=_argument_type("max-steps", int, lambda v: v >= 1, "a whole number >= 1"),
+                       metavar="N", help="training steps budget (with --max-seconds: whichever is spent first)")
     train.add_argument("--seed", type=seed_type, metavar="N", help="random seed (models that sample while training)")
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a corpus split")
@@ -397,7 +399,8 @@ def cmd_train(args) -> int:
     level = params.get("level") if params.get("level") in corpora.LEVELS else None
     level = level or {"char": "char", "word": "word"}.get(params.get("tokenizer"))
     corpus = corpora.load(args.corpus, level=level)
-    budget = {"max_seconds": args.max_seconds} if args.max_seconds is not None else {}
+    budget = {key: value for key, value in (("max_seconds", args.max_seconds), ("max_steps", args.max_steps))
+              if value is not None}
     valid = corpus.valid
     if not isinstance(model, NGramLM):
         if not budget:

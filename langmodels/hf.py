@@ -193,6 +193,40 @@ class HFTraining:
     seed: int
 
 
+class Finetuning:
+    """An HFModel as neural/trainer.py's Trainer sees a model (NeuralLM's names): its module,
+    device, a step's batch and its loss, which the family gives. Training checkpoints are not
+    written (no `checkpoint`)."""
+
+    def __init__(self, model: HFModel):
+        self.model = model
+        self.module_ = model.module_
+        self.device = model.module_.device
+        self.name = model.name
+        self.curve_: list[dict] = []
+
+    def training_batch(self, data, step: int):
+        return self.model._training_batch(data, step)
+
+    def loss(self, batch):
+        return self.model._training_loss(batch)
+
+    def training_state(self) -> dict:
+        return {}
+
+    def load_training_state(self, tensors) -> None:
+        pass
+
+
+class MaskedRows:
+    """A masked-LM training batch of a transformers model: corrupted rows (B, T), targets (B, T),
+    IGNORE off the chosen positions, and the attention mask (B, T), 0 on padding."""
+
+    def __init__(self, inputs, targets, attention):
+        self.inputs, self.targets, self.attention = inputs, targets, attention
+        self.n_targets = int((targets >= 0).sum())  # the chosen positions (IGNORE is negative)
+
+
 class HFModel(LanguageModel):
     """A transformers model and its tokenizer, loaded on first use (constructing one reads nothing)."""
 
@@ -201,16 +235,23 @@ class HFModel(LanguageModel):
     score_batch_lines: ClassVar[int] = 256
 
     def __init__(self, model: str = "gpt2", *, context: int | None = None, batch_tokens: int = 1024,
-                 download: bool = False, device: str = "auto"):
+                 download: bool = False, device: str = "auto", lr: float = 5e-5, batch_size: int = 8,
+                 warmup_steps: int = 0, weight_decay: float = 0.0, grad_clip: float = 1.0, eval_every: int = 100,
+                 patience: int = 4, seed: int = 0):
         """model: a Hugging Face Hub name or a local folder (its name_or_path); context: tokens a
         window holds (None: the model's own maximum); batch_tokens: tokens per forward pass when
         scoring; download: let transformers fetch from the Hub (otherwise only a local folder or
-        the Hugging Face cache is read); device: auto (CUDA when present), cpu or cuda."""
+        the Hugging Face cache is read); device: auto (CUDA when present), cpu or cuda. lr ..
+        seed: fine-tuning settings (fit with a budget), as neural/core.py's NeuralConfig names
+        them; GPT-2 and BERT fine-tune at about 5e-5 (Devlin et al. 2019 sec. A.3)."""
         self.model = model
         self.context = context
         self.batch_tokens = batch_tokens
         self.download = download
         self.device = device
+        self.lr, self.batch_size, self.warmup_steps = lr, batch_size, warmup_steps
+        self.weight_decay, self.grad_clip, self.eval_every = weight_decay, grad_clip, eval_every
+        self.patience, self.seed = patience, seed
         self.tokenizer = None
         self.module_ = None
         self.curve_: list[dict] = []
@@ -228,6 +269,12 @@ class HFModel(LanguageModel):
                 raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        for name in ("batch_size", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
 
     # ---- loading ---------------------------------------------------------------------------------
 
@@ -296,8 +343,8 @@ class HFModel(LanguageModel):
 
     def fit(self, train, valid=None, **budget) -> HFModel:
         """Load the pretrained model; with a budget (max_steps, max_tokens, max_seconds) also
-        fine-tune it on `train` (HFCausalLM only). Without one there is nothing to learn: the
-        benchmark harness calls fit(train) and then scores the model as it was published."""
+        fine-tune it on `train`. Without one there is nothing to learn: the benchmark harness
+        calls fit(train) and then scores the model as it was published."""
         self._check_fitted()
         unknown = sorted(set(budget) - {*BUDGET_KEYS, "progress"})
         if unknown:
@@ -308,8 +355,55 @@ class HFModel(LanguageModel):
         return self._finetune(train, valid, **budget)
 
     def _finetune(self, train, valid, **budget) -> HFModel:
-        raise LangmodelsError(f"fine-tuning a Hugging Face {type(self).__name__} is not supported; "
-                              "score it as published (fit without a budget) or fine-tune an HFCausalLM")
+        """Continue training the model on `train` with neural/trainer.py (AdamW, warm-up and
+        cosine decay, clipping, early stopping on `valid`'s loss): each family says how its text
+        becomes batches (_training_data), what a step's batch is and its loss (Finetuning)."""
+        import torch
+
+        from .neural.trainer import Trainer
+
+        self.check_params()
+        if isinstance(train, str):
+            raise LangmodelsError("fit takes a list of lines or a Corpus split, not one string")
+        if not any(line.strip() for line in train):
+            raise LangmodelsError("the training text is empty")
+        mode = split_mode(train, "lines")
+        data = self._training_data(train, mode)
+        if data.n_tokens < self.batch_size:
+            raise LangmodelsError(
+                f"the training text has {data.n_tokens} tokens, fewer than one batch ({self.batch_size})")
+        torch.manual_seed(self.seed)
+        settings = HFTraining(self.lr, self.batch_size, self.warmup_steps, self.weight_decay, self.grad_clip,
+                              self.eval_every, self.patience, self.seed)
+        validate = None
+        if valid is not None:
+            valid_mode = split_mode(valid, mode)
+
+            def validate() -> float:
+                self.module_.eval()  # no dropout (the trainer switches training back on)
+                return self._validation_loss(valid, valid_mode)
+
+        self.finetuned_from_ = self.finetuned_from_ or self.model
+        self.curve_ = Trainer(Finetuning(self), settings, data).run(
+            validate=validate, progress=budget.get("progress"), **{k: budget.get(k) for k in BUDGET_KEYS})
+        self.module_.eval()
+        return self
+
+    def _training_data(self, lines, mode: str):
+        """neural/data.py's LineBatches or StreamBatches of a text, in this family's rows."""
+        raise NotImplementedError
+
+    def _training_batch(self, data, step: int):
+        """The batch of training step `step`, drawn from (seed, step)."""
+        raise NotImplementedError
+
+    def _training_loss(self, batch):
+        """The mean loss (nats) of a batch, a torch scalar the trainer differentiates."""
+        raise NotImplementedError
+
+    def _validation_loss(self, lines, mode: str) -> float:
+        """The loss early stopping watches on a split (nats per predicted token), deterministic."""
+        raise NotImplementedError
 
     # ---- checkpoints -----------------------------------------------------------------------------
 
@@ -401,25 +495,17 @@ class HFCausalLM(HFModel):
                  lr: float = 5e-5, batch_size: int = 8, warmup_steps: int = 0, weight_decay: float = 0.0,
                  grad_clip: float = 1.0, eval_every: int = 100, patience: int = 4, seed: int = 0):
         """stride: tokens each scoring window advances in stream mode and on lines longer than
-        the context (None: half the context). lr .. seed: fine-tuning settings (fit with a budget),
-        as neural/core.py's NeuralConfig names them; GPT-2 fine-tunes at about 5e-5."""
-        super().__init__(model, context=context, batch_tokens=batch_tokens, download=download, device=device)
+        the context (None: half the context); the rest as HFModel's."""
+        super().__init__(model, context=context, batch_tokens=batch_tokens, download=download, device=device,
+                         lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, weight_decay=weight_decay,
+                         grad_clip=grad_clip, eval_every=eval_every, patience=patience, seed=seed)
         self.stride = stride
-        self.lr, self.batch_size, self.warmup_steps = lr, batch_size, warmup_steps
-        self.weight_decay, self.grad_clip, self.eval_every = weight_decay, grad_clip, eval_every
-        self.patience, self.seed = patience, seed
 
     def check_params(self) -> None:
         super().check_params()
         if self.stride is not None and (isinstance(self.stride, bool) or not isinstance(self.stride, int)
                                         or self.stride < 1):
             raise ConfigError(f"stride must be a whole number >= 1, got {self.stride!r}")
-        for name in ("batch_size", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
 
     def _vocabulary(self, hf_tokenizer, config) -> HFVocabulary:
         bos, eos = hf_tokenizer.bos_token_id, hf_tokenizer.eos_token_id
@@ -565,75 +651,36 @@ class HFCausalLM(HFModel):
 
     # ---- fine-tuning through our Trainer -----------------------------------------------------------
 
-    def _finetune(self, train, valid, **budget) -> HFCausalLM:
-        """Continue training the model on `train` with neural/trainer.py (AdamW, warm-up and
-        cosine decay, clipping, early stopping on `valid`): lines are read as <start> line <end>
-        pieces of at most `context` tokens, a stream as windows of `context` tokens."""
-        import torch
-
+    def _training_data(self, lines, mode: str):
+        """Lines as <start> line <end> pieces of at most `context` tokens, a stream as windows of
+        `context` tokens."""
         from .neural.data import LineBatches, StreamBatches
-        from .neural.trainer import Trainer
 
-        self.check_params()
-        if isinstance(train, str):
-            raise LangmodelsError("fit takes a list of lines or a Corpus split, not one string")
-        if not any(line.strip() for line in train):
-            raise LangmodelsError("the training text is empty")
         vocab = self.tokenizer.vocab
-        mode = split_mode(train, "lines")
         if mode == "stream":
-            data = StreamBatches(self._stream_ids(train), bos=vocab.bos_id, block=self.context_size - 1)
-        else:
-            if vocab.eos_id is None:
-                raise LangmodelsError(f"{self.model} has no EOS token to end its training lines")
-            flat, lengths = self.tokenizer.encode_lines(list(train))
-            data = LineBatches(flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id,
-                               max_len=self.context_size)
-        if data.n_tokens < self.batch_size:
-            raise LangmodelsError(
-                f"the training text has {data.n_tokens} tokens, fewer than one batch ({self.batch_size})")
-        torch.manual_seed(self.seed)
-        settings = HFTraining(self.lr, self.batch_size, self.warmup_steps, self.weight_decay, self.grad_clip,
-                              self.eval_every, self.patience, self.seed)
-        validate = None
-        if valid is not None:
-            valid_mode = split_mode(valid, mode)
-            validate = lambda: self.evaluate(valid, mode=valid_mode, progress=False).nats_per_token  # noqa: E731
-        self.finetuned_from_ = self.finetuned_from_ or self.model
-        self.curve_ = Trainer(Finetuning(self), settings, data).run(
-            validate=validate, progress=budget.get("progress"), **{k: budget.get(k) for k in BUDGET_KEYS})
-        self.module_.eval()
-        return self
+            return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.context_size - 1)
+        if vocab.eos_id is None:
+            raise LangmodelsError(f"{self.model} has no EOS token to end its training lines")
+        flat, lengths = self.tokenizer.encode_lines(list(lines))
+        return LineBatches(flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id,
+                           max_len=self.context_size)
 
+    def _training_batch(self, data, step: int):
+        return data.sample(self.batch_size, self.seed, step)
 
-class Finetuning:
-    """An HFCausalLM as neural/trainer.py's Trainer sees a model (NeuralLM's names): its module,
-    device, a step's batch and the loss. Training checkpoints are not written (no `checkpoint`)."""
-
-    def __init__(self, model: HFCausalLM):
-        self.model = model
-        self.module_ = model.module_
-        self.device = model.module_.device
-        self.name = model.name
-        self.curve_: list[dict] = []
-
-    def training_batch(self, data, step: int):
-        return data.sample(self.model.batch_size, self.model.seed, step)
-
-    def loss(self, batch):
+    def _training_loss(self, batch):
         """Mean next-token cross-entropy (nats) over the batch's targets (IGNORE where padded)."""
         import torch.nn.functional as F
 
         from .neural.data import IGNORE
 
-        logits = self.module_(input_ids=batch.inputs.to(self.device)).logits  # (B, T, V)
-        return F.cross_entropy(logits.float().transpose(1, 2), batch.targets.to(self.device), ignore_index=IGNORE)
+        module = self.module_
+        logits = module(input_ids=batch.inputs.to(module.device)).logits  # (B, T, V)
+        return F.cross_entropy(logits.float().transpose(1, 2), batch.targets.to(module.device), ignore_index=IGNORE)
 
-    def training_state(self) -> dict:
-        return {}
-
-    def load_training_state(self, tensors) -> None:
-        pass
+    def _validation_loss(self, lines, mode: str) -> float:
+        """Nats per token of the split, as evaluate() scores it."""
+        return self.evaluate(lines, mode=mode, progress=False).nats_per_token
 
 
 # ---- masked models (BERT and the like) -----------------------------------------------------------
@@ -644,6 +691,24 @@ class HFMaskedLM(HFModel):
 
     AUTO_CLASS = "AutoModelForMaskedLM"
     is_causal = False
+
+    def __init__(self, model: str = "bert-base-uncased", *, context: int | None = None, batch_tokens: int = 1024,
+                 download: bool = False, device: str = "auto", lr: float = 5e-5, batch_size: int = 8,
+                 warmup_steps: int = 0, weight_decay: float = 0.0, grad_clip: float = 1.0, eval_every: int = 100,
+                 patience: int = 4, seed: int = 0, mask_prob: float = 0.15, mask_token_prob: float = 0.8,
+                 random_token_prob: float = 0.1):
+        """mask_prob, mask_token_prob, random_token_prob: BERT's masking when fine-tuning (Devlin
+        et al. 2019 sec. 3.1), as our MaskedLM names it; the rest as HFModel's."""
+        super().__init__(model, context=context, batch_tokens=batch_tokens, download=download, device=device,
+                         lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, weight_decay=weight_decay,
+                         grad_clip=grad_clip, eval_every=eval_every, patience=patience, seed=seed)
+        self.mask_prob, self.mask_token_prob, self.random_token_prob = mask_prob, mask_token_prob, random_token_prob
+
+    def check_params(self) -> None:
+        from .neural.bert import check_masking
+
+        super().check_params()
+        check_masking(self)
 
     def _vocabulary(self, hf_tokenizer, config) -> HFVocabulary:
         start = hf_tokenizer.cls_token_id if hf_tokenizer.cls_token_id is not None else hf_tokenizer.bos_token_id
@@ -669,6 +734,92 @@ class HFMaskedLM(HFModel):
         with torch.inference_mode():
             logits = module(input_ids=torch.tensor([sequence], device=module.device)).logits[0, positions]
         return torch.log_softmax(logits.float(), dim=-1).double().cpu().numpy()
+
+    # ---- fine-tuning by masked-LM, as our MaskedLM trains (neural/bert.py) -------------------------
+
+    def _training_data(self, lines, mode: str):
+        """Lines as [CLS] line [SEP] pieces of at most `context` tokens; a stream as windows of
+        context - 2 tokens, each read as [CLS] window [SEP] (how score_stream reads a stream)."""
+        from .neural.data import LineBatches, StreamBatches
+
+        vocab = self.tokenizer.vocab
+        if mode == "stream":
+            return StreamBatches(self._stream_ids(lines), bos=vocab.bos_id, block=self.context_size - 2)
+        flat, lengths = self.tokenizer.encode_lines(list(lines))
+        return LineBatches(flat, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id,
+                           max_len=self.context_size - 1)
+
+    def _masked_batch(self, batch, stream: bool, generator) -> MaskedRows:
+        """A batch of neural/data.py's as whole rows, masked by neural/bert.py's mask_tokens.
+
+        Markers are never chosen: [CLS], [PAD], [MASK], and [SEP], which scoring gives rather
+        than predicts; a random replacement is any id of the vocabulary, as in BERT's
+        create_pretraining_data.py and transformers' DataCollatorForLanguageModeling."""
+        import torch
+
+        from .neural.bert import full_rows, mask_tokens
+        from .neural.data import IGNORE
+
+        vocab = self.tokenizer.vocab
+        if stream:  # the window's tokens (its targets: never the stream's start token) in [CLS] .. [SEP]
+            targets = batch.targets
+            rows = torch.cat([torch.full_like(targets[:, :1], vocab.bos_id), targets,
+                              torch.full_like(targets[:, :1], vocab.eos_id)], dim=1)  # (B, T + 2)
+            attention = torch.ones_like(rows)
+        else:  # [CLS] w1 .. wk [SEP] and padding, which attention skips (pad may be [SEP] itself)
+            rows = full_rows(batch, vocab.pad_id)  # (B, T + 1)
+            attention = torch.cat([torch.ones_like(rows[:, :1]), (batch.targets != IGNORE).long()], dim=1)
+        inputs, targets = mask_tokens(rows, generator, len(vocab), self,
+                                      not_text=(*self._never_text(), vocab.eos_id), mask_id=vocab.mask_id,
+                                      random_from=0)
+        return MaskedRows(inputs, targets, attention)
+
+    def _training_batch(self, data, step: int) -> MaskedRows:
+        """The step's rows (drawn from (seed, step) as for every model), masked from (seed, step)."""
+        from .neural.bert import step_generator
+        from .neural.data import StreamBatches
+
+        batch = data.sample(self.batch_size, self.seed, step)
+        return self._masked_batch(batch, isinstance(data, StreamBatches), step_generator(self.seed, step))
+
+    def _training_loss(self, batch: MaskedRows):
+        """Mean cross-entropy at the chosen positions (Devlin et al. 2019's masked-LM loss)."""
+        import torch.nn.functional as F
+
+        from .neural.data import IGNORE
+
+        module = self.module_
+        targets = batch.targets.to(module.device)  # (B, T)
+        logits = module(input_ids=batch.inputs.to(module.device),
+                        attention_mask=batch.attention.to(module.device)).logits  # (B, T, V)
+        chosen = targets != IGNORE
+        return F.cross_entropy(logits[chosen].float(), targets[chosen])
+
+    def _validation_loss(self, lines, mode: str) -> float:
+        """Masked-LM cross-entropy (nats per chosen token) over every row of a split, once, with
+        masks from the seed (purpose 1: not any training step's), as MaskedLM.validation_loss;
+        far cheaper than the pseudo-log-likelihood (a pass per row, not per token). A stream is
+        cut into consecutive windows of context - 2 tokens."""
+        import torch
+
+        from .neural.bert import step_generator
+        from .neural.data import LineBatches
+
+        vocab = self.tokenizer.vocab
+        if mode == "stream":
+            ids = self._stream_ids(lines)
+            room = self.context_size - 2
+            lengths = np.diff(np.append(np.arange(0, len(ids), room), len(ids)))
+            data = LineBatches(ids, lengths, bos=vocab.bos_id, eos=vocab.eos_id, pad=vocab.pad_id, max_len=None)
+        else:
+            data = self._training_data(lines, mode)
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for index, batch in enumerate(data.in_order(self.batch_size)):
+                masked = self._masked_batch(batch, False, step_generator(self.seed, index, 1))
+                total += self._training_loss(masked).item() * masked.n_targets
+                count += masked.n_targets
+        return total / max(count, 1)
 
     # ---- pseudo-log-likelihood --------------------------------------------------------------------
 

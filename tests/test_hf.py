@@ -265,10 +265,100 @@ def test_fine_tuning_through_our_trainer_lowers_the_loss_and_saves_the_weights(g
     assert loaded.evaluate(TEXT).nll == pytest.approx(after, rel=1e-6)
 
 
-def test_fine_tuning_a_masked_model_is_refused_in_one_line(masked):
-    with pytest.raises(LangmodelsError, match="fine-tuning a Hugging Face HFMaskedLM is not supported"):
-        masked.fit(TEXT, max_steps=1)
-    assert masked.fit(TEXT) is masked  # without a budget: the published model, as it is
+def test_masked_fine_tuning_batches_are_berts_masking(masked):
+    """15 % of a row's text tokens chosen, of those 80 % [MASK], 10 % random, 10 % kept; the
+    markers never chosen; attention off exactly on the padding."""
+    from langmodels.neural.bert import step_generator
+    from langmodels.neural.data import IGNORE
+
+    hf = masked._check_fitted().hf
+    data = masked._training_data(TEXT * 20, "lines")
+    rows = full = chosen_total = masked_total = kept_total = 0
+    for step in range(20):
+        batch = data.sample(16, 0, step)
+        got = masked._masked_batch(batch, False, step_generator(0, step))
+        padded = torch.where(batch.targets == IGNORE, hf.pad_token_id, batch.targets)
+        whole = torch.cat([batch.inputs[:, :1], padded], 1)  # [CLS] w1 .. wk [SEP] [PAD] ..
+        text = (whole != hf.cls_token_id) & (whole != hf.sep_token_id) & (whole != hf.pad_token_id)
+        chosen = got.targets != IGNORE
+        assert not (chosen & ~text).any()  # [CLS], [SEP] and [PAD] never chosen
+        assert torch.equal(got.targets[chosen], whole[chosen])  # the targets are the original tokens
+        real = torch.cat([torch.ones_like(whole[:, :1]), batch.targets != IGNORE], 1)
+        assert torch.equal(got.attention.bool(), real.bool())
+        expected = torch.clamp(torch.round(text.sum(1) * 0.15), min=1)  # per row, as BERT rounds
+        assert torch.equal(chosen.sum(1), expected.long())
+        assert torch.equal(got.inputs[~chosen], whole[~chosen])  # the rest untouched
+        rows += len(whole)
+        chosen_total += int(chosen.sum())
+        masked_total += int((got.inputs[chosen] == hf.mask_token_id).sum())
+        kept_total += int((got.inputs[chosen] == whole[chosen]).sum())
+        full += int(text.sum())
+    assert chosen_total / full == pytest.approx(0.15, abs=0.03)
+    assert masked_total / chosen_total == pytest.approx(0.8, abs=0.04)
+    # kept: 10 %, plus the random draws that hit the token itself (1 in 120 of the other 10 %)
+    assert kept_total / chosen_total == pytest.approx(0.1 + 0.1 / len(masked.tokenizer.vocab), abs=0.03)
+    # a stream: windows of context - 2 of its tokens, each read as [CLS] window [SEP], as score_stream reads it
+    stream = masked._training_data(TEXT, "stream")
+    got = masked._training_batch(stream, 0)
+    original = torch.where(got.targets == IGNORE, got.inputs, got.targets)
+    assert original.shape == (masked.batch_size, masked.context_size) and bool(got.attention.all())
+    assert (original[:, 0] == hf.cls_token_id).all() and (original[:, -1] == hf.sep_token_id).all()
+    ids = stream.data[1:].tolist()
+    for row in original[:, 1:-1].tolist():
+        assert any(ids[i : i + len(row)] == row for i in range(len(ids)))  # a window of the stream
+
+
+def masked_lm_loss(folder, lines, seed=7):
+    """transformers' own masked-LM loss (BertForMaskedLM's labels) on `lines` read as [CLS] line [SEP],
+    15 % of each line's tokens masked by seed: the loss on train that fine-tuning lowers."""
+    module = transformers.AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    generator = torch.Generator().manual_seed(seed)
+    total = count = 0.0
+    for line in lines:
+        ids = torch.tensor([tokenizer(line)["input_ids"]])
+        labels = torch.full_like(ids, -100)
+        chosen = torch.randperm(ids.size(1) - 2, generator=generator)[: max(1, round(0.15 * (ids.size(1) - 2)))] + 1
+        labels[0, chosen] = ids[0, chosen]
+        ids[0, chosen] = tokenizer.mask_token_id
+        with torch.no_grad():
+            total += module(input_ids=ids, labels=labels).loss.item() * len(chosen)
+        count += len(chosen)
+    return total / count
+
+
+def test_fine_tuning_a_masked_model_lowers_its_loss_and_the_checkpoint_round_trips(bert_folder, tmp_path):
+    model = HFMaskedLM(str(bert_folder), lr=3e-3, batch_size=8, eval_every=10)
+    model.fit(TEXT, TEXT[:7], max_steps=30, progress=False)
+    assert model.curve_[-1]["step"] == 30 and model.curve_[0]["valid_loss"] is not None
+    model.save(tmp_path / "tuned")
+    assert (tmp_path / "tuned" / "hf" / "model.safetensors").is_file()
+    # transformers itself, on the folder inside the checkpoint, finds the masked-LM loss on train lower
+    assert masked_lm_loss(str(tmp_path / "tuned" / "hf"), TEXT) < masked_lm_loss(str(bert_folder), TEXT)
+    pll = model.evaluate(TEXT).nll
+    assert pll < HFMaskedLM(str(bert_folder)).evaluate(TEXT).nll
+    again = LanguageModel.load(tmp_path / "tuned")
+    assert type(again) is HFMaskedLM and again.name.endswith("(fine-tuned)")
+    assert again.evaluate(TEXT).nll == pytest.approx(pll, rel=1e-6)
+    assert HFMaskedLM(str(tmp_path / "tuned" / "hf")).evaluate(TEXT).nll == pytest.approx(pll, rel=1e-6)
+    published = HFMaskedLM(str(bert_folder))
+    assert published.fit(TEXT) is published and published.finetuned_from_ is None  # no budget: as published
+
+
+def test_train_hf_masked_from_the_command_line(bert_folder, tmp_path, capsys):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text("\n".join(TEXT * 3) + "\n", encoding="utf-8")
+    code = cli.main(["train", "hf-masked", "--corpus", str(corpus), "--out", str(tmp_path / "out"),
+                     "--set", f"model={bert_folder}", "--set", "batch_size=4", "--max-steps", "3"])
+    assert code == 0, capsys.readouterr().err
+    assert "fine-tuned" in capsys.readouterr().out
+    model = LanguageModel.load(tmp_path / "out")
+    assert type(model) is HFMaskedLM
+    assert model.finetuned_from_ == str(bert_folder) and (tmp_path / "out" / "hf" / "config.json").is_file()
+    code = cli.main(["train", "hf-masked", "--corpus", str(corpus), "--out", str(tmp_path / "bad"),
+                     "--set", f"model={bert_folder}", "--set", "mask_prob=1.5", "--max-steps", "3"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_ERROR and err.count("\n") == 1 and "mask_prob must be in (0, 1)" in err
 
 
 def test_a_missing_model_and_a_missing_extra_are_one_line_errors(tmp_path, monkeypatch):

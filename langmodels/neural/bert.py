@@ -58,16 +58,7 @@ class MaskedLMConfig(TransformerConfig):
         super().check()
         if self.context < 3:
             raise ConfigError(f"context must be >= 3 (<s>, a token and </s>), got {self.context!r}")
-        if not 0 < self.mask_prob < 1:
-            raise ConfigError(f"mask_prob must be in (0, 1), got {self.mask_prob!r}")
-        for name in ("mask_token_prob", "random_token_prob"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.mask_token_prob + self.random_token_prob > 1:
-            raise ConfigError(
-                f"mask_token_prob + random_token_prob must be <= 1, got "
-                f"{self.mask_token_prob!r} + {self.random_token_prob!r}"
-            )
+        check_masking(self)
         for name in ("n_segments", "gibbs_sweeps", "pll_batch_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -140,17 +131,35 @@ def full_rows(batch: Batch, pad: int) -> torch.Tensor:
     return torch.cat([batch.inputs[:, :1], rest], dim=1)  # (B, T + 1)
 
 
+def check_masking(settings) -> None:
+    """ConfigError unless settings' mask_prob, mask_token_prob and random_token_prob (MaskedLMConfig's
+    names) are probabilities that mask_tokens can use."""
+    if not 0 < settings.mask_prob < 1:
+        raise ConfigError(f"mask_prob must be in (0, 1), got {settings.mask_prob!r}")
+    for name in ("mask_token_prob", "random_token_prob"):
+        if not 0 <= getattr(settings, name) <= 1:
+            raise ConfigError(f"{name} must be in [0, 1], got {getattr(settings, name)!r}")
+    if settings.mask_token_prob + settings.random_token_prob > 1:
+        raise ConfigError(
+            f"mask_token_prob + random_token_prob must be <= 1, got "
+            f"{settings.mask_token_prob!r} + {settings.random_token_prob!r}"
+        )
+
+
 def mask_tokens(
-    rows: torch.Tensor, generator: torch.Generator, vocab_size: int, config: MaskedLMConfig
+    rows: torch.Tensor, generator: torch.Generator, vocab_size: int, config: MaskedLMConfig, *,
+    not_text=NOT_TEXT, mask_id: int = Vocabulary.mask_id, random_from: int = N_SPECIALS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's corruption of rows (B, T) -> (inputs (B, T), targets (B, T)); targets are IGNORE off the chosen.
 
     In each row, round(mask_prob * n) of its n maskable tokens (at least one) are chosen uniformly,
     as in BERT's create_pretraining_data.py; each chosen token becomes <mask> with probability
     mask_token_prob, a random non-special token with random_token_prob, and stays otherwise.
+    not_text, mask_id, random_from: the ids never chosen, the mask and the first id a random token
+    is drawn from, by default our Vocabulary's (hf.py passes a transformers tokenizer's).
     """
     candidates = torch.ones_like(rows, dtype=torch.bool)
-    for special in NOT_TEXT:
+    for special in not_text:
         candidates &= rows != special  # (B, T)
     n_candidates = candidates.sum(dim=1)  # (B,)
     n_chosen = torch.clamp(torch.round(n_candidates * config.mask_prob), min=1)
@@ -164,10 +173,10 @@ def mask_tokens(
     to_mask = chosen & (action < config.mask_token_prob)
     replace_until = config.mask_token_prob + config.random_token_prob
     to_random = chosen & (action >= config.mask_token_prob) & (action < replace_until)
-    low = N_SPECIALS if vocab_size > N_SPECIALS else 0
+    low = random_from if vocab_size > random_from else 0
     random_tokens = torch.randint(low, vocab_size, rows.shape, generator=generator)  # (B, T)
 
-    inputs = torch.where(to_mask, torch.full_like(rows, Vocabulary.mask_id), rows)
+    inputs = torch.where(to_mask, torch.full_like(rows, mask_id), rows)
     inputs = torch.where(to_random, random_tokens, inputs)
     targets = torch.where(chosen, rows, torch.full_like(rows, IGNORE))
     return inputs, targets
