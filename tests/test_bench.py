@@ -592,6 +592,33 @@ def test_a_word_and_a_character_model_with_the_same_probabilities_get_the_same_f
     assert word_curve[1:] == pytest.approx([math.log(3) - math.log(1 - Q)] * (len(word_curve) - 1))
 
 
+def test_bits_per_byte_stands_beside_bits_per_char_in_the_csv_and_the_table(tmp_path, capsys):
+    """On accented text (some characters 2 UTF-8 bytes), each row's bits per byte is its NLL over the
+    UTF-8 bytes of its test text (lm-evaluation-harness's definition), below its bits per character."""
+    rng = random.Random(5)
+    words = ["café", "naïve", "crème", "brûlée", "über", "the", "cat"]
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 7))) for _ in range(200)]
+    (tmp_path / "words.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = TINY + '[[model]]\nname = "kn3"\nkind = "ngram"\nsettings = { order = 3 }\n'
+    (tmp_path / "tiny.toml").write_text(config, encoding="utf-8")
+    code, err = bench(capsys, tmp_path / "tiny.toml", "--out", tmp_path / "out")
+    assert code == 0, err
+    test = "".join(line + "\n" for line in lines[180:])  # the last 10 % of the lines
+    n_bytes = len(test.encode("utf-8"))
+    assert n_bytes > len(test)
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    table = summary_table((tmp_path / "out" / "REPORT.md").read_text("utf-8"), "words")
+    summary = {s["model"]: s for s in json.loads((tmp_path / "out" / "results.json").read_text("utf-8"))["summary"]}
+    assert [row["model"] for row in rows] == ["bigram", "kn3"]
+    for row in rows:
+        nll = float(row["nll"])
+        assert (int(row["n_bytes"]), int(row["n_chars"])) == (n_bytes, len(test))
+        assert float(row["bits_per_byte"]) == pytest.approx(nll / (n_bytes * math.log(2)), rel=1e-12)
+        assert float(row["bits_per_byte"]) < float(row["bits_per_char"])
+        assert table[row["model"]]["bits/byte"].strip("*") == fmt_number(float(row["bits_per_byte"]), 4)
+        assert summary[row["model"]]["bits_per_byte_mean"] == pytest.approx(float(row["bits_per_byte"]), rel=1e-12)
+
+
 class DivergingLM(WordPairLM):
     """A family whose training fails the way a diverged run does (a LangmodelsError)."""
 

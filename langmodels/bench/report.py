@@ -30,8 +30,8 @@ from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA, min_points, scaling_curves
 # change from one training to the next; the others are fixed by the config and the seeds.
 CSV_COLUMNS = [
     "run_id", "corpus", "model", "group", "kind", "model_name", "seed", "causal", "pseudo", "mode",
-    "test_lines", "size", "size_unit", "train_steps", "train_tokens", "n_tokens", "n_words", "n_chars",
-    "nll", "perplexity", "word_perplexity", "bits_per_char", "n_unk", "n_zero_prob",
+    "test_lines", "size", "size_unit", "train_steps", "train_tokens", "n_tokens", "n_words", "n_chars", "n_bytes",
+    "nll", "perplexity", "word_perplexity", "bits_per_char", "bits_per_byte", "n_unk", "n_zero_prob",
     "train_seconds", "train_tokens_per_second", "eval_seconds", "eval_tokens_per_second", "peak_rss_bytes",
     "settings", "budget", "key",
     *(f"sample_{name}" for name in SAMPLE_FIGURES),  # the samples' quality at T = 1 (sample_quality.py)
@@ -209,7 +209,7 @@ def primary_metric(level: str) -> tuple[str, str]:
 # ---- the summary table ------------------------------------------------------------------------
 
 SUMMARY_HEADER = [
-    "rank", "model", "word perplexity", "bits/char", "perplexity per own token",
+    "rank", "model", "word perplexity", "bits/char", "bits/byte", "perplexity per own token",
     "pseudo word perplexity (masked LM, not ranked)", "size", "train s", "train tok/s", "eval tok/s",
     "peak MiB (+ during run)",
 ]
@@ -229,13 +229,13 @@ def summary_rows(entries: list[Entry]) -> list[list[str]]:
         first = entry.first
         size = f"{fmt_count(first['size'])} {first['size_unit']}" if first["size"] is not None else DASH
         cells = [fmt_stat(entry, "word_perplexity"), fmt_stat(entry, "bits_per_char", 4),
-                 fmt_stat(entry, "perplexity"), DASH]
+                 fmt_stat(entry, "bits_per_byte", 4), fmt_stat(entry, "perplexity"), DASH]
         if not first["normalised"]:
-            cells = ["unnormalised scores: no perplexity", DASH, DASH, DASH]
+            cells = ["unnormalised scores: no perplexity", DASH, DASH, DASH, DASH]
         elif not entry.ranked:
             subset = f", first {first['test_lines']:,} test lines" if first["test_lines"] else ""
             label = "pseudo" if first["test"]["pseudo"] else "partial test"
-            cells = [DASH, DASH, DASH, f"{fmt_stat(entry, 'word_perplexity')} ({label}{subset})"]
+            cells = [DASH, DASH, DASH, DASH, f"{fmt_stat(entry, 'word_perplexity')} ({label}{subset})"]
         if entry is best:
             cells[0], cells[1] = f"**{cells[0]}**", f"**{cells[1]}**"
         rows.append([
@@ -333,7 +333,8 @@ def corpora_section(config, runs, corpora: dict | None = None) -> str:
         rows.append([spec.label, source, f"{corpus.level}, `{corpus.mode}`", *sizes, slices])
     table = markdown_table(["corpus", "source", "level, mode", "train", "valid", "test", "slices"], rows, "lllrrrl")
     legend = ("Word perplexity = exp(NLL / (words + one end-of-line per line)); bits/char = NLL / (characters "
-              "with newlines x ln 2); perplexity per own token divides by the model's own tokens (docs/design.md 3). "
+              "with newlines x ln 2); bits/byte = NLL / (UTF-8 bytes x ln 2), lm-evaluation-harness's, equal to "
+              "bits/char on ASCII text; perplexity per own token divides by the model's own tokens (docs/design.md 3). "
               "`lines` scores each line on its own and predicts its end; `stream` scores the text as one sequence.")
     return f"{table}\n\n{legend}"
 
@@ -878,9 +879,10 @@ def csv_rows(entries: list[Entry], samples: dict | None = None) -> list[dict]:
                 "pseudo": test.get("pseudo"), "mode": test.get("mode"), "test_lines": r["test_lines"],
                 "size": r["size"], "size_unit": r["size_unit"], "train_steps": train["steps"],
                 "train_tokens": train["tokens"], "n_tokens": test.get("n_tokens"), "n_words": test.get("n_words"),
-                "n_chars": test.get("n_chars"), "nll": test.get("nll", None),
+                "n_chars": test.get("n_chars"), "n_bytes": test.get("n_bytes"), "nll": test.get("nll", None),
                 "perplexity": test.get("perplexity"), "word_perplexity": test.get("word_perplexity"),
-                "bits_per_char": test.get("bits_per_char"), "n_unk": test.get("n_unk"),
+                "bits_per_char": test.get("bits_per_char"), "bits_per_byte": test.get("bits_per_byte"),
+                "n_unk": test.get("n_unk"),
                 "n_zero_prob": test.get("n_zero_prob"), "train_seconds": train["seconds"],
                 "train_tokens_per_second": train["tokens_per_second"], "eval_seconds": test.get("seconds"),
                 "eval_tokens_per_second": test.get("tokens_per_second"),
@@ -909,8 +911,8 @@ def results_json(config, entries: list[Entry], curves=(), finetunes=(), sample_q
         "summary": [
             {"corpus": e.corpus, "model": e.model, "ranked": e.ranked, "seeds": len(e.results),
              **{f"{key}_mean": _finite(e.mean(key)) for key in ("nll", "perplexity", "word_perplexity",
-                                                                "bits_per_char")},
-             **{f"{key}_std": e.spread(key) for key in ("word_perplexity", "bits_per_char")}}
+                                                                "bits_per_char", "bits_per_byte")},
+             **{f"{key}_std": e.spread(key) for key in ("word_perplexity", "bits_per_char", "bits_per_byte")}}
             for e in entries
         ],
         "references": [ref.__dict__ for ref in config.references],
@@ -999,7 +1001,7 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
         if not chosen:
             continue
         level = levels[corpus.label]
-        parts += [f"### {corpus.label}\n", markdown_table(SUMMARY_HEADER, summary_rows(chosen), "rlrrrrrrrrr"), "",
+        parts += [f"### {corpus.label}\n", markdown_table(SUMMARY_HEADER, summary_rows(chosen), "rlrrrrrrrrrr"), "",
                   summary_sentence(corpus.label, level, chosen), ""]
         unk = unk_sentence(chosen)
         if unk:
