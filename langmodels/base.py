@@ -185,7 +185,7 @@ class LanguageModel(ABC):
 
     # ---- text in, ids out ------------------------------------------------------------------
 
-    def encode_context(self, context: str | Sequence[str] | None, what: str = "prompt") -> list[int]:
+    def encode_context(self, context: str | Sequence[str] | None, what: str = "text") -> list[int]:
         """Ids of a text (read by the model's tokenizer) or of a sequence of tokens; unknown
         tokens become <unk>, with one note that calls the text `what` ('prompt', 'context', 'text')."""
         tokenizer = self._check_fitted()
@@ -265,7 +265,7 @@ class LanguageModel(ABC):
         """Natural-log probability of one line, its end-of-line included (for a model trained on
         a character stream, the newline it learned as the end of a line)."""
         self._check_normalised("a log-probability")
-        ids = np.asarray(self.encode_context(text, what="text"), dtype=np.int64)
+        ids = np.asarray(self.encode_context(text), dtype=np.int64)
         return float(np.sum(self.line_logprobs(ids, np.array([ids.size]), progress=False)))
 
     def perplexity(self, texts) -> float:
@@ -373,7 +373,7 @@ class LanguageModel(ABC):
         """One sample of `generate` (options already checked): token by token from the left."""
         tokenizer = self._check_fitted()
         generated: list[int] = []
-        distributions = self.next_logprobs_incremental(self.encode_context(prompt))
+        distributions = self.next_logprobs_incremental(self.encode_context(prompt, "prompt"))
         for step in range(max_tokens):
             logprobs = next(distributions) if step == 0 else distributions.send(generated[-1])
             token = sample_next(logprobs, rng, temperature, top_k, top_p)

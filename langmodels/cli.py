@@ -579,7 +579,8 @@ def cmd_score(args) -> int:
     rows = line_scores(model, lines)
     oov_total = sum(sum(row["oov"]) for row in rows)
     if oov_total:
-        warnings.warn(f"{oov_total:,} token(s) of {args.file} are not in the vocabulary; read as <unk>",
+        source = "standard input" if args.file == "-" else args.file
+        warnings.warn(f"{oov_total:,} token(s) of {source} are not in the vocabulary; read as <unk>",
                       LangmodelsWarning)
     if args.json:
         for row in rows:

@@ -167,6 +167,9 @@ def test_notes_name_the_text_and_point_at_the_callers_line():
         model.logprob("the zebra sat")
     assert "prompt" not in str(caught[0].message) and "text" in str(caught[0].message)
     assert caught[0].filename == __file__
+    with pytest.warns(LangmodelsWarning, match="1 prompt token") as caught:
+        model.generate("the zebra", max_tokens=3, seed=0)
+    assert caught[0].filename == __file__
     gpt = GPTLM(**TINY).fit(STREAM, max_steps=2, progress=False)
     with pytest.warns(LangmodelsWarning, match="sees the last") as caught:
         gpt.next_logprobs(gpt.tokenizer.encode("the cat sat on the mat and more"))

@@ -397,7 +397,7 @@ class MaskedLM(NeuralLM):
         """
         tokenizer = self._check_fitted()
         vocab = tokenizer.vocab
-        context = self.encode_context(prompt)
+        context = self.encode_context(prompt, "prompt")
         if max_tokens == 0:
             return prompt
         window = self.config.context
