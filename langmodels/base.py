@@ -252,10 +252,13 @@ class LanguageModel(ABC):
     def ngram_lengths(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Per token and end of line of `line_logprobs`: the length of the n-gram the prediction
         reads, the token itself and <s> included (KenLM query's ngram_length column). Here every
-        token of the history, up to the model's context; n-gram models say which n-gram they found."""
+        token of the history, up to the model's context (a masked model reads the whole line, <s>
+        to </s>); n-gram models say which n-gram they found."""
         lengths = np.asarray(lengths, dtype=np.int64)
         starts = np.cumsum(lengths + 1) - (lengths + 1)
         position = np.arange(int(np.sum(lengths + 1))) - np.repeat(starts, lengths + 1) + 1  # from <s> = 0
+        if not self.is_causal:
+            position = np.repeat(lengths + 1, lengths + 1)  # every position sees <s> .. </s>
         window = getattr(self, "context_size", None)
         return position + 1 if window is None else np.minimum(position + 1, window + 1)
 
