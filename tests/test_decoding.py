@@ -132,7 +132,8 @@ def test_greedy_generation_equals_top_k_one_and_the_argmax_chain(stream_trained,
 
 def test_generate_num_returns_samples_seeded_seed_plus_i(stream_trained):
     gpt = stream_trained["gpt"]  # GPTLM.generate (the KV cache) hands num to the shared loop
-    assert gpt.generate("the", max_tokens=6, seed=2, num=2) == [gpt.generate("the", max_tokens=6, seed=s) for s in (2, 3)]
+    one_by_one = [gpt.generate("the", max_tokens=6, seed=seed) for seed in (2, 3)]
+    assert gpt.generate("the", max_tokens=6, seed=2, num=2) == one_by_one
     model = NGramLM(3).fit(TOY)
     samples = model.generate("the", max_tokens=8, seed=5, num=3)
     assert samples == [model.generate("the", max_tokens=8, seed=5 + i) for i in range(3)]
