@@ -211,8 +211,16 @@ class Tokenizer:
 
     def decode_sample(self, ids):
         """Text of generated ids, as `decode`, but a last character cut short (the first bytes of
-        a character spread over byte-level pieces) is left out rather than shown as U+FFFD."""
-        return self.decode(ids)
+        a character spread over byte-level pieces) is left out rather than shown as U+FFFD: the
+        last pieces are dropped while the text ends in U+FFFD, at most three (a UTF-8 character
+        has at most four bytes). Tokenizers that see the bytes (BPETokenizer) cut exactly."""
+        ids = list(ids)
+        text = self.decode(ids)
+        for end in range(len(ids) - 1, max(len(ids) - 4, -1), -1):
+            if not text.endswith("\ufffd"):
+                break
+            text = self.decode(ids[:end])
+        return text
 
     def token_text(self, token_id):
         """The text one token stands for, for showing it (a BPE piece 'Ġthe' is ' the'); a

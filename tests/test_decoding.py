@@ -188,3 +188,17 @@ def test_bpe_tokenizer_token_text_matches_its_bytes():
     tokenizer = BPETokenizer(vocab_size=300).fit(["the cat the cat the cat"] * 5)
     for token_id in tokenizer.encode(" the cat"):
         assert tokenizer.token_text(token_id) == tokenizer.decode([token_id])
+
+
+def test_a_tokenizer_without_bytes_drops_a_last_character_cut_short():
+    from langmodels.tokenizers import Tokenizer
+
+    class Pieces(Tokenizer):  # a stand-in for a byte-level tokenizer seen only through decode (hf.py's)
+        PIECES = (b"caf", b"\xc3", b"\xa9", b" ok")
+
+        def decode(self, ids):
+            return b"".join(self.PIECES[i] for i in ids).decode("utf-8", errors="replace")
+
+    pieces = Pieces()
+    assert pieces.decode([0, 1]) == "caf\ufffd" and pieces.decode_sample([0, 1]) == "caf"
+    assert pieces.decode_sample([0, 1, 2, 3]) == "café ok"
