@@ -17,6 +17,8 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
+import sys
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -43,8 +45,17 @@ class LangmodelsWarning(UserWarning):
     """A note to the user: something was adjusted rather than refused (the CLI prints it)."""
 
 
+# Packages whose frames a note skips, so Python shows it at the user's line, never inside the
+# library or a decorator of torch's (next_logprobs runs under torch.no_grad()).
+INTERNAL_PACKAGES = ("langmodels", "torch", "numpy", "contextlib", "functools")
+
+
 def note(message: str) -> None:
-    warnings.warn(message, LangmodelsWarning, stacklevel=3)
+    """Warn the user (LangmodelsWarning), attributed to the first caller outside the library."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 2: note's caller
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in INTERNAL_PACKAGES:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, LangmodelsWarning, stacklevel=level)
 
 
 class NotFittedError(LangmodelsError):
@@ -58,10 +69,25 @@ def check_generation_options(max_tokens, temperature, top_k, top_p) -> None:
         raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
 
 
-def most_probable(logprobs: np.ndarray, vocab, k: int) -> list[tuple[str, float]]:
-    """The k most probable tokens of a distribution (fewer if fewer are possible), with probabilities."""
+def check_num(num) -> None:
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise LangmodelsError(f"num must be a whole number >= 1, got {num!r}")
+
+
+def most_probable(logprobs: np.ndarray, tokens, k: int) -> list[tuple[str, float]]:
+    """The k most probable tokens of a distribution (fewer if fewer are possible), with
+    probabilities. `tokens`: a Tokenizer, whose `token_text` labels them as text (a BPE piece
+    'Ġthe' reads ' the'), or a bare vocabulary, whose token strings label them."""
+    label = getattr(tokens, "token_text", None) or tokens.token
     best = np.argsort(-logprobs, kind="stable")[: min(k, int(np.count_nonzero(np.isfinite(logprobs))))]
-    return [(vocab.token(int(i)), float(np.exp(logprobs[i]))) for i in best]
+    return [(label(int(i)), float(np.exp(logprobs[i]))) for i in best]
+
+
+def literal_unk_count(blocks) -> int:
+    """How many whitespace words of a text are the string '<unk>' itself (Brown's rare words,
+    mapped before the text was written): read as <unk>, they are not unknown to the model."""
+    word = re.compile(r"(?<!\S)<unk>(?!\S)")
+    return sum(len(word.findall(block)) for block in blocks)
 
 
 class LanguageModel(ABC):
@@ -159,8 +185,9 @@ class LanguageModel(ABC):
 
     # ---- text in, ids out ------------------------------------------------------------------
 
-    def encode_context(self, context: str | Sequence[str] | None) -> list[int]:
-        """Ids of a prompt (text, or a sequence of tokens); unknown tokens become <unk> with a note."""
+    def encode_context(self, context: str | Sequence[str] | None, what: str = "text") -> list[int]:
+        """Ids of a text (read by the model's tokenizer) or of a sequence of tokens; unknown
+        tokens become <unk>, with one note that calls the text `what` ('prompt', 'context', 'text')."""
         tokenizer = self._check_fitted()
         if context is None or context == "":
             return []
@@ -174,8 +201,41 @@ class LanguageModel(ABC):
         unknown = [tok for tok, i in zip(tokens, ids) if i == unk and tok != tokenizer.vocab.token(unk)]
         if unknown:
             shown = ", ".join(repr(tok) for tok in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-            note(f"{len(unknown)} prompt token(s) not in the vocabulary, read as <unk>: {shown}")
+            note(f"{len(unknown)} {what} token(s) not in the vocabulary, read as <unk>: {shown}")
         return ids
+
+    def token_id(self, token: str) -> int:
+        """The id of a token given as the vocabulary spells it or as the text it stands for (a BPE
+        piece 'Ġthe' or ' the'); <unk>'s id for anything else."""
+        tokenizer = self._check_fitted()
+        if token in tokenizer.vocab:
+            return tokenizer.vocab[token]
+        ids = tokenizer.encode(token) if token else []
+        return ids[0] if len(ids) == 1 else tokenizer.vocab.unk_id
+
+    def line_end_id(self) -> int:
+        """The token that ends a line: </s>, or for a model trained on one character or subword
+        stream, which never saw </s>, the newline it learned in its place (docs/design.md 2)."""
+        tokenizer = self._check_fitted()
+        if getattr(self, "mode_", None) == "stream" and tokenizer.level != "word":
+            newline = tokenizer.encode("\n")
+            if len(newline) == 1 and newline[0] != tokenizer.vocab.unk_id:
+                return int(newline[0])
+        return tokenizer.vocab.eos_id
+
+    def line_logprobs(self, flat: np.ndarray, lengths: np.ndarray, *, progress: bool | None = None) -> np.ndarray:
+        """`score_lines`, each line ended by `line_end_id()`: len(flat) + len(lengths) entries.
+
+        A stream model's lines are scored with its newline appended as their last token; the
+        </s> after it, which such a model gives no probability, is left out.
+        """
+        end = self.line_end_id()
+        if end == self.tokenizer.vocab.eos_id:
+            return self.score_lines(flat, lengths, progress=progress)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        ended = np.insert(np.asarray(flat, dtype=np.int64), np.cumsum(lengths), end)
+        scored = self.score_lines(ended, lengths + 1, progress=progress)
+        return np.delete(scored, np.cumsum(lengths + 2) - 1)
 
     def _stream_ids(self, texts) -> np.ndarray:
         """One continuous id sequence for `stream` mode: words with </s> after each line, or the
@@ -189,19 +249,35 @@ class LanguageModel(ABC):
         # Subword pieces may join a newline to the spaces around it: the text is encoded whole.
         return np.asarray(tokenizer.encode(split_text(texts)), dtype=np.int64)
 
+    def ngram_lengths(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Per token and end of line of `line_logprobs`: the length of the n-gram the prediction
+        reads, the token itself and <s> included (KenLM query's ngram_length column). Here every
+        token of the history, up to the model's context (a masked model reads the whole line, <s>
+        to </s>); n-gram models say which n-gram they found."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        starts = np.cumsum(lengths + 1) - (lengths + 1)
+        position = np.arange(int(np.sum(lengths + 1))) - np.repeat(starts, lengths + 1) + 1  # from <s> = 0
+        if not self.is_causal:
+            position = np.repeat(lengths + 1, lengths + 1)  # every position sees <s> .. </s>
+        window = getattr(self, "context_size", None)
+        return position + 1 if window is None else np.minimum(position + 1, window + 1)
+
     # ---- derived scores --------------------------------------------------------------------
 
     def logprob(self, text: str) -> float:
-        """Natural-log probability of one line, its end-of-line included."""
+        """Natural-log probability of one line, its end-of-line included (for a model trained on
+        a character stream, the newline it learned as the end of a line)."""
         self._check_normalised("a log-probability")
-        ids = self.encode_context(text)
-        return float(np.sum(self.score_ids([ids])[0]))
+        ids = np.asarray(self.encode_context(text), dtype=np.int64)
+        return float(np.sum(self.line_logprobs(ids, np.array([ids.size]), progress=False)))
 
     def perplexity(self, texts) -> float:
         """Perplexity per token of a text, a list of lines or a Corpus split."""
         if isinstance(texts, str):
             texts = texts.splitlines() or [texts]
-        return self.evaluate(texts).perplexity
+        evaluation = self.evaluate(texts)
+        self.note_unknown(texts, evaluation.n_unk)
+        return evaluation.perplexity
 
     def evaluate(self, texts, *, mode: str | None = None, progress: bool | None = None) -> Evaluation:
         """Score a split (or any list of lines) and return every normalisation of its NLL.
@@ -224,9 +300,22 @@ class LanguageModel(ABC):
         else:
             ids = token_ids(texts, tokenizer, progress=progress)  # cached: tokenized once per text
             targets, lengths = ids.ids, ids.lengths  # the </s> targets are never <unk>
-            logprobs = self.score_lines(targets, lengths, progress=progress)
+            logprobs = self.line_logprobs(targets, lengths, progress=progress)
         seconds = time.perf_counter() - start
         return self.evaluation_of(texts, mode, targets, logprobs, seconds)
+
+    def note_unknown(self, texts, unknown: int) -> None:
+        """One note for a call that returns a bare number (`perplexity`): how many of the text's
+        `unknown` <unk> tokens the vocabulary lacked (a literal '<unk>' in the text is not counted:
+        it is the token it spells). `evaluate` says it in its result, as n_unk."""
+        tokenizer = self._check_fitted()
+        if unknown and tokenizer.tokens_are_words:
+            unknown -= literal_unk_count(split_blocks(texts))
+        if unknown > 0:
+            name = getattr(texts, "name", "")
+            noun = "token" if unknown == 1 else "tokens"
+            tokens = f"{name} {noun}" if name else f"{noun} of the text"
+            note(f"{unknown:,} {tokens} {'are' if unknown > 1 else 'is'} not in the vocabulary; read as <unk>")
 
     def evaluation_of(self, texts, mode: str, targets: np.ndarray, logprobs: np.ndarray, seconds: float) -> Evaluation:
         """The Evaluation of `texts` scored in `mode`: the target ids and their log-probabilities
@@ -254,7 +343,7 @@ class LanguageModel(ABC):
         tokenizer = self._check_fitted()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise LangmodelsError(f"k must be a whole number >= 1, got {k!r}")
-        return most_probable(self.next_logprobs(self.encode_context(context)), tokenizer.vocab, k)
+        return most_probable(self.next_logprobs(self.encode_context(context, "context")), tokenizer, k)
 
     def generate(
         self,
@@ -265,22 +354,36 @@ class LanguageModel(ABC):
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int | None = None,
-    ) -> str:
-        """Sample a continuation of `prompt` (stops at end-of-line); returns prompt + continuation."""
-        tokenizer = self._check_fitted()
+        num: int | None = None,
+    ) -> str | list[str]:
+        """Sample a continuation of `prompt` (stops at end-of-line); returns prompt + continuation.
+
+        temperature 0 always takes the most probable token (greedy; ties to the lowest id).
+        num: a list of `num` samples instead of one str, sample i drawn with seed `seed + i` (the
+        CLI's `--seed S --num N`); without a seed, each is random.
+        """
+        self._check_fitted()
         check_generation_options(max_tokens, temperature, top_k, top_p)
-        rng = np.random.default_rng(seed)
+        if num is not None:
+            check_num(num)
+        seeds = [seed] if num is None else [None if seed is None else seed + i for i in range(num)]
+        samples = [self.draw_sample(prompt, max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                    rng=np.random.default_rng(s)) for s in seeds]
+        return samples[0] if num is None else samples
+
+    def draw_sample(self, prompt: str, max_tokens: int, *, temperature: float, top_k: int | None,
+                    top_p: float | None, rng: np.random.Generator) -> str:
+        """One sample of `generate` (options already checked): token by token from the left."""
+        tokenizer = self._check_fitted()
         generated: list[int] = []
-        distributions = self.next_logprobs_incremental(self.encode_context(prompt))
+        distributions = self.next_logprobs_incremental(self.encode_context(prompt, "prompt"))
         for step in range(max_tokens):
             logprobs = next(distributions) if step == 0 else distributions.send(generated[-1])
             token = sample_next(logprobs, rng, temperature, top_k, top_p)
             if token == tokenizer.vocab.eos_id:
                 break
             generated.append(token)
-        continuation = tokenizer.decode(generated)
-        separator = " " if tokenizer.level == "word" and prompt and continuation else ""
-        return prompt + separator + continuation
+        return join_sample(tokenizer, prompt, generated)
 
     def next_logprobs_incremental(self, context_ids: Sequence[int]):
         """Yields next_logprobs(context_ids); send(token) appends the token and yields the next
@@ -293,16 +396,27 @@ class LanguageModel(ABC):
     # ---- nltk.lm names ---------------------------------------------------------------------
 
     def score(self, word: str, context: str | Sequence[str] | None = None) -> float:
-        """P(word | start of line + context), as nltk.lm's `score` (n-gram models read the
-        context exactly as nltk.lm does, without the implied start of line)."""
-        tokenizer = self._check_fitted()
-        return float(np.exp(self.next_logprobs(self.encode_context(context))[tokenizer.vocab[word]]))
+        """P(word | context), as nltk.lm's `score`. A context given as text is read by the
+        model's own tokenizer after the start of a line, as `top_next` and `generate` read it; a
+        list of tokens (or None) is read as nltk.lm reads it (`context_logprobs`)."""
+        return float(np.exp(self.context_logprobs(context)[self.token_id(word)]))
 
     def logscore(self, word: str, context: str | Sequence[str] | None = None) -> float:
-        """log2 P(word | context), as nltk.lm's `logscore` (base 2, as there)."""
-        tokenizer = self._check_fitted()
-        natural = self.next_logprobs(self.encode_context(context))[tokenizer.vocab[word]]
-        return float(natural / math.log(2))
+        """log2 P(word | context), as nltk.lm's `logscore` (base 2, as there); context as in `score`."""
+        return float(self.context_logprobs(context)[self.token_id(word)] / math.log(2))
+
+    def context_logprobs(self, context: str | Sequence[str] | None) -> np.ndarray:
+        """The next-token distribution of `score`: after start-of-line + the text's tokens for a
+        str, after the tokens as given for a list (`tokens_logprobs`)."""
+        if isinstance(context, str):
+            return self.next_logprobs(self.encode_context(context, "context"))
+        return self.tokens_logprobs(list(context or []))
+
+    def tokens_logprobs(self, tokens: list[str]) -> np.ndarray:
+        """The distribution after a list of tokens, nltk.lm's reading of a context. A model that
+        always starts from start-of-line (every neural family) reads it after one; the n-gram
+        models read it without (pass '<s>' for one), as nltk.lm does."""
+        return self.next_logprobs(self.encode_context(tokens, "context"))
 
     # ---- checkpoints -----------------------------------------------------------------------
 
@@ -375,6 +489,14 @@ class LanguageModel(ABC):
         return model
 
     from_pretrained = load
+
+
+def join_sample(tokenizer: Tokenizer, prompt: str, generated: list[int]) -> str:
+    """prompt + the text of the generated ids, decoded as one sequence so that byte-level pieces
+    of one character join up (`decode_sample`: a character cut short at the end is left out)."""
+    continuation = tokenizer.decode_sample(generated)
+    separator = " " if tokenizer.level == "word" and prompt and continuation else ""
+    return prompt + separator + continuation
 
 
 def load(path) -> LanguageModel:

@@ -29,6 +29,7 @@ from .families import MODELS, build_model, model_class_named, model_parameters
 from .ngram import NGramLM
 from .ngram.smoothing import DiscountFallbackWarning
 from .standard_corpora import identify_split
+from .tokenizers import Vocabulary
 
 PROG = "langmodels"
 EXIT_ERROR = 2
@@ -154,7 +155,8 @@ def _finite(value: float) -> bool:
     return math.isfinite(value)
 
 
-temperature_type = _argument_type("temperature", float, lambda v: _finite(v) and v > 0, "a number > 0")
+temperature_type = _argument_type("temperature", float, lambda v: _finite(v) and v >= 0,
+                                  "a number >= 0 (0: always the most probable token)")
 top_k_type = _argument_type("top-k", int, lambda v: v >= 1, "a whole number >= 1")
 top_p_type = _argument_type("top-p", float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 max_tokens_type = _argument_type("max-tokens", int, lambda v: v >= 0, "a whole number >= 0")
@@ -162,6 +164,9 @@ seed_type = _argument_type("seed", int, lambda v: v >= 0, "a whole number >= 0")
 num_type = _argument_type("num", int, lambda v: v >= 1, "a whole number >= 1")
 k_type = _argument_type("k", int, lambda v: v >= 1, "a whole number >= 1")
 max_seconds_type = _argument_type("max-seconds", float, lambda v: _finite(v) and v > 0, "a number of seconds > 0")
+
+
+CHECKPOINT_HELP = "a checkpoint folder (written by train, mix or finetune), or hf:NAME_OR_PATH for a Hugging Face model"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -181,7 +186,8 @@ def build_parser() -> ArgumentParser:
 
     listing = commands.add_parser("corpora", help="the shipped corpora and their sizes, or how a path is read")
     listing.add_argument("corpus", nargs="?", metavar="NAME|PATH",
-                         help="one corpus: the file behind each split and its lines, words and characters")
+                         help="one corpus: the file behind each split and its lines, words and characters "
+                              "(default: every shipped corpus)")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     train = commands.add_parser("train", help="fit a model on a corpus and save a checkpoint")
@@ -205,14 +211,50 @@ def build_parser() -> ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
     generate = commands.add_parser("generate", help="sample text from a checkpoint")
-    generate.add_argument("checkpoint", metavar="DIR")
-    generate.add_argument("--prompt", default="", metavar="TEXT")
-    generate.add_argument("--max-tokens", type=max_tokens_type, default=50, metavar="N")
-    generate.add_argument("--temperature", type=temperature_type, default=1.0, metavar="T")
-    generate.add_argument("--top-k", type=top_k_type, metavar="K")
-    generate.add_argument("--top-p", type=top_p_type, metavar="P")
-    generate.add_argument("--seed", type=seed_type, metavar="N", help="sample i uses seed N+i; none: random")
-    generate.add_argument("--num", type=num_type, default=1, metavar="N", help="how many samples")
+    generate.add_argument("checkpoint", metavar="DIR", help=CHECKPOINT_HELP)
+    generate.add_argument("--prompt", default="", metavar="TEXT",
+                          help="the text the samples continue (default: none, the start of a line)")
+    generate.add_argument("--max-tokens", type=max_tokens_type, default=50, metavar="N",
+                          help="tokens per sample at most; a word model's sample also ends at its end of line "
+                               "(default 50)")
+    generate.add_argument("--temperature", type=temperature_type, default=1.0, metavar="T",
+                          help="divides the log-probabilities: below 1 sharper, above 1 flatter; 0 always takes "
+                               "the most probable token (default 1.0)")
+    generate.add_argument("--top-k", type=top_k_type, metavar="K",
+                          help="sample among the K most probable tokens only (default: all)")
+    generate.add_argument("--top-p", type=top_p_type, metavar="P",
+                          help="sample among the fewest most probable tokens whose probability reaches P (nucleus "
+                               "sampling; default: all)")
+    generate.add_argument("--seed", type=seed_type, metavar="N",
+                          help="sample i uses seed N+i, so runs repeat (default: none, random samples)")
+    generate.add_argument("--num", type=num_type, default=1, metavar="N", help="how many samples (default 1)")
+
+    score = commands.add_parser(
+        "score", help="each token's log10 probability and OOV flag, line by line (KenLM query's layout)",
+        description="Score every line of FILE (or of standard input, -) as a line of its own. Per line: each token "
+                    "as word=ID N LOG10PROB, tab-separated (N: the n-gram length the prediction read, <s> and the "
+                    "token included; for an n-gram model the longest n-gram found, as KenLM reports it), the "
+                    "end of line (</s>, or the newline a character stream model learned), then 'Total: X OOV: N'; "
+                    "after the last line, the perplexities with and without OOV tokens, as KenLM's summary.")
+    score.add_argument("checkpoint", metavar="DIR", help=CHECKPOINT_HELP)
+    score.add_argument("file", metavar="FILE|-",
+                       help="a UTF-8 text file, one line per sentence; - reads standard input")
+    score.add_argument("--json", action="store_true",
+                       help="one JSON object per line instead: tokens, ids, log10, oov, ngram_length, total_log10 "
+                            "(default: KenLM's text layout)")
+
+    compare = commands.add_parser(
+        "compare", help="score several checkpoints on one text and print one table",
+        description="Evaluate each checkpoint on the same split, as `langmodels evaluate` does (each figure is "
+                    "evaluate's), and print one row per checkpoint: word perplexity, bits per character, "
+                    "perplexity per the model's own token, and the share of its tokens read as <unk>.")
+    compare.add_argument("checkpoints", nargs="+", metavar="DIR", help="one or more checkpoint folders")
+    compare.add_argument("--corpus", required=True, metavar="NAME|PATH",
+                         help="a shipped corpus or a UTF-8 file/folder, read at each model's level")
+    compare.add_argument("--split", default="test", choices=corpora.SPLIT_CHOICES,
+                         help="the split to score (default test); all: every line of the corpus, in order")
+    compare.add_argument("--json", action="store_true",
+                         help="print a JSON list, one evaluate object per checkpoint (default: a table)")
 
     scored = commands.add_parser(
         "samples", help="score a checkpoint's samples: judge perplexity, distinct-n, self-BLEU, loops, Zipf, length",
@@ -236,12 +278,12 @@ def build_parser() -> ArgumentParser:
     scored.add_argument("--json", action="store_true", help="print one JSON object, the samples included")
 
     complete = commands.add_parser("complete", help="the most probable next tokens after a text")
-    complete.add_argument("checkpoint", metavar="DIR")
-    complete.add_argument("text", metavar="TEXT")
+    complete.add_argument("checkpoint", metavar="DIR", help=CHECKPOINT_HELP)
+    complete.add_argument("text", metavar="TEXT", help="the start of a line, read by the model's own tokenizer")
     complete.add_argument("-k", type=k_type, default=5, metavar="K", help="how many tokens (default 5)")
 
     fill = commands.add_parser("fill-mask", help="the most probable tokens for each [MASK] (bert models)")
-    fill.add_argument("checkpoint", metavar="DIR")
+    fill.add_argument("checkpoint", metavar="DIR", help=CHECKPOINT_HELP)
     fill.add_argument("text", metavar="TEXT", help="a line with one or more [MASK]")
     fill.add_argument("-k", type=k_type, default=5, metavar="K", help="candidates per mask (default 5)")
 
@@ -254,21 +296,24 @@ def build_parser() -> ArgumentParser:
     finetune.add_argument("checkpoint", metavar="DIR", help="the pretrained checkpoint (left as it is)")
     finetune.add_argument("--corpus", required=True, metavar="NAME|PATH", help="the new corpus: shipped, or a path")
     finetune.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder for the fine-tuned model")
-    finetune.add_argument("--max-seconds", type=max_seconds_type, metavar="S", help="training time budget")
+    finetune.add_argument("--max-seconds", type=max_seconds_type, metavar="S",
+                          help=f"training time budget in seconds (default {DEFAULT_NEURAL_SECONDS:.0f}, with a note)")
     finetune.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-        help="a training setting for the fine-tuning run, e.g. --set lr=3e-4 (repeatable)",
+        help="a training setting for the fine-tuning run, e.g. --set lr=3e-4 (repeatable; default: the "
+             "pretrained model's own settings)",
     )
 
     bench = commands.add_parser("bench", help="run a benchmark config (corpora x models x budgets), write its report")
-    bench.add_argument("config", metavar="CONFIG.toml")
+    bench.add_argument("config", metavar="CONFIG.toml", help="the benchmark config: corpora, models, budgets (TOML)")
     bench.add_argument("--out", required=True, metavar="DIR", help="report folder; finished runs are cached in it")
     bench.add_argument("--only", action="append", metavar="NAME",
-                       help="run only this model, corpus or run id (repeatable); the report shows every finished run")
+                       help="run only this model, corpus or run id (repeatable; default: every run); the report "
+                            "shows every finished run")
     bench.add_argument("--force", action="store_true", help="redo the chosen runs even when their results are cached")
 
     graph = commands.add_parser("graph", help="draw an n-gram model's transition graph around a word (.png or .svg)")
-    graph.add_argument("checkpoint", metavar="DIR")
+    graph.add_argument("checkpoint", metavar="DIR", help="an n-gram checkpoint folder")
     graph.add_argument("--word", required=True, metavar="WORD",
                        help="the start word (for a trigram also two words, e.g. 'of the')")
     graph.add_argument("--depth", type=_argument_type("depth", int, lambda v: v >= 1, "a whole number >= 1"),
@@ -279,35 +324,43 @@ def build_parser() -> ArgumentParser:
                        help="draw the uniform graph (every seen successor equally likely) beside the counted one")
 
     attention = commands.add_parser("attention", help="heat maps of every layer and head's attention (gpt, bert)")
-    attention.add_argument("checkpoint", metavar="DIR")
-    attention.add_argument("text", metavar="TEXT")
+    attention.add_argument("checkpoint", metavar="DIR", help="a gpt or bert checkpoint folder")
+    attention.add_argument("text", metavar="TEXT",
+                           help="the text whose attention is drawn, read by the model's tokenizer")
     attention.add_argument("--out", required=True, metavar="FILE", help="the figure to write: .png or .svg")
 
     embeddings = commands.add_parser("embeddings", help="nearest words, analogies and a 2-D map of word embeddings")
-    embeddings.add_argument("checkpoint", metavar="DIR")
-    embeddings.add_argument("--words", metavar="W1,W2,...", help="words to place on a 2-D map (with --out) or list")
-    embeddings.add_argument("--nearest", metavar="WORD", help="the words closest to WORD (cosine)")
-    embeddings.add_argument("--analogy", metavar="A,B,C", help="A is to B as C is to ? (3CosAdd)")
+    embeddings.add_argument("checkpoint", metavar="DIR", help="a neural checkpoint folder")
+    embeddings.add_argument("--words", metavar="W1,W2,...",
+                            help="words to place on a 2-D map (with --out) or list (default: none)")
+    embeddings.add_argument("--nearest", metavar="WORD", help="the words closest to WORD (cosine; default: none)")
+    embeddings.add_argument("--analogy", metavar="A,B,C", help="A is to B as C is to ? (3CosAdd; default: none)")
     embeddings.add_argument("-k", type=k_type, default=10, metavar="K", help="answers to show (default 10)")
     embeddings.add_argument("--analogies", nargs="?", const="", metavar="FILE",
-                            help="analogy accuracy on the shipped question set, or on FILE ('a b c d' lines)")
-    embeddings.add_argument("--out", metavar="FILE", help="write the map of --words here: .png or .svg")
+                            help="analogy accuracy on the shipped question set, or on FILE ('a b c d' lines; "
+                                 "default: not measured)")
+    embeddings.add_argument("--out", metavar="FILE",
+                            help="write the map of --words here: .png or .svg (default: none, coordinates printed)")
     embeddings.add_argument("--method", choices=("pca", "tsne"), default="pca", help="the 2-D projection (default pca)")
     embeddings.add_argument("--seed", type=seed_type, default=0, metavar="N", help="seed of the projection (default 0)")
 
     temperature = commands.add_parser("temperature", help="the next-token distribution under temperature, top-k, top-p")
-    temperature.add_argument("checkpoint", metavar="DIR")
+    temperature.add_argument("checkpoint", metavar="DIR", help=CHECKPOINT_HELP)
     temperature.add_argument("context", metavar="CONTEXT", help="the text before the next token ('' for a line start)")
-    temperature.add_argument("--out", metavar="FILE", help="the figure to write: .png or .svg")
-    temperature.add_argument("--temperatures", default="0.5,1,2", metavar="T1,T2,...", help="(default 0.5,1,2)")
+    temperature.add_argument("--out", metavar="FILE",
+                             help="the figure to write: .png or .svg (default: none, text only)")
+    temperature.add_argument("--temperatures", default="0.5,1,2", metavar="T1,T2,...",
+                             help="the temperatures to show, a panel each; 0 is greedy (default 0.5,1,2)")
     temperature.add_argument("--top-k", type=top_k_type, default=5, metavar="K", help="the top-k panel (default 5)")
     temperature.add_argument("--top-p", type=top_p_type, default=0.9, metavar="P", help="the top-p panel (default 0.9)")
     temperature.add_argument("--samples", type=_argument_type("samples", int, lambda v: v >= 0, "a whole number >= 0"),
                              default=0, metavar="N", help="samples to print at each temperature (default 0)")
-    temperature.add_argument("--seed", type=seed_type, default=0, metavar="S", help="sample i uses seed S+i")
-    temperature.add_argument("--max-tokens", type=max_tokens_type, default=30, metavar="N", help="sample length")
+    temperature.add_argument("--seed", type=seed_type, default=0, metavar="S",
+                             help="sample i uses seed S+i (default 0)")
+    temperature.add_argument("--max-tokens", type=max_tokens_type, default=30, metavar="N",
+                             help="tokens per sample at most (default 30)")
     export = commands.add_parser("export", help="write a gpt checkpoint in Hugging Face's GPT-2 format")
-    export.add_argument("checkpoint", metavar="DIR")
+    export.add_argument("checkpoint", metavar="DIR", help="a gpt checkpoint folder")
     export.add_argument("--format", required=True, choices=("hf",), help="hf: a folder transformers loads")
     export.add_argument("--out", required=True, metavar="OUT", help="the folder to write")
     return parser
@@ -474,14 +527,112 @@ def cmd_generate(args) -> int:
     # A word model's sample ends at its end of line, so samples print one per line; character and
     # subword samples run across lines, so several of them get a header each.
     headed = args.num > 1 and getattr(model.tokenizer, "level", "word") != "word"
-    for i in range(args.num):
-        seed = None if args.seed is None else args.seed + i
-        text = model.generate(
-            args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=seed
-        )
+    texts = model.generate(args.prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, seed=args.seed, num=args.num)  # sample i: seed + i
+    for i, text in enumerate(texts):
         if headed:
-            print(f"--- sample {i + 1}" + ("" if seed is None else f" (seed {seed})") + " ---")
+            print(f"--- sample {i + 1}" + ("" if args.seed is None else f" (seed {args.seed + i})") + " ---")
         print(text)
+    return 0
+
+
+def visible(token: str) -> str:
+    """A token as one printable field: newline, tab and carriage return written as escapes."""
+    return token.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+
+
+def read_lines(path: str) -> list[str]:
+    """The lines of a UTF-8 file, or of standard input for '-' (a final newline ends the last line)."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    return text.removesuffix("\n").split("\n") if text else []
+
+
+def line_scores(model: LanguageModel, lines: list[str]) -> list[dict]:
+    """Per line: its tokens as text, ids, log10 probabilities (the end of line last), OOV flags,
+    n-gram lengths and total, as `langmodels score` prints them."""
+    tokenizer = model._check_fitted()
+    flat, lengths = tokenizer.encode_lines(lines)
+    if not lines:
+        return []
+    natural = model.line_logprobs(flat, lengths, progress=False)
+    grams = model.ngram_lengths(flat, lengths)
+    end = model.line_end_id()
+    end_text = "</s>" if end == tokenizer.vocab.eos_id else tokenizer.token_text(end)
+    unk = tokenizer.vocab.unk_id
+    rows, begin, at = [], 0, 0
+    for line, length in zip(lines, lengths.tolist()):
+        ids = flat[begin : begin + length].tolist()
+        words = tokenizer.tokenize(line) if tokenizer.level in ("word", "char") else []
+        tokens = words if len(words) == length else [tokenizer.token_text(i) for i in ids]
+        log10 = (natural[at : at + length + 1] / math.log(10)).tolist()
+        oov = [i == unk and token != Vocabulary.UNK for i, token in zip(ids, tokens)] + [False]
+        rows.append({"tokens": [*tokens, end_text], "ids": [*ids, end], "log10": log10, "oov": oov,
+                     "ngram_length": grams[at : at + length + 1].tolist(), "total_log10": float(sum(log10))})
+        begin, at = begin + length, at + length + 1
+    return rows
+
+
+def cmd_score(args) -> int:
+    model = LanguageModel.load(args.checkpoint)
+    model._check_normalised("a log10 probability per token")
+    if not model.is_causal:
+        warnings.warn(f"{model.name} is a masked model: each figure is a pseudo-log-likelihood term, the token's "
+                      "probability with every other token of the line in view", LangmodelsWarning)
+    lines = read_lines(args.file)
+    rows = line_scores(model, lines)
+    oov_total = sum(sum(row["oov"]) for row in rows)
+    if oov_total:
+        source = "standard input" if args.file == "-" else args.file
+        warnings.warn(f"{oov_total:,} token(s) of {source} are not in the vocabulary; read as <unk>",
+                      LangmodelsWarning)
+    if args.json:
+        for row in rows:
+            print(json.dumps(_json_safe(row), ensure_ascii=False, allow_nan=False))
+        return 0
+    for row in rows:  # KenLM's query: word=vocab_id ngram_length log10(p) per token, then the line's total
+        print("".join(f"{visible(token)}={i} {n} {p:.6g}\t" for token, i, n, p in
+                      zip(row["tokens"], row["ids"], row["ngram_length"], row["log10"])), end="")
+        print(f"Total: {row['total_log10']:.6g} OOV: {sum(row['oov'])}")
+    total = sum(row["total_log10"] for row in rows)
+    n_tokens = sum(len(row["log10"]) for row in rows)
+    oov_log10 = sum(p for row in rows for p, flag in zip(row["log10"], row["oov"]) if flag)
+    if n_tokens:
+        print(f"Perplexity including OOVs:\t{10 ** (-total / n_tokens):.6g}")
+        if n_tokens > oov_total:
+            print(f"Perplexity excluding OOVs:\t{10 ** (-(total - oov_log10) / (n_tokens - oov_total)):.6g}")
+        print(f"OOVs:\t{oov_total}")
+        print(f"Tokens:\t{n_tokens}")
+    return 0
+
+
+COMPARE_COLUMNS = (("word ppl", "word_perplexity", "{:.2f}"), ("bits/char", "bits_per_char", "{:.4f}"),
+                   ("token ppl", "perplexity", "{:.2f}"), ("<unk> rate", "unk_rate", "{:.2%}"))
+
+
+def cmd_compare(args) -> int:
+    results = []
+    for folder in args.checkpoints:  # one model in memory at a time
+        model = LanguageModel.load(folder)
+        evaluation = model.evaluate(_corpus_for(model, args.corpus).split(args.split))
+        result = {"checkpoint": folder, **evaluation.to_dict()}
+        result["unk_rate"] = evaluation.n_unk / evaluation.n_tokens if evaluation.n_tokens else None
+        results.append(result)
+    if args.json:
+        _print_json(results)
+        return 0
+    first = results[0]
+    print(f"{first['corpus']} ({args.split} split)")
+    width = max(len("checkpoint"), *(len(row["checkpoint"]) for row in results))
+    name_width = max(len("model"), *(len(row["model"]) for row in results))
+    print(f"{'checkpoint':<{width}}  {'model':<{name_width}}  {'mode':<6}  "
+          + "  ".join(f"{name:>10}" for name, _, _ in COMPARE_COLUMNS))
+    for row in results:
+        cells = ["-" if row.get(key) is None else form.format(row[key]) for _, key, form in COMPARE_COLUMNS]
+        label = row["mode"] + ("*" if row.get("pseudo") else "")
+        print(f"{row['checkpoint']:<{width}}  {row['model']:<{name_width}}  {label:<6}  "
+              + "  ".join(f"{cell:>10}" for cell in cells))
+    if any(row.get("pseudo") for row in results):
+        print("* a masked model: pseudo-perplexities (Salazar et al. 2020), not comparable with perplexities")
     return 0
 
 
@@ -536,7 +687,7 @@ def cmd_samples(args) -> int:
 def cmd_complete(args) -> int:
     model = LanguageModel.load(args.checkpoint)
     for token, probability in model.top_next(args.text, k=args.k):
-        print(f"{token}\t{probability:.6f}")
+        print(f"{visible(token)}\t{probability:.6f}")
     return 0
 
 
@@ -556,7 +707,7 @@ def cmd_fill_mask(args) -> int:
         raise ConfigError(f"{args.checkpoint} holds a {model.name}, which has no fill-mask (train a bert model)")
     for position, candidates in enumerate(model.fill_mask(args.text, k=args.k), start=1):
         for token, probability in candidates:
-            print(f"{position}\t{token}\t{probability:.6f}")
+            print(f"{position}\t{visible(token)}\t{probability:.6f}")
     return 0
 
 
@@ -756,6 +907,8 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "generate": cmd_generate,
+    "score": cmd_score,
+    "compare": cmd_compare,
     "samples": cmd_samples,
     "complete": cmd_complete,
     "fill-mask": cmd_fill_mask,

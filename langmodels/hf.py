@@ -933,7 +933,7 @@ class HFMaskedLM(HFModel):
         positions = [i for i, token in enumerate(sequence) if token == vocab.mask_id]
         logprobs = self._logprobs_at(sequence, positions)  # (masks, V)
         logprobs[:, sorted(set(tokenizer.hf.all_special_ids))] = -np.inf  # markers are not answers
-        return [most_probable(row, vocab, k) for row in logprobs]
+        return [most_probable(row, tokenizer, k) for row in logprobs]
 
     def pseudo_perplexity(self, texts) -> float:
         """exp(-PLL / tokens) of a text (Salazar et al. 2020's PPPL): evaluate(texts).perplexity,

@@ -13,6 +13,7 @@ operations (a block's worth of words at once), which langmodels.token_ids writes
 
 from __future__ import annotations
 
+import codecs
 import heapq
 import json
 import re
@@ -207,6 +208,25 @@ class Tokenizer:
     def decode(self, ids):
         """Text of a sequence of ids; ``<s>``, ``</s>`` and ``<pad>`` are left out."""
         raise NotImplementedError
+
+    def decode_sample(self, ids):
+        """Text of generated ids, as `decode`, but a last character cut short (the first bytes of
+        a character spread over byte-level pieces) is left out rather than shown as U+FFFD: the
+        last pieces are dropped while the text ends in U+FFFD, at most three (a UTF-8 character
+        has at most four bytes). Tokenizers that see the bytes (BPETokenizer) cut exactly."""
+        ids = list(ids)
+        text = self.decode(ids)
+        for end in range(len(ids) - 1, max(len(ids) - 4, -1), -1):
+            if not text.endswith("\ufffd"):
+                break
+            text = self.decode(ids[:end])
+        return text
+
+    def token_text(self, token_id):
+        """The text one token stands for, for showing it (a BPE piece 'Ġthe' is ' the'); a
+        special token shows its name."""
+        text = self.decode([int(token_id)])
+        return text or self._fitted().token(token_id)  # markers decode to nothing
 
     def fit_encode_lines(self, lines):
         """fit(lines) then encode_lines(lines); tokenizers that can do both in one pass do."""
@@ -686,12 +706,28 @@ class BPETokenizer(Tokenizer):
         total = int(line_ends[-1]) if line_ends.size else 0
         return np.fromiter(chain.from_iterable(pieces), dtype=dtype, count=total), lengths
 
-    def decode(self, ids):
+    def _bytes(self, ids):
         self._fitted()
         table = self._token_bytes
-        data = b"".join(table[i] for i in map(int, ids) if i not in self.SILENT_IDS)
+        return b"".join(table[i] for i in map(int, ids) if i not in self.SILENT_IDS)
+
+    def decode(self, ids):
         # Ids from a model need not form valid UTF-8; encode()'s ids always do.
-        return data.decode("utf-8", errors="replace")
+        return self._bytes(ids).decode("utf-8", errors="replace")
+
+    def decode_sample(self, ids):
+        """Generated pieces as text. A smoothed byte-level model can draw bytes that form no
+        character (a lone first byte of 'é' before an 'i'); they are left out rather than shown
+        as U+FFFD, and so is an incomplete last character: an incremental decoder not told the
+        input is final holds it back."""
+        return codecs.getincrementaldecoder("utf-8")(errors="ignore").decode(self._bytes(ids), final=False)
+
+    def token_text(self, token_id):
+        """A piece's bytes as text; a piece that is not whole characters shows its bytes as \\xNN."""
+        token_id = int(token_id)
+        if token_id < FIRST_BYTE_ID:
+            return self._fitted().token(token_id)
+        return self._bytes([token_id]).decode("utf-8", errors="backslashreplace")
 
     def _state(self):
         return {"merges": [list(m) for m in self.merges]}

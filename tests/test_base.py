@@ -113,7 +113,7 @@ def test_samples_follow_the_distribution_and_repeat_with_a_seed():
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"temperature": 0}, "temperature"), ({"temperature": -1}, "temperature"), ({"top_k": 0}, "top-k"),
+    [({"temperature": -1}, "temperature"), ({"temperature": math.inf}, "temperature"), ({"top_k": 0}, "top-k"),
      ({"top_p": 0}, "top-p"), ({"top_p": 1.5}, "top-p")],
 )
 def test_bad_sampling_options(options, message):

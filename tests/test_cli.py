@@ -276,7 +276,7 @@ BAD_INPUTS = {
     "unknown level": (["train", "ngram", "--corpus", "{small}", "--out", "{out}", "--set", "level=words"], ["words"]),
     "bad max-seconds": (["train", "bigram", "--corpus", "{small}", "--out", "{out}", "--max-seconds", "-1"],
                         ["max-seconds"]),
-    "temperature 0": (["generate", "{trigram}", "--temperature", "0"], ["temperature"]),
+    "temperature negative": (["generate", "{trigram}", "--temperature", "-0.5"], ["temperature"]),
     "top-p 1.5": (["generate", "{trigram}", "--top-p", "1.5"], ["top-p"]),
     "top-k 0": (["generate", "{trigram}", "--top-k", "0"], ["top-k"]),
     "max-tokens -1": (["generate", "{trigram}", "--max-tokens", "-1"], ["max-tokens"]),

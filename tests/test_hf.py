@@ -167,7 +167,7 @@ def test_top_next_and_seeded_generation_use_our_sampler(causal):
     top = causal.top_next("the cat", k=3)
     assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1]
     logprobs = causal.next_logprobs(causal.encode_context("the cat"))
-    assert top[0] == (causal.tokenizer.vocab.token(int(np.argmax(logprobs))), pytest.approx(np.exp(logprobs.max())))
+    assert top[0] == (causal.tokenizer.token_text(int(np.argmax(logprobs))), pytest.approx(np.exp(logprobs.max())))
     one = causal.generate("the", 20, temperature=0.8, top_k=20, top_p=0.9, seed=3)
     assert one == causal.generate("the", 20, temperature=0.8, top_k=20, top_p=0.9, seed=3)
     assert one.startswith("the")

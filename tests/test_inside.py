@@ -264,7 +264,7 @@ def test_temperature_command(capsys, folders, tmp_path):
     assert "--- temperature 3 ---" in out and "(rest)" in out
 
 
-@pytest.mark.parametrize("temperatures", ["0.5,x", "1,0", "-1"])
+@pytest.mark.parametrize("temperatures", ["0.5,x", "1,nan", "-1"])
 def test_temperature_command_refuses_bad_temperatures(capsys, folders, temperatures):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -195,7 +195,7 @@ def test_the_samples_command_prints_the_figures_of_the_module(checkpoints, capsy
     (["samples", "{bigram}", "--judge", "{missing}"], ["no checkpoint folder"]),
     (["samples", "{bigram}", "--judge", "{ngram}"], ["unnormalised"]),
     (["samples", "{bigram}", "--judge", "{trigram}", "--num", "0"], ["--num", ">= 1"]),
-    (["samples", "{bigram}", "--judge", "{trigram}", "--temperature", "0"], ["temperature", "> 0"]),
+    (["samples", "{bigram}", "--judge", "{trigram}", "--temperature", "-1"], ["temperature", ">= 0"]),
     (["samples", "{bigram}", "--judge", "{trigram}", "--top-p", "1.5"], ["top-p", "(0, 1]"]),
     (["samples", "{bigram}", "--judge", "{trigram}", "--max-tokens", "0"], ["max-tokens", ">= 1"]),
     (["samples", "{bigram}", "--judge", "{trigram}", "--seed", "x"], ["seed"]),

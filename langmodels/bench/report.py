@@ -45,9 +45,32 @@ DASH = "–"
 # ---- gathering runs into table entries --------------------------------------------------------
 
 
-def models_of(entries: list, corpus: str) -> list:
-    """The entries of one corpus that are models of their own (not points of a sweep)."""
-    return [e for e in entries if e.corpus == corpus and not e.is_sweep]
+def models_of(entries: list, corpus: str, *, best_of_sweeps: bool = True) -> list:
+    """The rows of one corpus's results, in config order: the models of their own and, for a model
+    given only as a sweep, its best point (lowest mean word perplexity among its ranked points),
+    labelled as such. best_of_sweeps=False: the models of their own alone (the sampled ones)."""
+    own = [e for e in entries if e.corpus == corpus and not e.is_sweep]
+    if not best_of_sweeps:
+        return own
+    listed = {e.group for e in own}
+    points: dict[str, list] = {}
+    for e in entries:
+        if e.corpus == corpus and e.is_sweep and e.group not in listed:
+            points.setdefault(e.group, []).append(e)
+    best = {}
+    for group, swept in points.items():
+        ranked = [e for e in swept if e.ranked and not math.isnan(e.mean("word_perplexity"))]
+        if ranked:  # min keeps the first of equals: config order
+            best[group] = dataclasses.replace(min(ranked, key=lambda e: e.mean("word_perplexity")),
+                                              sweep_points=len(swept))
+    rows, placed, own_ids = [], set(), {id(e) for e in own}
+    for e in entries:
+        if id(e) in own_ids:
+            rows.append(e)
+        elif e.group in best and e.group not in placed and e.corpus == corpus:
+            rows.append(best[e.group])
+            placed.add(e.group)
+    return rows
 
 
 @dataclass
@@ -59,10 +82,16 @@ class Entry:
     group: str
     results: list = field(default_factory=list)
     probes: list = field(default_factory=list)
+    sweep_points: int = 0  # > 0: this sweep point stands in the results for its whole sweep, the best of so many
 
     @property
     def first(self) -> dict:
         return self.results[0]
+
+    @property
+    def label(self) -> str:
+        """The model's label, saying when it is the best point of a sweep."""
+        return self.model + (f" (best of {self.sweep_points} sweep points)" if self.sweep_points else "")
 
     @property
     def is_sweep(self) -> bool:
@@ -239,7 +268,7 @@ def summary_rows(entries: list[Entry]) -> list[list[str]]:
         if entry is best:
             cells[0], cells[1] = f"**{cells[0]}**", f"**{cells[1]}**"
         rows.append([
-            str(rank) if rank else DASH, f"{entry.model} ({first['model_name']})", *cells, size,
+            str(rank) if rank else DASH, f"{entry.label} ({first['model_name']})", *cells, size,
             fmt_seconds(mean_of(entry.values("train", "seconds"))),
             fmt_count(mean_of(entry.values("train", "tokens_per_second"))),
             fmt_count(mean_of([r["test"]["tokens_per_second"] if r["test"] else None for r in entry.results])),
@@ -259,20 +288,20 @@ def summary_sentence(corpus: str, level: str, entries: list[Entry]) -> str:
         return f"No model has a finite perplexity on {corpus}."
     best = ranked[0]
     value = best.mean(metric)
-    lead = (f"On {corpus}, {best.model} has the lowest {label}, {fmt_number(value, digits)} "
+    lead = (f"On {corpus}, {best.label} has the lowest {label}, {fmt_number(value, digits)} "
             f"({other_label} {fmt_number(best.mean(other), 4 if digits is None else None)})")
     if len(ranked) == 1:
         return lead + ", the only finite one."
     second, worst = ranked[1], ranked[-1]
     gap = 100 * (second.mean(metric) - value) / second.mean(metric)
-    sentence = f"{lead}, {gap:.1f} % below the runner-up {second.model} ({fmt_number(second.mean(metric), digits)})"
+    sentence = f"{lead}, {gap:.1f} % below the runner-up {second.label} ({fmt_number(second.mean(metric), digits)})"
     spreads = [s for s in (best.spread(metric), second.spread(metric)) if s is not None]
     if spreads:
         verdict = "larger" if second.mean(metric) - value > 2 * max(spreads) else "not larger"
         sentence += f", a margin {verdict} than twice the seeds' standard deviation"
     if worst is not second:
         ratio = worst.mean(metric) / value
-        sentence += f"; the highest is {worst.model} at {fmt_number(worst.mean(metric), digits)}, {ratio:.2g}x the best"
+        sentence += f"; the highest is {worst.label} at {fmt_number(worst.mean(metric), digits)}, {ratio:.2g}x the best"
     infinite = len(ranking(entries)) - len(ranked)
     if infinite:
         sentence += f"; {infinite} model(s) give probability zero to some test token (infinite perplexity)"
@@ -285,7 +314,7 @@ def unk_sentence(entries: list[Entry]) -> str | None:
     for entry in entries:
         test = entry.first["test"]
         if test and test["n_tokens"] and test["n_unk"]:
-            shares.setdefault(f"{100 * test['n_unk'] / test['n_tokens']:.1f} %", []).append(entry.model)
+            shares.setdefault(f"{100 * test['n_unk'] / test['n_tokens']:.1f} %", []).append(entry.label)
     if not shares:
         return None
     parts = [f"{share} ({', '.join(models)})" for share, models in shares.items()]
@@ -943,7 +972,7 @@ def samples_markdown(config, entries: list[Entry], sample_quality=()) -> str:
             "generated line is marked `in train` (a verbatim training line), `in test` or `new`; for character "
             "models a cut-off last line is not judged. Newlines in character samples are kept.\n")]
     for corpus in config.corpora:
-        chosen = models_of(entries, corpus.label)
+        chosen = models_of(entries, corpus.label, best_of_sweeps=False)
         if not chosen:
             continue
         out.append(f"## {corpus.label}\n")
@@ -1037,7 +1066,7 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
                "[samples.md](samples.md). As in makemore, each generated line is sorted by whether it appears "
                "verbatim in the training text (copied), else in the test text, else is new (novelty).\n")]
     for corpus in config.corpora:
-        chosen = models_of(entries, corpus.label)
+        chosen = models_of(entries, corpus.label, best_of_sweeps=False)
         if not chosen:
             continue
         parts += [f"**{corpus.label}**\n", markdown_table(
@@ -1059,7 +1088,7 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
     parts.append(f"The {config.measure.top_k} most probable next tokens and their probabilities (`top_next`); "
                  "␣ is a space, ⏎ a newline. The masked LM answers for a mask at the end of the line.\n")
     for corpus in config.corpora:
-        chosen = models_of(entries, corpus.label)
+        chosen = models_of(entries, corpus.label, best_of_sweeps=False)
         table = autocomplete_table(chosen)
         if table:
             parts += [f"**{corpus.label}**\n", table, ""]

@@ -25,7 +25,7 @@ def attention_tokens(model, text: str, length: int) -> list[str]:
     """The labels of the `length` positions `model.attention(text)` returns: <s>, the text's
     tokens (the last ones when the model kept only those), and </s> for a masked encoder."""
     vocab = model.tokenizer.vocab
-    tokens = [vocab.token(i) for i in model.tokenizer.encode(text)]
+    tokens = [model.tokenizer.token_text(i) for i in model.tokenizer.encode(text)]  # BPE pieces as text
     if model.is_causal:
         labels = [vocab.BOS, *tokens][-length:]
     else:

@@ -64,11 +64,11 @@ def next_token_distributions(model, context: str = "", *, temperatures=TEMPERATU
     settings = settings_for(temperatures, top_k, top_p)
     if path is not None:
         check_figure_path(path)
-    vocab = model._check_fitted().vocab
+    model._check_fitted()
     logprobs = model.next_logprobs(model.encode_context(context))
     possible = int(np.count_nonzero(np.isfinite(logprobs)))
     shown = np.argsort(-logprobs, kind="stable")[: min(n_tokens, possible)]
-    tokens = [vocab.token(int(i)) for i in shown]
+    tokens = [model.tokenizer.token_text(int(i)) for i in shown]  # BPE pieces as text
     for setting in settings:
         probs = shape_distribution(logprobs, setting.temperature, setting.top_k, setting.top_p)
         setting.probabilities = np.append(probs[shown], max(0.0, 1.0 - float(probs[shown].sum())))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import check_generation_options, most_probable, note
+from ..base import join_sample, most_probable, note
 from ..errors import ConfigError, LangmodelsError
 from ..sampling import sample_next
 from ..tokenizers import Vocabulary
@@ -393,18 +393,10 @@ class MaskedLM(NeuralLM):
         positions = [i for i, token in enumerate(sequence) if token == tokenizer.vocab.mask_id]
         logprobs = self._logprobs_at(sequence, positions).numpy()  # (masks, V)
         logprobs[:, list(NOT_TEXT)] = -np.inf  # markers are not answers
-        return [most_probable(row, tokenizer.vocab, k) for row in logprobs]
+        return [most_probable(row, tokenizer, k) for row in logprobs]
 
-    def generate(
-        self,
-        prompt: str = "",
-        max_tokens: int = 50,
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-    ) -> str:
+    def draw_sample(self, prompt: str, max_tokens: int, *, temperature: float, top_k: int | None,
+                    top_p: float | None, rng: np.random.Generator) -> str:
         """Gibbs sampling (Wang & Cho 2019): <s> prompt, then max_tokens <mask>s, then </s>.
 
         Each sweep visits the generated positions left to right, masks one, and redraws it from
@@ -414,9 +406,7 @@ class MaskedLM(NeuralLM):
         """
         tokenizer = self._check_fitted()
         vocab = tokenizer.vocab
-        check_generation_options(max_tokens, temperature, top_k, top_p)
-        rng = np.random.default_rng(seed)
-        context = self.encode_context(prompt)
+        context = self.encode_context(prompt, "prompt")
         if max_tokens == 0:
             return prompt
         window = self.config.context
@@ -438,9 +428,7 @@ class MaskedLM(NeuralLM):
         generated = [sequence[p] for p in positions]
         if vocab.eos_id in generated:
             generated = generated[: generated.index(vocab.eos_id)]
-        continuation = tokenizer.decode(generated)
-        separator = " " if tokenizer.level == "word" and prompt and continuation else ""
-        return prompt + separator + continuation
+        return join_sample(tokenizer, prompt, generated)
 
     # ---- inspection ------------------------------------------------------------------------------
 

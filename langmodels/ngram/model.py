@@ -16,6 +16,7 @@ from ..corpora import split_mode, split_text
 from ..errors import CheckpointError, ConfigError, LangmodelsError
 from ..token_ids import token_ids
 from ..tokenizers import CharTokenizer, Vocabulary, WordTokenizer
+from .counting import NGramCounts
 from .estimate import estimate
 from .external_sort import parse_memory
 from .probing import SCHEME as INDEX_SCHEME
@@ -265,16 +266,20 @@ class NGramLM(LanguageModel):
             dist = dist - np.logaddexp.reduce(dist[np.isfinite(dist)])
         return dist
 
-    def score(self, word: str, context=None) -> float:
-        """P(word | context) with nltk.lm's reading of the context: the tokens as given, no
-        implied start of line (pass '<s>' for one), so an empty context gives the unigram."""
-        return float(np.exp(self.logscore(word, context) * np.log(2)))
+    def tokens_logprobs(self, tokens: list[str]) -> np.ndarray:
+        """nltk.lm's reading of a context given as a list of tokens (`score`, `logscore`): the
+        tokens as given, no implied start of line (pass '<s>' for one), so [] gives the unigram."""
+        return self.logprobs_after(self._check_fitted().vocab.ids(tokens))
 
-    def logscore(self, word: str, context=None) -> float:
-        """log2 P(word | context), read as in `score` (base 2, as nltk.lm)."""
-        vocab = self._check_fitted().vocab
-        context = context.split() if isinstance(context, str) else list(context or [])
-        return float(self.logprobs_after(vocab.ids(context))[vocab[word]] / np.log(2))
+    def ngram_lengths(self, flat, lengths) -> np.ndarray:
+        """Per token and end of line: the length of the longest n-gram of the tables that ends
+        there (<s> counts; 1 is the unigram), KenLM query's ngram_length."""
+        tokens, position = NGramCounts.pad(np.asarray(flat, dtype=np.int64), lengths, self.tokenizer.vocab.bos_id,
+                                           self.line_end_id())
+        found = np.ones(tokens.size, dtype=np.int64)
+        for n, ids in enumerate(self._check_tables().gram_ids(tokens, position)[1:], start=2):
+            found[ids >= 0] = n
+        return found[position > 0]  # the <s> of each line is context, not scored
 
     def score_ids(self, batch) -> list[np.ndarray]:
         """Log P per token and end-of-line (raw log-scores for stupid backoff)."""
