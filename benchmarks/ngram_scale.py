@@ -176,8 +176,15 @@ def run_ours(corpus: Path, out: Path, order: int, memory: str) -> dict:
     if out.exists():
         shutil.rmtree(out)
     report = out.with_name(out.name + "-split.json")
-    measured = run_measured([sys.executable, "-c", CHILD_FIT, str(corpus), str(out), str(order), memory, str(report)],
-                            env=child_env())
+    # A fresh cache: the text is tokenized within the timed fit, as lmplz reads it within its run.
+    fresh = out.with_name(out.name + "-cache")
+    shutil.rmtree(fresh, ignore_errors=True)
+    env = {**child_env(), "LANGMODELS_CACHE": str(fresh)}
+    try:
+        measured = run_measured([sys.executable, "-c", CHILD_FIT, str(corpus), str(out), str(order), memory,
+                                 str(report)], env=env)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     measured.update(json.loads(report.read_text()))  # the child's own split: fit, then save
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     accepts_memory = "memory" in inspect.signature(NGramLM.__init__).parameters
