@@ -24,7 +24,7 @@ The literal word <unk> of Brown (and so of the synthetic text) is one lmplz refu
 lmplz it is renamed to a word found nowhere in the text, in its copy of the corpus and of Brown
 test, so both tools count the same text.
 
-    python benchmarks/ngram_scale.py [--sizes 15M,100M] [--huge] [--memory 4G] [--order 5]
+    python benchmarks/ngram_scale.py [--sizes 15M,100M] [--huge] [--memory 4G | --memory 2G,4G] [--order 5]
                                      [--out reports/ngram/scale.json] [--no-lmplz] [--seed 0]
 """
 
@@ -327,7 +327,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"corpus sizes in words (default {DEFAULT_SIZES})")
     parser.add_argument("--huge", action="store_true", help=f"also {HUGE_SIZE} words, with memory {HUGE_MEMORY}")
-    parser.add_argument("--memory", default=DEFAULT_MEMORY, help="the memory limit of both tools (lmplz -S)")
+    parser.add_argument("--memory", default=DEFAULT_MEMORY,
+                        help="the memory limit of both tools (lmplz -S); several, comma-separated, run each size at each")
     parser.add_argument("--order", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lmplz", action="store_true", help="measure ours alone")
@@ -350,10 +351,12 @@ def main(argv=None) -> None:
     brown = corpora.load("brown")
     started = time.perf_counter()
     results = []
-    for label in sizes:
+    memories = [memory.strip() for memory in args.memory.split(",") if memory.strip()]
+    for label, memory in [(label, memory) for label in sizes for memory in memories]:
         size_args = argparse.Namespace(**vars(args))
-        if label == HUGE_SIZE and args.huge:
-            size_args.memory = HUGE_MEMORY
+        size_args.memory = HUGE_MEMORY if label == HUGE_SIZE and args.huge else memory
+        if label == HUGE_SIZE and memory != memories[0]:
+            continue  # the billion words once, at HUGE_MEMORY
         results.append(run_size(label, parse_words(label), size_args, lmplz, brown, work))
         print_table(results)
         figures = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "lmplz": how,
