@@ -24,7 +24,7 @@ The literal word <unk> of Brown (and so of the synthetic text) is one lmplz refu
 lmplz it is renamed to a word found nowhere in the text, in its copy of the corpus and of Brown
 test, so both tools count the same text.
 
-    python benchmarks/ngram_scale.py [--sizes 15M,100M] [--huge] [--memory 4G] [--order 5]
+    python benchmarks/ngram_scale.py [--sizes 15M,100M] [--huge] [--memory 4G | --memory 2G,4G] [--order 5]
                                      [--out reports/ngram/scale.json] [--no-lmplz] [--seed 0]
 """
 
@@ -176,8 +176,15 @@ def run_ours(corpus: Path, out: Path, order: int, memory: str) -> dict:
     if out.exists():
         shutil.rmtree(out)
     report = out.with_name(out.name + "-split.json")
-    measured = run_measured([sys.executable, "-c", CHILD_FIT, str(corpus), str(out), str(order), memory, str(report)],
-                            env=child_env())
+    # A fresh cache: the text is tokenized within the timed fit, as lmplz reads it within its run.
+    fresh = out.with_name(out.name + "-cache")
+    shutil.rmtree(fresh, ignore_errors=True)
+    env = {**child_env(), "LANGMODELS_CACHE": str(fresh)}
+    try:
+        measured = run_measured([sys.executable, "-c", CHILD_FIT, str(corpus), str(out), str(order), memory,
+                                 str(report)], env=env)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     measured.update(json.loads(report.read_text()))  # the child's own split: fit, then save
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     accepts_memory = "memory" in inspect.signature(NGramLM.__init__).parameters
@@ -320,7 +327,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"corpus sizes in words (default {DEFAULT_SIZES})")
     parser.add_argument("--huge", action="store_true", help=f"also {HUGE_SIZE} words, with memory {HUGE_MEMORY}")
-    parser.add_argument("--memory", default=DEFAULT_MEMORY, help="the memory limit of both tools (lmplz -S)")
+    parser.add_argument("--memory", default=DEFAULT_MEMORY,
+                        help="the memory limit of both tools (lmplz -S); several, comma-separated, run each size at each")
     parser.add_argument("--order", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lmplz", action="store_true", help="measure ours alone")
@@ -343,10 +351,12 @@ def main(argv=None) -> None:
     brown = corpora.load("brown")
     started = time.perf_counter()
     results = []
-    for label in sizes:
+    memories = [memory.strip() for memory in args.memory.split(",") if memory.strip()]
+    for label, memory in [(label, memory) for label in sizes for memory in memories]:
         size_args = argparse.Namespace(**vars(args))
-        if label == HUGE_SIZE and args.huge:
-            size_args.memory = HUGE_MEMORY
+        size_args.memory = HUGE_MEMORY if label == HUGE_SIZE and args.huge else memory
+        if label == HUGE_SIZE and memory != memories[0]:
+            continue  # the billion words once, at HUGE_MEMORY
         results.append(run_size(label, parse_words(label), size_args, lmplz, brown, work))
         print_table(results)
         figures = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "lmplz": how,

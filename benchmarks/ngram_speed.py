@@ -321,6 +321,7 @@ def section_fit(brown, repeats: int, folder: Path) -> dict:
     stages = None
     writes = []
     for _ in range(repeats):
+        arpa_path.unlink()  # as lmplz's output file, emptied by open() before its clock starts
         writes.append(best_seconds(lambda: write_arpa(lm, arpa_path), 1)[0])
         one = lmplz_stage_seconds(lmplz, text_path, order, "1G", folder, 1)
         if stages is None:

@@ -260,8 +260,9 @@ def _npy_header(dtype: np.dtype, n: int) -> bytes:
     return buffer.getvalue()
 
 
-def _write_entry(folder: Path, source, tokenizer, progress, block_chars) -> TokenIds:
-    """Tokenize the text block by block straight into a new cache entry, then map it."""
+def _write_entry(folder: Path, source, tokenizer, progress, block_chars, encoded=None) -> TokenIds:
+    """Tokenize the text block by block straight into a new cache entry, then map it.
+    encoded: the blocks' (ids, lengths) already made (fit_token_ids'), else encode_block's."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     dtype = id_dtype(len(tokenizer.vocab))
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}-", dir=folder.parent))
@@ -274,7 +275,9 @@ def _write_entry(folder: Path, source, tokenizer, progress, block_chars) -> Toke
                    disable=True if progress is False else None)
         with open(work / IDS_FILE, "wb") as f, bar:
             f.write(b"\0" * room)
-            for ids, line_lengths in _encoded_blocks(source, tokenizer, dtype, block_chars, bar):
+            if encoded is None:
+                encoded = _encoded_blocks(source, tokenizer, dtype, block_chars, bar)
+            for ids, line_lengths in encoded:
                 data = ids.tobytes()
                 f.write(data)
                 ids_sha.update(data)
@@ -312,4 +315,140 @@ def _write_entry(folder: Path, source, tokenizer, progress, block_chars) -> Toke
     return TokenIds(ids, offsets, _final_newline(source), folder)
 
 
-__all__ = ["TokenIds", "id_dtype", "read_entry", "token_ids", "tokenizer_sha256"]
+# ----------------------------------------------------------------------------------------------
+# Fitting and encoding in one pass, over processes
+
+
+#: texts of fewer lines are fitted and encoded in this process (starting workers costs more)
+PARALLEL_MIN_LINES = 200_000
+
+
+def fit_token_ids(source, tokenizer: Tokenizer, *, workers: int | None = None, progress: bool | None = None,
+                  block_chars: int = BLOCK_CHARS) -> TokenIds:
+    """Fit `tokenizer` on a split and return its ids: ``token_ids(source, tokenizer.fit(source))``,
+    the same vocabulary and the same ids. For a whitespace word tokenizer on a text of at least
+    PARALLEL_MIN_LINES lines, one pass over the words instead of two, in `workers` processes
+    (default: 2 where there are 2 cores; str.split and dict lookups hold the GIL, so threads
+    would not help): worker w takes the text's blocks w, w + W, ..., numbering each word by
+    its first appearance in its own blocks (FirstSeen) and writing those ids to a file; the
+    workers' counts, summed, make the vocabulary (Vocabulary.from_counts: by count, then by
+    word, whatever order they were seen in), and each worker's ids are renumbered into it with
+    one gather per block, written in the text's order into the id cache."""
+    workers = min(os.cpu_count() or 1, 2) if workers is None else workers
+    if (workers < 2 or not hasattr(tokenizer, "first_seen_block") or isinstance(source, str)
+            or _n_lines(source) < PARALLEL_MIN_LINES):
+        return token_ids(source, tokenizer.fit(source), progress=progress, block_chars=block_chars)
+    try:
+        (cache_dir() / "ids").mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".first-seen-", dir=cache_dir() / "ids"))
+    except OSError:
+        return token_ids(source, tokenizer.fit(source), progress=progress, block_chars=block_chars)
+    try:
+        parts = _first_seen_parts(source, tokenizer, work, workers, block_chars)
+        if parts is None:  # a worker failed or met a block it cannot split whole: the plain path says why
+            return token_ids(source, tokenizer.fit(source), progress=progress, block_chars=block_chars)
+        counts: dict[str, int] = {}
+        for part in parts:
+            for word, n in zip(part.words, part.counts.tolist()):
+                counts[word] = counts.get(word, 0) + n
+        vocab = tokenizer.fit_counts(counts).vocab
+        folder = cache_dir() / "ids" / f"{split_sha256(source)}-{tokenizer_sha256(tokenizer)}"
+        found = read_entry(folder)
+        if found is not None:
+            return found
+        dtype = id_dtype(len(vocab))
+        for part in parts:  # local rank -> id in the vocabulary (a word under min_count: <unk>)
+            part.renumber = np.array([vocab._index.get(word, vocab.unk_id) for word in part.words], dtype=dtype)
+        try:
+            return _write_entry(folder, source, tokenizer, progress, block_chars, _renumbered(parts))
+        except OSError:
+            return _encode_in_memory(source, tokenizer, block_chars)
+    finally:
+        _remove(work)
+
+
+@dataclass
+class _Part:
+    """What worker w of W wrote: its blocks' ids (ranks of first appearance) one after another,
+    the ids and lines per block, the lines' lengths, its words in rank order and their counts."""
+
+    folder: Path
+    w: int
+    words: list
+    counts: np.ndarray
+    block_ids: np.ndarray
+    block_lines: np.ndarray
+    renumber: np.ndarray | None = None
+
+    @classmethod
+    def read(cls, folder: Path, w: int):
+        words = json.loads((folder / f"words-{w}.json").read_text(encoding="utf-8"))
+        sizes = np.load(folder / f"blocks-{w}.npy", allow_pickle=False)
+        return cls(folder, w, words, np.load(folder / f"counts-{w}.npy", allow_pickle=False), sizes[0], sizes[1])
+
+
+def _first_seen_worker(source, tokenizer, w: int, workers: int, folder: Path, block_chars: int) -> None:
+    """Worker w's share of fit_token_ids (a forked process: the split is not pickled)."""
+    try:
+        _first_seen_share(source, tokenizer, w, workers, folder, block_chars)
+    except BaseException:  # the plain path, run next, reports what went wrong in one line
+        os._exit(1)
+
+
+def _first_seen_share(source, tokenizer, w: int, workers: int, folder: Path, block_chars: int) -> None:
+    from .tokenizers import FirstSeen
+
+    index = FirstSeen()
+    counts = np.zeros(0, dtype=np.int64)
+    block_ids, block_lines = [], []
+    with open(folder / f"ids-{w}.bin", "wb") as ids_file, open(folder / f"lengths-{w}.bin", "wb") as lengths_file:
+        for i, block in enumerate(text_blocks(source, block_chars)):
+            if i % workers != w:  # (an empty block too is one of worker i % W's, to keep the order)
+                continue
+            found = tokenizer.first_seen_block(block, index)
+            if found is None:
+                os._exit(3)
+            ids, lengths = found
+            if len(index) - 1 > counts.size:
+                counts = np.concatenate([counts, np.zeros(len(index) - 1 - counts.size, dtype=np.int64)])
+            counts += np.bincount(ids, minlength=counts.size)
+            ids_file.write(ids.astype(np.int32).tobytes())
+            lengths_file.write(lengths.astype(np.int64).tobytes())
+            block_ids.append(ids.size)
+            block_lines.append(lengths.size)
+    np.save(folder / f"counts-{w}.npy", counts, allow_pickle=False)
+    np.save(folder / f"blocks-{w}.npy", np.array([block_ids, block_lines], dtype=np.int64).reshape(2, -1),
+            allow_pickle=False)
+    (folder / f"words-{w}.json").write_text(json.dumps(index.words(), ensure_ascii=False), encoding="utf-8")
+
+
+def _first_seen_parts(source, tokenizer, folder: Path, workers: int, block_chars: int):
+    """Run the workers (forked) and read what they wrote; None if any failed."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_first_seen_worker, args=(source, tokenizer, w, workers, folder, block_chars))
+                 for w in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    if any(process.exitcode != 0 for process in processes):
+        return None
+    return [_Part.read(folder, w) for w in range(workers)]
+
+
+def _renumbered(parts):
+    """(ids, lengths) of every block in the text's order: block i is worker i % W's."""
+    with contextlib.ExitStack() as stack:
+        ids_files = [stack.enter_context(open(p.folder / f"ids-{p.w}.bin", "rb")) for p in parts]
+        lengths_files = [stack.enter_context(open(p.folder / f"lengths-{p.w}.bin", "rb")) for p in parts]
+        for k in range(max(p.block_ids.size for p in parts)):
+            for p, ids_file, lengths_file in zip(parts, ids_files, lengths_files):
+                if k < p.block_ids.size:
+                    local = np.fromfile(ids_file, dtype=np.int32, count=int(p.block_ids[k]))
+                    lengths = np.fromfile(lengths_file, dtype=np.int64, count=int(p.block_lines[k]))
+                    yield p.renumber[local], lengths
+
+
+__all__ = ["TokenIds", "fit_token_ids", "id_dtype", "read_entry", "token_ids", "tokenizer_sha256"]

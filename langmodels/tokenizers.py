@@ -272,6 +272,35 @@ class Tokenizer:
 LINE_MARK = "\0"  # stands for a newline in a block being split into words (not whitespace)
 
 
+def _marked_ids(block, index, dtype):
+    """(ids, line lengths) of a block whose newlines are first turned into the marker word, in
+    one str.split; ``index`` maps every word to its id and the marker to -1 (in one C-level
+    lookup each: a dict subclass whose __missing__ answers for the words it lacks)."""
+    words = block.replace("\n", f" {LINE_MARK} ").split()
+    ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+    marks = np.flatnonzero(ids < 0)  # one per newline: the end of a line
+    ends = marks - np.arange(marks.size)  # where each line ends among the words alone
+    if block and not block.endswith("\n"):  # a last line without its newline
+        ends = np.append(ends, len(words) - marks.size)
+    lengths = np.diff(ends, prepend=0)
+    return ids[ids >= 0].astype(dtype, copy=False), lengths
+
+
+class FirstSeen(dict):
+    """word -> its rank of first appearance (0, 1, ...); the line marker -> -1."""
+
+    def __init__(self):
+        super().__init__({LINE_MARK: -1})
+
+    def __missing__(self, word):
+        rank = self[word] = len(self) - 1
+        return rank
+
+    def words(self):
+        """The words in the order of their ranks."""
+        return [word for word in self if word != LINE_MARK]
+
+
 class _UnknownIsUnk(dict):
     """A token -> id dict whose missing tokens are <unk>."""
 
@@ -331,9 +360,24 @@ class WordTokenizer(Tokenizer):
             splitter = self._splitter()
             for block in blocks:
                 counts.update(chain.from_iterable(map(splitter, block_lines(block))))
+        return self.fit_counts(counts)
+
+    def fit_counts(self, counts):
+        """The vocabulary of words counted elsewhere (a dict word -> count): fit_blocks' own."""
+        self.check_params()
         self.vocab = Vocabulary.from_counts(counts, min_count=self.min_count,
                                             max_size=self.max_size)
         return self
+
+    def first_seen_block(self, block, index):
+        """(ids, line lengths) of a block as encode_block's, but each word's id is its rank of
+        first appearance in ``index`` (a FirstSeen, growing as new words come): one pass that
+        both counts the words (bincount of the ids) and encodes them, renumbered into the
+        vocabulary's order once it is known. None where encode_block would not split the
+        block whole (nltk mode, or a block holding the line marker)."""
+        if self.mode != "whitespace" or LINE_MARK in block:
+            return None
+        return _marked_ids(block, index, np.int64)
 
     def tokenize(self, text):
         return self._splitter()(text)
@@ -375,15 +419,7 @@ class WordTokenizer(Tokenizer):
         if self.mode != "whitespace" or LINE_MARK in block:
             return super().encode_block(block, dtype)
         self._fitted()
-        index = self._marked_index()
-        words = block.replace("\n", f" {LINE_MARK} ").split()
-        ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
-        marks = np.flatnonzero(ids < 0)  # one per newline: the end of a line
-        ends = marks - np.arange(marks.size)  # where each line ends among the words alone
-        if block and not block.endswith("\n"):  # a last line without its newline
-            ends = np.append(ends, len(words) - marks.size)
-        lengths = np.diff(ends, prepend=0)
-        return ids[ids >= 0].astype(dtype, copy=False), lengths
+        return _marked_ids(block, self._marked_index(), dtype)
 
     def _marked_index(self):
         """The vocabulary's index with the line marker added as id -1, and <unk> for a missing

@@ -446,3 +446,20 @@ def test_neural_bad_settings_are_one_line_errors(capsys, tmp_path, small, trigra
     assert_one_line_error(code, err, "hidden")
     code, _, err = run(capsys, "fill-mask", trigram, "the [MASK]")
     assert_one_line_error(code, err, "fill-mask")
+
+
+def test_verify_hashes_every_file_and_names_a_damaged_one(capsys, good_checkpoint):
+    code, out, err = run(capsys, "verify", good_checkpoint)
+    assert code == 0 and not err
+    assert out.count("\n") == 1 and out.startswith(f"{good_checkpoint}: ok, ") and "sha256" in out
+    table = max(good_checkpoint.glob("*.npy"), key=lambda path: path.stat().st_size)
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 1  # one flipped bit, the size unchanged
+    table.write_bytes(bytes(data))
+    code, _, err = run(capsys, "verify", good_checkpoint)
+    assert_one_line_error(code, err, str(table), "checksum")
+    table.unlink()
+    code, _, err = run(capsys, "verify", good_checkpoint)
+    assert_one_line_error(code, err, str(table), "missing")
+    code, _, err = run(capsys, "verify", good_checkpoint / "nowhere")
+    assert_one_line_error(code, err, "no checkpoint folder")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from langmodels import token_ids as token_ids_module
 from langmodels.corpora import Split, split_text
 from langmodels.errors import CorpusError
-from langmodels.token_ids import TokenIds, id_dtype, token_ids
+from langmodels.token_ids import TokenIds, fit_token_ids, id_dtype, token_ids
 from langmodels.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, block_lines, text_blocks
 
 LINES = [
@@ -36,6 +36,7 @@ def fitted(kind):
 
 
 TOKENIZERS = {kind: fitted(kind) for kind in ("word", "char", "bpe")}
+FIRST_SEEN_PARTS = token_ids_module._first_seen_parts
 
 
 @pytest.fixture
@@ -137,6 +138,28 @@ def test_uint16_where_the_vocabulary_fits_else_uint32():
     assert got.ids.dtype == np.uint32 and int(got.ids.max()) == 65_535
     assert got.ids.tolist() == big.encode_lines(lines)[0].tolist()
     assert token_ids(lines, small, cache=False).ids.dtype == np.uint16
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.text(alphabet=" abcé<>s\x00", max_size=10).filter(lambda line: "\n" not in line),
+                      min_size=1, max_size=40),
+       min_count=st.integers(1, 3), block_chars=st.integers(1, 64))
+def test_one_pass_in_processes_equals_fit_then_encode(cache, monkeypatch, lines, min_count, block_chars):
+    """fit_token_ids (two forked workers counting and encoding alternate blocks, renumbered into
+    the vocabulary after) gives fit()'s vocabulary and token_ids' ids; a block holding NUL (the
+    line marker) sends it down the plain path."""
+    monkeypatch.setattr(token_ids_module, "PARALLEL_MIN_LINES", 0)
+    made = []
+    monkeypatch.setattr(token_ids_module, "_first_seen_parts", lambda *args: made.append(FIRST_SEEN_PARTS(*args)) or made[-1])
+    ours = WordTokenizer(min_count=min_count)
+    got = fit_token_ids(lines, ours, workers=2, block_chars=block_chars)
+    assert made and (made[0] is None) == any("\x00" in line for line in lines)  # the workers' path, unless NUL
+    reference = WordTokenizer(min_count=min_count).fit(lines)
+    assert ours.vocab.tokens == reference.vocab.tokens
+    expected = token_ids(lines, reference, cache=False, block_chars=block_chars)
+    np.testing.assert_array_equal(got.ids, expected.ids)
+    np.testing.assert_array_equal(got.offsets, expected.offsets)
+    assert got.ids.dtype == expected.ids.dtype
 
 
 # ----------------------------------------------------------------------------------------------

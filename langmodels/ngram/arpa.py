@@ -172,7 +172,8 @@ def check_writable(tables: BackoffTables, tokens: list[str], normalised: bool, s
             f"ARPA holds normalised back-off models only; {smoothing!r} cannot be written "
             "(use kneser-ney, witten-bell or absolute)"
         )
-    if any(not token or any(ch.isspace() for ch in token) for token in tokens):
+    joined = "\0".join(tokens)  # str.split() cuts at exactly the characters str.isspace() names
+    if not all(tokens) or joined.split() != [joined]:
         raise ConfigError("ARPA words cannot contain whitespace: only word-level models can be written")
 
 

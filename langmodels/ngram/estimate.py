@@ -26,8 +26,10 @@ here, each working on blocks whose size follows from the memory limit (external_
    (lmplz's initial_probabilities adds the pruned adjusted counts to gamma's numerator: the same
    thing). Discounts come from the unpruned counts, as lmplz's.
 5. The tables of contract C-3 (keys, log-probabilities, log back-offs, is_context, counts per
-   order, the support and the scalars) are written as .npy files, one slice at a time; the
-   probabilities stay float64, so a spilled estimation equals an in-memory one bit for bit.
+   order, the support and the scalars) are written as .npy files, one slice at a time. Every
+   quantity is computed in float64 and the logs are rounded once to float32 (C-3, as KenLM
+   stores them) as each slice is written, so a spilled estimation equals an in-memory one bit
+   for bit.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from tqdm.auto import tqdm
 
 from .external_sort import Column, NpyWriter, Workspace, count_keys, gather, merge_runs, running_count
 from .smoothing import ContextStats, Smoothing
+from .tables import FIELD_DTYPES
+
+TABLE_FLOAT = FIELD_DTYPES["logprob"]  # float32: the tables' log-probabilities and back-offs
 
 # Peak bytes per corpus position while one block is counted (keys, sort order, sorted keys,
 # inverse, context and suffix ids, tokens), and per n-gram row while a slice is estimated.
@@ -462,7 +467,7 @@ class Estimator:
                 table, prob = orders[n - 1], probs[n - 1]
                 size = kept_sizes[n - 1]
                 writers = {name: NpyWriter(folder / f"{name}_{n}.npy", dtype, size) for name, dtype in
-                           (("keys", np.int64), ("logprob", np.float64), ("logbackoff", np.float64),
+                           (("keys", np.int64), ("logprob", TABLE_FLOAT), ("logbackoff", TABLE_FLOAT),
                             ("is_context", bool), ("count", np.int64))}
                 new_rows = ws.column(np.int64, "new-rows") if self.pruning else None
                 next_row = 0
@@ -484,7 +489,8 @@ class Estimator:
                             logbackoff[rows[kept]] = np.log(gamma[kept])
                         cursor = end
                     with np.errstate(divide="ignore"):
-                        logprob = np.log(p)
+                        logprob = np.log(p).astype(TABLE_FLOAT)  # computed in float64, rounded once
+                    logbackoff = logbackoff.astype(TABLE_FLOAT)
                     if self.pruning:
                         keep = ~pruned_columns[n - 1].read(start, stop)
                         renumbered = np.full(keys.size, -1, dtype=np.int64)

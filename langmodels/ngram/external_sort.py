@@ -137,14 +137,14 @@ class Column:
             else:
                 self.workspace.spilled_bytes += piece.nbytes
         if self.path is not None:
-            self._file.write(piece.tobytes())
+            self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
         self.starts.append(self.starts[-1] + piece.size)
 
     def _spill(self) -> None:
         self.path = self.workspace.folder() / f"{self.name}.bin"
         self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/drop)
         for piece in self.pieces:
-            self._file.write(piece.tobytes())
+            self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
             self.workspace.resident -= piece.nbytes
             self.workspace.spilled_bytes += piece.nbytes
         self.pieces = []
@@ -410,7 +410,7 @@ class NpyWriter:
 
     def append(self, piece) -> None:
         piece = np.ascontiguousarray(piece, dtype=self.dtype)
-        self._file.write(piece.tobytes())
+        self._file.write(piece.data)
         self.written += piece.size
 
     def close(self) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 from ..base import LanguageModel, NotFittedError
 from ..corpora import split_mode, split_text
 from ..errors import CheckpointError, ConfigError, LangmodelsError
-from ..token_ids import token_ids
+from ..token_ids import fit_token_ids
 from ..tokenizers import CharTokenizer, Vocabulary, WordTokenizer
 from .counting import NGramCounts
 from .estimate import estimate
@@ -206,7 +206,7 @@ class NGramLM(LanguageModel):
             flat = self._stream_ids(train)  # subword pieces may span a newline: the text is encoded whole
             offsets, eos = np.array([0, flat.size]), None
         else:  # contract C-2: the ids, memory-mapped from the id cache, read a block at a time
-            ids = token_ids(train, tokenizer.fit(train))
+            ids = fit_token_ids(train, tokenizer)  # tokenizer.fit(train), then its ids: one pass
             flat, offsets, eos = ids.ids, ids.offsets, tokenizer.vocab.eos_id
             if mode == "stream":  # one stream, the lines joined as base.py's _stream_ids joins them
                 eos = None

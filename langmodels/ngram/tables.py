@@ -381,7 +381,7 @@ class BackoffTables:
         """log P(. | history) over the whole vocabulary; history starts with <s>."""
         history = np.asarray(history, dtype=np.int64)
         history = history[max(0, len(history) - (self.order - 1)) :] if self.order > 1 else history[:0]
-        dist = self.orders[0].logprob.copy()
+        dist = self.orders[0].logprob.astype(np.float64)  # float32 tables, float64 sums
         if self.lower == "uniform":
             return self._uniform_backed(history, dist)
         for n in range(2, min(self.order, len(history) + 1) + 1):
