@@ -328,7 +328,8 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"corpus sizes in words (default {DEFAULT_SIZES})")
     parser.add_argument("--huge", action="store_true", help=f"also {HUGE_SIZE} words, with memory {HUGE_MEMORY}")
     parser.add_argument("--memory", default=DEFAULT_MEMORY,
-                        help="the memory limit of both tools (lmplz -S); several, comma-separated, run each size at each")
+                        help="the memory limit of both tools (lmplz -S); several, comma-separated, run each size "
+                             "at each")
     parser.add_argument("--order", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lmplz", action="store_true", help="measure ours alone")

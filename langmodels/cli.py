@@ -359,7 +359,8 @@ def build_parser() -> ArgumentParser:
                              help="sample i uses seed S+i (default 0)")
     temperature.add_argument("--max-tokens", type=max_tokens_type, default=30, metavar="N",
                              help="tokens per sample at most (default 30)")
-    verify = commands.add_parser("verify", help="hash every byte of a checkpoint against its checksums (the deep check)")
+    verify = commands.add_parser("verify",
+                                 help="hash every byte of a checkpoint against its checksums (the deep check)")
     verify.add_argument("checkpoint", metavar="DIR", help="the checkpoint folder to check")
     export = commands.add_parser("export", help="write a gpt checkpoint in Hugging Face's GPT-2 format")
     export.add_argument("checkpoint", metavar="DIR", help="a gpt checkpoint folder")
@@ -709,8 +710,9 @@ def cmd_verify(args) -> int:
     started = time.perf_counter()
     config = verify_checkpoint(args.checkpoint)
     files = config["files"]
-    total = sum(int(size) for size in (config.get("sizes") or {}).values())
-    total += sum((Path(args.checkpoint) / name).stat().st_size for name in files if name not in (config.get("sizes") or {}))
+    sized = config.get("sizes") or {}
+    total = sum(int(size) for size in sized.values())
+    total += sum((Path(args.checkpoint) / name).stat().st_size for name in files if name not in sized)
     print(f"{args.checkpoint}: ok, {len(files)} files ({total / 1e6:,.1f} MB) match their sha256 "
           f"({time.perf_counter() - started:.1f} s)")
     return 0

@@ -391,8 +391,8 @@ def _first_seen_worker(source, tokenizer, w: int, workers: int, folder: Path, bl
     """Worker w's share of fit_token_ids (a forked process: the split is not pickled)."""
     try:
         _first_seen_share(source, tokenizer, w, workers, folder, block_chars)
-    except BaseException:  # the plain path, run next, reports what went wrong in one line
-        os._exit(1)
+    except BaseException:  # noqa: BLE001 - a forked worker must never return into the parent's code:
+        os._exit(1)  # the plain path, run next, reports what went wrong in one line
 
 
 def _first_seen_share(source, tokenizer, w: int, workers: int, folder: Path, block_chars: int) -> None:

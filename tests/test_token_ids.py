@@ -150,7 +150,8 @@ def test_one_pass_in_processes_equals_fit_then_encode(cache, monkeypatch, lines,
     line marker) sends it down the plain path."""
     monkeypatch.setattr(token_ids_module, "PARALLEL_MIN_LINES", 0)
     made = []
-    monkeypatch.setattr(token_ids_module, "_first_seen_parts", lambda *args: made.append(FIRST_SEEN_PARTS(*args)) or made[-1])
+    monkeypatch.setattr(token_ids_module, "_first_seen_parts",
+                        lambda *args: made.append(FIRST_SEEN_PARTS(*args)) or made[-1])
     ours = WordTokenizer(min_count=min_count)
     got = fit_token_ids(lines, ours, workers=2, block_chars=block_chars)
     assert made and (made[0] is None) == any("\x00" in line for line in lines)  # the workers' path, unless NUL
