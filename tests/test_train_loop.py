@@ -22,7 +22,7 @@ def small(tmp_path_factory):
 def test_max_seconds_bounds_the_whole_command(capsys, tmp_path, small):
     """Reading, training, validation, the final pass over valid and saving: within 10 % of --max-seconds
     (imports aside: AdamW imports torch._dynamo on first use, a second or more)."""
-    import torch._dynamo  # noqa: F401
+    import torch._dynamo  # noqa: F401, PLC0415
 
     start = time.perf_counter()
     code, out, err = run(capsys, "train", "lstm", "--corpus", small, "--out", tmp_path / "m", "--max-seconds", 4,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+import torch._dynamo  # noqa: F401  AdamW imports it on first use (seconds): import time, outside the budgets timed here
 import torch.nn.functional as F
 from torch import nn
 
@@ -218,3 +219,15 @@ def test_the_progress_bar_shows_loss_speed_valid_perplexity_and_time_left(capsys
         assert figure in err, figure
     small().fit(TRAIN, max_steps=5, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_valid_split_too_long_for_the_budget_is_scored_as_far_as_it_fits():
+    long_valid = [f"{line} {i % 7}" for i, line in enumerate(TRAIN * 4000)]  # 60,000 lines
+    start = time.perf_counter()
+    model = small(patience=0).fit(TRAIN, valid=long_valid, max_seconds=1.5, progress=False)
+    assert time.perf_counter() - start <= 1.5 * 1.1
+    evaluation = model.valid_evaluation_
+    first = int(evaluation.split.split("first ")[1].split(" lines")[0].replace(",", ""))
+    assert 0 < first < len(long_valid)
+    expected = model.evaluate(long_valid[:first], progress=False)
+    assert evaluation.n_tokens == expected.n_tokens and evaluation.nll == pytest.approx(expected.nll, rel=1e-9)

@@ -569,20 +569,33 @@ class Validation:
         return whole if self.max_seconds is None else min(whole, FINAL_SHARE * self.max_seconds)
 
     def final_pass(self, seconds_left: float | None, progress) -> Evaluation:
-        """Score the whole split, or, if it was not expected to fit in FINAL_SHARE of the budget,
-        the first lines that `seconds_left` allows (with a note)."""
-        lines = self.lines
+        """Score the whole split; or, if it was not expected to fit in FINAL_SHARE of the budget,
+        its first lines, a fiftieth of the split at a time, while the next part fits in
+        `seconds_left` (with a note). A split read as one stream is scored whole."""
         whole = float(self.line_chars[-1]) * self.seconds_per_char
-        if seconds_left is not None and whole > FINAL_SHARE * self.max_seconds:
-            lines = self._first(max(seconds_left, 0.0) / self.seconds_per_char)
-            name = getattr(self.lines, "name", "valid")
-            note(f"the time budget leaves room to score the first {len(lines):,} of the {len(self.line_chars):,} "
-                 f"lines of the {name} split, not all of them; `langmodels evaluate --split {name}` scores them all")
-            evaluation = self.model.evaluate(lines, mode=self.mode, progress=progress)
-            evaluation.corpus = getattr(self.lines, "corpus", "")
-            evaluation.split = f"{name}, first {len(lines):,} lines"
-            return evaluation
-        return self.model.evaluate(lines, mode=self.mode, progress=progress)
+        if seconds_left is None or self.mode == "stream" or whole <= FINAL_SHARE * self.max_seconds:
+            return self.model.evaluate(self.lines, mode=self.mode, progress=progress)
+        lines = list(self.lines)
+        size = max(len(lines) // 50, 1)
+        begin = time.perf_counter()
+        targets, logprobs, done, slowest = [], [], 0, 0.0
+        while done < len(lines) and time.perf_counter() - begin + slowest <= seconds_left:
+            started = time.perf_counter()
+            ids = token_ids(lines[done : done + size], self.model.tokenizer)
+            logprobs.append(self.model.score_lines(ids.ids, ids.lengths, progress=False))
+            targets.append(ids.ids)
+            done += size
+            slowest = max(slowest, time.perf_counter() - started)
+        done = min(max(done, 1), len(lines))
+        name = getattr(self.lines, "name", "valid")
+        if done < len(lines):
+            note(f"the time budget left room to score the first {done:,} of the {len(lines):,} lines of the "
+                 f"{name} split; `langmodels evaluate --split {name}` scores them all")
+        evaluation = self.model.evaluation_of(lines[:done], self.mode, np.concatenate(targets),
+                                              np.concatenate(logprobs), time.perf_counter() - begin)
+        evaluation.corpus = getattr(self.lines, "corpus", "")
+        evaluation.split = name if done == len(lines) else f"{name}, first {done:,} lines"
+        return evaluation
 
 
 class Embeddings:
