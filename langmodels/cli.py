@@ -192,7 +192,8 @@ def build_parser() -> ArgumentParser:
                     "checkpoint's metrics) and save a checkpoint. A neural model trains until its first "
                     "budget is spent; --max-seconds bounds the whole command.",
     )
-    train.add_argument("model", metavar="MODEL", choices=list(MODELS), help=f"the model family, one of: {' '.join(MODELS)}")
+    train.add_argument("model", metavar="MODEL", choices=list(MODELS),
+                       help=f"the model family, one of: {' '.join(MODELS)}")
     train.add_argument("--corpus", required=True, metavar="NAME|PATH",
                        help="a shipped corpus (see 'langmodels corpora') or a UTF-8 file or folder (required)")
     train.add_argument("--out", required=True, metavar="DIR",
@@ -234,7 +235,8 @@ def build_parser() -> ArgumentParser:
     evaluate.add_argument("--lines", type=_argument_type("lines", int, lambda v: v >= 1, "a whole number >= 1"),
                           metavar="N", help="score only the first N lines of the split, for a quick look "
                                             "(default: all of it)")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table (default: table)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print one JSON object instead of a table (default: table)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar and no notes (default: shown)")
 
     generate = commands.add_parser("generate", help="sample text from a checkpoint")
@@ -425,9 +427,21 @@ def _quiet(args) -> None:
             warnings.simplefilter("ignore", category)
 
 
-def cmd_train(args) -> int:
+def _is_neural(model: LanguageModel) -> bool:
+    """A NeuralLM (train's Trainer options apply), without importing torch for an n-gram model."""
+    if isinstance(model, NGramLM):
+        return False
     from .neural.core import NeuralLM
 
+    return isinstance(model, NeuralLM)
+
+
+def _holds_training_state(out: Path) -> bool:
+    """--out holds a run's training state (neural/trainer.py's TRAINER_FILE), for --resume."""
+    return (out / "trainer.json").is_file()
+
+
+def cmd_train(args) -> int:
     started = time.perf_counter()  # --max-seconds counts from here: the command's imports are not in it
     _quiet(args)
     model_class = model_class_named(args.model)
@@ -435,12 +449,12 @@ def cmd_train(args) -> int:
     if args.seed is not None and "seed" in model_parameters(model_class):
         params["seed"] = args.seed
     model = build_model(model_class, params)  # settings checked before any reading
-    neural = isinstance(model, NeuralLM)
+    neural = _is_neural(model)
     if not neural and (args.checkpoint_every is not None or args.resume):
         raise ConfigError(f"--checkpoint-every and --resume are for neural models, not {args.model}")
     out = Path(args.out)
     _check_out_folder(out)
-    if args.resume and not (out / "trainer.json").exists():
+    if args.resume and not _holds_training_state(out):
         raise ConfigError(f"--resume: {out} holds no training state (written on Ctrl-C or by --checkpoint-every)")
     # A level set for the model is the level the corpus is read at, so its splits' evaluation
     # mode (lines for words, stream for characters) matches what the model learns.
@@ -472,8 +486,9 @@ def cmd_train(args) -> int:
                 model.fit(corpus.train, corpus.valid, **budget, select_on_valid=select, checkpoint=out,
                           checkpoint_every=args.checkpoint_every or 0, resume=args.resume, progress=progress)
             except KeyboardInterrupt:
-                warnings.warn(f"the training state is saved in {out}: the same command with --resume continues "
-                              "the run", LangmodelsWarning)
+                if _holds_training_state(out):
+                    warnings.warn(f"the training state is saved in {out}: the same command with --resume "
+                                  "continues the run", LangmodelsWarning)
                 raise
         else:
             model.fit(corpus.train, corpus.valid if select else None, **budget, progress=progress)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-import torch._dynamo  # noqa: F401  AdamW imports it on first use (seconds): import time, outside the budgets timed here
+import torch._dynamo  # AdamW imports it on first use (seconds): import time, outside the budgets timed here
 import torch.nn.functional as F
 from torch import nn
 

@@ -28,9 +28,9 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from ..base import LanguageModel, NotFittedError, note
-from ..metrics import Evaluation
 from ..corpora import split_level, split_mode
 from ..errors import CheckpointError, ConfigError, LangmodelsError
+from ..metrics import Evaluation
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
@@ -530,8 +530,9 @@ class Validation:
 
     Before training, a probe pass over the first lines measures the scoring speed (seconds per
     character); the periodic validations then read the first lines of the split that one
-    hundredth of the budget allows (at most VALIDATION_SLICE_CHARS characters), so that ten of
-    them cost about a tenth of it. After training a causal model scores the whole split once,
+    two-hundredth of the budget allows (at most VALIDATION_SLICE_CHARS characters), so that ten
+    of them cost about a twentieth of it (trainer.py skips one when they have cost more than a
+    tenth). After training a causal model scores the whole split once,
     or, if that would not fit in FINAL_SHARE of the budget, its first lines that do (with a note).
     """
 
@@ -542,7 +543,7 @@ class Validation:
         self.seconds_per_char = self._timed(self._first(PROBE_CHARS))[1]
         slice_chars = VALIDATION_SLICE_CHARS
         if max_seconds is not None:
-            slice_chars = min(slice_chars, max_seconds / (EVALUATIONS * 10) / self.seconds_per_char)
+            slice_chars = min(slice_chars, max_seconds / (EVALUATIONS * 20) / self.seconds_per_char)
         self.watched = self._first(slice_chars)
 
     def _first(self, chars: float):

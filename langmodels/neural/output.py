@@ -90,7 +90,8 @@ class OutputLayer(nn.Module):
                 bounds = self.adaptive.cutoffs  # [cutoffs..., V]
                 head[: bounds[0]] = log_frequencies[: bounds[0]]
                 for cluster in range(len(bounds) - 1):
-                    head[bounds[0] + cluster] = torch.logsumexp(log_frequencies[bounds[cluster] : bounds[cluster + 1]], 0)
+                    mass = log_frequencies[bounds[cluster] : bounds[cluster + 1]]
+                    head[bounds[0] + cluster] = torch.logsumexp(mass, 0)
             return
         bias = self.bias if self._tied else self.linear.bias
         if bias is not None:

@@ -4,8 +4,9 @@ AdamW (Loshchilov & Hutter 2019; weight decay on matrices only) with linear warm
 the steps the budget allows) and cosine decay to a tenth of the peak rate, gradient-norm
 clipping, a budget in steps, tokens or wall-clock seconds (validation included), a deterministic
 validation pass every `eval_every` steps or at each tenth of the budget with early stopping on
-it, and resumable checkpoints (written on Ctrl-C too). Each step's batch and dropout masks are drawn from (seed, step), so a
-resumed run repeats exactly the curve an uninterrupted one would have drawn.
+it, and resumable checkpoints (written on Ctrl-C too). Each step's batch and dropout masks are
+drawn from (seed, step), so a resumed run repeats exactly the curve an uninterrupted one would
+have drawn.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ CARRIED_FILE = "carried.safetensors"  # what the model carries between steps (mo
 TRAINER_FILE = "trainer.json"
 FINAL_LR_FRACTION = 0.1
 EVALUATIONS = 10  # curve points (and validations) over a budget when eval_every is 0
+VALIDATION_SHARE = 0.1  # under a time budget, a curve point is validated only while validation has
+# taken at most this share of the seconds so far (a slow pass would otherwise eat a short budget)
 
 
 class TrainingDivergedError(LangmodelsError):
@@ -105,6 +108,7 @@ class Trainer:
         self.stale_evaluations = 0
         self.window_loss, self.window_steps = 0.0, 0  # train loss summed since the last curve point
         self.evaluated_at = 0.0  # the spent fraction of the budget at the last curve point
+        self.validation_seconds = 0.0
 
     # ---- budgets -------------------------------------------------------------------------------
 
@@ -152,6 +156,7 @@ class Trainer:
             "curve": self.curve, "best_valid": self.best_valid if math.isfinite(self.best_valid) else None,
             "stale_evaluations": self.stale_evaluations, "window_loss": self.window_loss,
             "window_steps": self.window_steps, "evaluated_at": self.evaluated_at,
+            "validation_seconds": self.validation_seconds,
         }
 
     def save(self, path) -> None:
@@ -189,6 +194,7 @@ class Trainer:
         self.stale_evaluations = state["stale_evaluations"]
         self.window_loss, self.window_steps = state.get("window_loss", 0.0), state.get("window_steps", 0)
         self.evaluated_at = state.get("evaluated_at", 0.0)
+        self.validation_seconds = state.get("validation_seconds", 0.0)
         if BEST_FILE in files:
             self.best_state = load_safetensors(files[BEST_FILE])
 
@@ -203,7 +209,9 @@ class Trainer:
         self.window_loss, self.window_steps = 0.0, 0
         stop = False
         if validate is not None:
+            begin = time.perf_counter()
             valid = float(validate())
+            self.validation_seconds += time.perf_counter() - begin
             point["valid_loss"] = valid
             if select and valid < self.best_valid:
                 self.best_valid = valid
@@ -277,7 +285,8 @@ class Trainer:
                 due = (self.step % config.eval_every == 0 if config.eval_every
                        else math.floor(fraction * EVALUATIONS) > math.floor(self.evaluated_at * EVALUATIONS))
                 if due:
-                    stopped_early = self._evaluate(validate, select)
+                    affordable = max_seconds is None or self.validation_seconds <= VALIDATION_SHARE * self.seconds
+                    stopped_early = self._evaluate(validate if affordable else None, select)
                     self.evaluated_at = fraction
                     self.seconds = time.perf_counter() - started
                     module.train()  # validation left it in evaluation mode
