@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import itertools
 import json
 import math
 import os
@@ -37,6 +38,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 # A neural model trained without --max-seconds gets this budget (with a note).
 DEFAULT_NEURAL_SECONDS = 600.0
+SAVE_SECONDS = 0.2  # kept from --max-seconds for writing the checkpoint (tens of MB at most) after training
 
 NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning, corpora.CorpusNote)
 
@@ -190,25 +192,58 @@ def build_parser() -> ArgumentParser:
                               "(default: every shipped corpus)")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    train = commands.add_parser("train", help="fit a model on a corpus and save a checkpoint")
-    train.add_argument("model", metavar="MODEL", choices=list(MODELS), help=f"one of: {' '.join(MODELS)}")
-    train.add_argument("--corpus", required=True, metavar="NAME|PATH", help="a shipped corpus or a UTF-8 file/folder")
-    train.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
+    train = commands.add_parser(
+        "train", help="fit a model on a corpus and save a checkpoint",
+        description="Fit a model on a corpus's train split, score its valid split once (written to the "
+                    "checkpoint's metrics) and save a checkpoint. A neural model trains until its first "
+                    "budget is spent; --max-seconds bounds the whole command.",
+    )
+    train.add_argument("model", metavar="MODEL", choices=list(MODELS),
+                       help=f"the model family, one of: {' '.join(MODELS)}")
+    train.add_argument("--corpus", required=True, metavar="NAME|PATH",
+                       help="a shipped corpus (see 'langmodels corpora') or a UTF-8 file or folder (required)")
+    train.add_argument("--out", required=True, metavar="DIR",
+                       help="the checkpoint folder to write, replaced atomically if it holds one (required)")
     train.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-        help="a constructor keyword, e.g. --set order=4 --set smoothing=witten-bell (repeatable)",
+        help="a constructor keyword, e.g. --set order=4 --set smoothing=witten-bell (repeatable; "
+             "default: none, the model's own defaults)",
     )
-    train.add_argument("--max-seconds", type=max_seconds_type, metavar="S", help="training time budget")
+    train.add_argument("--max-seconds", type=max_seconds_type, metavar="S",
+                       help="wall-clock budget of the whole command, reading, training, validation and saving "
+                            "included (neural models; default: none, or "
+                            f"{DEFAULT_NEURAL_SECONDS:.0f} s when no budget is given)")
     train.add_argument("--max-steps", type=_argument_type("max-steps", int, lambda v: v >= 1, "a whole number >= 1"),
-                       metavar="N", help="training steps budget (with --max-seconds: whichever is spent first)")
-    train.add_argument("--seed", type=seed_type, metavar="N", help="random seed (models that sample while training)")
+                       metavar="N", help="stop after N optimiser steps (neural models; default: none)")
+    train.add_argument("--max-tokens", type=_argument_type("max-tokens", int, lambda v: v >= 1, "a whole number >= 1"),
+                       metavar="N", help="stop after N training tokens (neural models; default: none)")
+    train.add_argument("--checkpoint-every", metavar="N",
+                       type=_argument_type("checkpoint-every", int, lambda v: v >= 1, "a whole number >= 1"),
+                       help="also write the training state to --out every N steps (neural models; default: "
+                            "only on Ctrl-C)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run whose training state is in --out (left there by Ctrl-C or "
+                            "--checkpoint-every), with the same model, corpus and settings (default: start afresh)")
+    train.add_argument("--seed", type=seed_type, metavar="N",
+                       help="random seed of the models that draw while training (default: the model's, 0)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars and no notes (default: shown)")
 
-    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a corpus split")
-    evaluate.add_argument("checkpoint", metavar="DIR")
-    evaluate.add_argument("--corpus", required=True, metavar="NAME|PATH")
+    evaluate = commands.add_parser(
+        "evaluate", help="score a checkpoint on a corpus split",
+        description="Score a checkpoint on a corpus split and print every normalisation of its NLL "
+                    "(perplexity per token and per word, bits per char and per byte).",
+    )
+    evaluate.add_argument("checkpoint", metavar="DIR", help="the checkpoint folder to score")
+    evaluate.add_argument("--corpus", required=True, metavar="NAME|PATH",
+                          help="a shipped corpus or a UTF-8 file or folder, read at the model's level (required)")
     evaluate.add_argument("--split", default="test", choices=corpora.SPLIT_CHOICES,
-                          help="the split to score (default test); all: every line of the corpus, in order")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+                          help="the split to score (default: test)")
+    evaluate.add_argument("--lines", type=_argument_type("lines", int, lambda v: v >= 1, "a whole number >= 1"),
+                          metavar="N", help="score only the first N lines of the split, for a quick look "
+                                            "(default: all of it)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print one JSON object instead of a table (default: table)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar and no notes (default: shown)")
 
     generate = commands.add_parser("generate", help="sample text from a checkpoint")
     generate.add_argument("checkpoint", metavar="DIR", help=CHECKPOINT_HELP)
@@ -441,35 +476,80 @@ def _check_out_folder(out: Path) -> None:
         raise ConfigError(f"--out {out} is not empty and not a langmodels checkpoint; refusing to overwrite it")
 
 
+def _quiet(args) -> None:
+    """--quiet: notes are not shown for the rest of the command (main's catch_warnings restores them)."""
+    if args.quiet:
+        for category in NOTE_CATEGORIES:
+            warnings.simplefilter("ignore", category)
+
+
+def _is_neural(model: LanguageModel) -> bool:
+    """A NeuralLM (train's Trainer options apply), without importing torch for an n-gram model."""
+    if isinstance(model, NGramLM):
+        return False
+    from .neural.core import NeuralLM
+
+    return isinstance(model, NeuralLM)
+
+
+def _holds_training_state(out: Path) -> bool:
+    """--out holds a run's training state (neural/trainer.py's TRAINER_FILE), for --resume."""
+    return (out / "trainer.json").is_file()
+
+
 def cmd_train(args) -> int:
+    started = time.perf_counter()  # --max-seconds counts from here: the command's imports are not in it
+    _quiet(args)
     model_class = model_class_named(args.model)
     params = parse_settings(args.model, model_class, args.settings)
     if args.seed is not None and "seed" in model_parameters(model_class):
         params["seed"] = args.seed
     model = build_model(model_class, params)  # settings checked before any reading
+    neural = _is_neural(model)
+    if not neural and (args.checkpoint_every is not None or args.resume):
+        raise ConfigError(f"--checkpoint-every and --resume are for neural models, not {args.model}")
     out = Path(args.out)
     _check_out_folder(out)
+    if args.resume and not _holds_training_state(out):
+        raise ConfigError(f"--resume: {out} holds no training state (written on Ctrl-C or by --checkpoint-every)")
     # A level set for the model is the level the corpus is read at, so its splits' evaluation
     # mode (lines for words, stream for characters) matches what the model learns.
     # (An n-gram's level='bpe' is its unit, not the corpus's: the corpus keeps its own level.)
     level = params.get("level") if params.get("level") in corpora.LEVELS else None
     level = level or {"char": "char", "word": "word"}.get(params.get("tokenizer"))
     corpus = corpora.load(args.corpus, level=level)
-    budget = {key: value for key, value in (("max_seconds", args.max_seconds), ("max_steps", args.max_steps))
-              if value is not None}
-    valid = corpus.valid
-    if not isinstance(model, NGramLM):
+    budget = {key: getattr(args, key) for key in ("max_seconds", "max_steps", "max_tokens")
+              if getattr(args, key) is not None}
+    progress = False if args.quiet else None
+    if isinstance(model, NGramLM):
+        model.fit(corpus.train, corpus.valid, **budget)
+    else:
         if not budget:
-            warnings.warn(f"no --max-seconds: training for {DEFAULT_NEURAL_SECONDS:.0f} s", LangmodelsWarning)
+            warnings.warn(f"no budget given: training for {DEFAULT_NEURAL_SECONDS:.0f} s", LangmodelsWarning)
             budget = {"max_seconds": DEFAULT_NEURAL_SECONDS}
-        if corpus.valid.text() == corpus.test.text():
-            # Early stopping on the split the model is scored on would tune on the test (docs/design.md 4).
+        if "max_seconds" in budget:  # what is left of the command's budget, less the time to save
+            budget["max_seconds"] -= time.perf_counter() - started + SAVE_SECONDS
+        select = True
+        if corpus.valid_is_test:
+            # Choosing on the split the model is scored on would tune on the test (docs/design.md 4).
             warnings.warn(f"{corpus.name}'s valid split is its test split: fixed budget, no early stopping",
                           LangmodelsWarning)
-            valid = None
-    start = time.perf_counter()
-    model.fit(corpus.train, valid, **budget)
-    fit_seconds = time.perf_counter() - start
+            select = False
+        if neural:
+            try:
+                # Training state reaches --out only when asked for and on Ctrl-C: each write is
+                # the weights and AdamW's two moments, seconds of a short budget.
+                model.fit(corpus.train, corpus.valid, **budget, select_on_valid=select, checkpoint=out,
+                          checkpoint_every=args.checkpoint_every or 0, resume=args.resume, progress=progress)
+            except KeyboardInterrupt:
+                if _holds_training_state(out):
+                    warnings.warn(f"the training state is saved in {out}: the same command with --resume "
+                                  "continues the run", LangmodelsWarning)
+                raise
+        else:
+            model.fit(corpus.train, corpus.valid if select else None, **budget, progress=progress)
+    fit_seconds = time.perf_counter() - started
+    evaluation = getattr(model, "valid_evaluation_", None)  # a neural model's pass at the end of fit
     if not model.is_normalised:
         model.metrics_ = None
         scored = "no valid perplexity (unnormalised scores)"
@@ -477,12 +557,13 @@ def cmd_train(args) -> int:
         model.metrics_ = None
         scored = "valid pseudo-perplexity not computed (a pass per token: run `langmodels evaluate`)"
     else:
-        evaluation = model.evaluate(corpus.valid)
+        evaluation = evaluation or model.evaluate(corpus.valid, progress=progress)
         model.metrics_ = evaluation.to_dict()
         scored = f"valid perplexity {evaluation.perplexity:.2f} ({evaluation.mode} mode)"
-    # Only now, with a fitted model, is --out touched; write_checkpoint replaces it atomically.
+    # Only now, with a fitted model, is --out touched (but for training state); write_checkpoint
+    # replaces it atomically.
     model.save(out)
-    print(f"{model.name} on {corpus.name}: {scored}, trained in {fit_seconds:.1f} s; saved to {out}")
+    print(f"{model.name} on {corpus.name}: {scored}, trained and scored in {fit_seconds:.1f} s; saved to {out}")
     return 0
 
 
@@ -493,13 +574,20 @@ def _corpus_for(model: LanguageModel, name_or_path: str):
 
 
 def cmd_evaluate(args) -> int:
+    _quiet(args)
     model = LanguageModel.load(args.checkpoint)
     corpus = _corpus_for(model, args.corpus)
     split = corpus.split(args.split)
-    evaluation = model.evaluate(split)
+    progress = False if args.quiet else None
+    if args.lines is None:
+        evaluation = model.evaluate(split, progress=progress)
+        standard = identify_split(split)  # the field's standard file this split was read from, by its bytes
+    else:
+        first = list(itertools.islice(split, args.lines))
+        evaluation = model.evaluate(first, mode=corpora.split_mode(split, "lines"), progress=progress)
+        evaluation.corpus, evaluation.split = corpus.name, f"{args.split}, first {len(first):,} lines"
+        standard = None
     result = evaluation.to_dict()
-    # The field's standard file this split was read from (PTB, WikiText-2), recognised by its bytes.
-    standard = identify_split(split)
     result["benchmark"] = standard.corpus if standard is not None else None
     if args.json:
         _print_json(result)

@@ -191,6 +191,7 @@ class HFTraining:
     eval_every: int
     patience: int
     seed: int
+    warmup_fraction: float = 0.0  # the warm-up is warmup_steps long, whatever the budget
 
 
 class Finetuning:

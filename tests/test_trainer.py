@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+import torch._dynamo  # AdamW imports it on first use (seconds): import time, outside the budgets timed here
 import torch.nn.functional as F
 from torch import nn
 
@@ -97,30 +99,58 @@ def test_every_step_trains_in_training_mode_after_validation_passes():
     assert not model.module_.training  # a fitted model is left ready to score
 
 
-def test_resume_continues_the_same_curve(tmp_path, stop_training_at):
-    uninterrupted = small().fit(TRAIN, max_steps=40, progress=False)
-    interrupted = stop_training_at(small(), 25)
+def test_an_interrupted_run_resumes_on_the_same_curve(tmp_path, stop_training_at):
+    """Ctrl-C at step 25 leaves a checkpoint of those 25 steps; --resume then draws the same
+    losses, step by step, as an uninterrupted run, and ends with the same weights."""
+    uninterrupted = small(eval_every=1).fit(TRAIN, max_steps=40, progress=False)
+    interrupted = stop_training_at(small(eval_every=1), 25)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", progress=False)
-    assert load(tmp_path / "run").curve_[-1]["step"] == 20  # the checkpoint written at step 20
-    resumed = small().fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", resume=True, progress=False)
+    assert load(tmp_path / "run").curve_[-1]["step"] == 25  # written when the interrupt came
+    resumed = small(eval_every=1).fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", resume=True, progress=False)
+    assert [p["step"] for p in resumed.curve_] == list(range(1, 41))
     assert losses(resumed) == losses(uninterrupted)
     lines = [resumed.tokenizer.encode(line) for line in TRAIN[:3]]
     for a, b in zip(resumed.score_ids(lines), uninterrupted.score_ids(lines)):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_checkpoints_every_n_steps_resume_mid_window(tmp_path, stop_training_at):
+    """A checkpoint written between curve points (every 7 steps, points every 10) resumes with
+    the partial window's losses, so the curve's mean train losses are those of a whole run."""
+    uninterrupted = small().fit(TRAIN, max_steps=40, progress=False)
+    interrupted = stop_training_at(small(), 23)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", checkpoint_every=7, progress=False)
+    resumed = small().fit(TRAIN, max_steps=40, checkpoint=tmp_path / "run", resume=True, progress=False)
+    assert losses(resumed) == pytest.approx(losses(uninterrupted), rel=1e-12)
+
+
 def test_budgets_in_tokens_and_seconds():
     by_tokens = small().fit(TRAIN, max_tokens=200, progress=False)
     assert 200 <= by_tokens.curve_[-1]["tokens"] < 200 + 4 * 8
-    by_time = small().fit(TRAIN, max_seconds=0.5, progress=False)
-    assert by_time.curve_[-1]["seconds"] >= 0.5
+    # A time budget bounds the whole call, validation and the final pass over valid included.
+    start = time.perf_counter()
+    by_time = small(patience=0).fit(TRAIN, valid=TRAIN[:6], max_seconds=1.0, progress=False)
+    assert 0.8 <= time.perf_counter() - start <= 1.1
+    assert by_time.valid_evaluation_.n_tokens == sum(len(line.split()) + 1 for line in TRAIN[:6])
     # The cosine schedule spans the budget, whatever it is counted in: it has decayed at the end.
     for budget in ({"max_tokens": 1000}, {"max_seconds": 1.0}):
         model = small(warmup_steps=0).fit(TRAIN, **budget, progress=False)
         assert model.curve_[-1]["lr"] < 0.15 * model.config.lr
     with pytest.raises(LangmodelsError, match="budget"):
         small().fit(TRAIN)
+
+
+def test_warm_up_and_validations_follow_the_budget():
+    """With eval_every 0 and warmup_fraction 0.1, a 200-step run validates ten times and warms up
+    for 20 steps, whatever warmup_steps' (smaller) floor."""
+    model = small(eval_every=0, warmup_fraction=0.1, warmup_steps=3).fit(TRAIN, valid=TRAIN[:3], max_steps=200,
+                                                                         progress=False)
+    assert [p["step"] for p in model.curve_] == list(range(20, 201, 20))
+    assert model.curve_[0]["lr"] == pytest.approx(model.config.lr)  # step 20 ends the warm-up
+    rates = [learning_rate(step, 1.0, 20, 200) for step in range(20)]
+    assert rates == sorted(rates) and rates[0] == pytest.approx(1 / 20)
 
 
 def test_early_stopping_restores_the_best_weights():
@@ -180,3 +210,24 @@ def test_line_batches_are_bucketed_by_length_and_repeat_with_the_seed():
         torch.testing.assert_close(data.sample(16, seed=7, step=step).inputs, batch.inputs)
         seen.add(int(real.min()))
     assert len(seen) > 10  # and the batches range over the lengths
+
+
+def test_the_progress_bar_shows_loss_speed_valid_perplexity_and_time_left(capsys):
+    small(patience=0).fit(TRAIN, valid=TRAIN[:3], max_seconds=1.0, progress=True)
+    err = capsys.readouterr().err
+    for figure in ("training PairLM", "loss ", "tok/s", "valid ppl", "s left"):
+        assert figure in err, figure
+    small().fit(TRAIN, max_steps=5, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_valid_split_too_long_for_the_budget_is_scored_as_far_as_it_fits():
+    long_valid = [f"{line} {i % 7}" for i, line in enumerate(TRAIN * 4000)]  # 60,000 lines
+    start = time.perf_counter()
+    model = small(patience=0).fit(TRAIN, valid=long_valid, max_seconds=1.5, progress=False)
+    assert time.perf_counter() - start <= 1.5 * 1.1
+    evaluation = model.valid_evaluation_
+    first = int(evaluation.split.split("first ")[1].split(" lines")[0].replace(",", ""))
+    assert 0 < first < len(long_valid)
+    expected = model.evaluate(long_valid[:first], progress=False)
+    assert evaluation.n_tokens == expected.n_tokens and evaluation.nll == pytest.approx(expected.nll, rel=1e-9)

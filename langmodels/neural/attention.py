@@ -161,6 +161,7 @@ class SelfAttention(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         need_weights: bool = False,
+        at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, T, C) -> (y (B, T, C), weights (B, H, T, S) or None), S the positions attended to.
 
@@ -168,10 +169,14 @@ class SelfAttention(nn.Module):
         cache: x holds the T newest positions; their keys and values join the cache, and a causal
         query sees every cached position and the new ones up to itself.
         need_weights: take the explicit path and return the attention weights.
+        at: (B,) one position per row whose query alone is computed (T becomes 1): every key and
+        value are still read, so y equals the full pass's y[arange(B), at] (not with causal).
         """
         B, T, C = x.shape
         qkv = self.qkv(x)  # (B, T, 3C): every head's query, key and value
         q, k, v = split_heads(qkv, self.n_head)  # each (B, H, T, D)
+        if at is not None:
+            q, T = q[torch.arange(B), :, at][:, :, None], 1  # (B, H, 1, D)
         if cache is not None:
             _, k, v = split_heads(cache.extend(qkv), self.n_head)  # each (B, H, S, D): the cached positions' too
         S = k.size(2)
@@ -231,11 +236,16 @@ class Block(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         need_weights: bool = False,
+        at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, T, C) -> (x (B, T, C), weights (B, H, T, S) or None)."""
+        """x (B, T, C) -> (x (B, T, C), weights (B, H, T, S) or None); with `at` (B,) positions,
+        only those positions' outputs, (B, 1, C) (see SelfAttention)."""
         attended, weights = self.attn(
-            self.ln_1(x), causal=causal, key_padding_mask=key_padding_mask, cache=cache, need_weights=need_weights
+            self.ln_1(x), causal=causal, key_padding_mask=key_padding_mask, cache=cache, need_weights=need_weights,
+            at=at,
         )
+        if at is not None:
+            x = x[torch.arange(len(x)), at][:, None]  # (B, 1, C)
         x = x + attended  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))  # (B, T, C)
         return x, weights

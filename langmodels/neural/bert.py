@@ -87,11 +87,14 @@ class BertEncoder(nn.Module):
         init_transformer_weights(self, config.n_layer)
 
     def hidden(
-        self, idx: torch.Tensor, segments: torch.Tensor | None = None, need_weights: bool = False
+        self, idx: torch.Tensor, segments: torch.Tensor | None = None, need_weights: bool = False,
+        at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """idx (B, T) -> final hidden states (B, T, C) and each layer's weights (or Nones).
 
         <pad> positions are hidden from every query (the padding mask); segments default to 0.
+        at: (B,) one position per row: the final states there only, (B, 1, C), the last block
+        run for those queries alone (scoring reads nothing else of it).
         """
         T = idx.size(1)
         x = self.token_embedding(idx) * self.embedding_scale + self.position(0, T)  # (B, T, C)
@@ -103,8 +106,10 @@ class BertEncoder(nn.Module):
         real = idx != self.pad_id  # (B, T)
         key_padding_mask = None if bool(real.all()) else real  # no mask lets SDPA take its fastest path
         weights = []
-        for block in self.blocks:
-            x, w = block(x, key_padding_mask=key_padding_mask, need_weights=need_weights)  # (B, T, C)
+        for layer, block in enumerate(self.blocks):
+            last = layer == len(self.blocks) - 1
+            x, w = block(x, key_padding_mask=key_padding_mask, need_weights=need_weights,
+                         at=at if last else None)  # (B, T, C), or (B, 1, C) at the end with `at`
             weights.append(w)
         return self.ln_f(x), weights
 
@@ -284,8 +289,9 @@ class MaskedLM(NeuralLM):
         true = torch.from_numpy(rows[index, positions]).to(self.device)  # (R,)
         masked = rows.copy()
         masked[index, positions] = Vocabulary.mask_id
-        h, _ = module.hidden(torch.from_numpy(masked).to(self.device))  # (R, W, C)
-        logits = module.head(h[torch.from_numpy(index), torch.from_numpy(positions)]).float()  # (R, V)
+        h, _ = module.hidden(torch.from_numpy(masked).to(self.device),
+                             at=torch.from_numpy(positions).to(self.device))  # (R, 1, C)
+        logits = module.head(h[:, 0]).float()  # (R, V)
         logprobs = self.log_softmax(logits)
         return logprobs.gather(1, true[:, None])[:, 0].double().cpu().numpy()
 

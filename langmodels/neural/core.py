@@ -11,7 +11,9 @@ input embedding as `token_embedding`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import time
 import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +30,20 @@ from safetensors.torch import save as save_safetensors
 from ..base import LanguageModel, NotFittedError, note
 from ..corpora import split_level, split_mode
 from ..errors import CheckpointError, ConfigError, LangmodelsError
+from ..metrics import Evaluation
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
 from .output import SOFTMAXES
+from .trainer import EVALUATIONS
 
 SCORE_LOGITS = 1 << 24  # scores held at once when scoring (64 MB of float32)
+# Periodic validation reads the first lines of the valid split up to this many characters
+# (Brown: about 8,000 words of its 1.3 M characters), so that ten passes cost a small share of
+# a short budget; the full split is scored once, after training.
+VALIDATION_SLICE_CHARS = 50_000
+PROBE_CHARS = 2_000  # the first valid lines scored before training to measure the scoring speed
+FINAL_SHARE = 0.25  # the most of a time budget the pass over valid after training may take
 WEIGHTS_FILE = "weights.safetensors"
 CURVE_FILE = "curve.json"
 TOKENIZERS = ("auto", "word", "char", "bpe")
@@ -49,10 +59,11 @@ class NeuralConfig:
     context: int = 128  # tokens of context the model sees (the window for bounded models)
     batch_size: int = 32
     lr: float = 3e-3
-    warmup_steps: int = 100
+    warmup_steps: int = 0  # the least warm-up, in steps
+    warmup_fraction: float = 0.05  # warm-up as a share of the steps the budget allows, if longer
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    eval_every: int = 250  # steps between validation passes (and training checkpoints)
+    eval_every: int = 0  # steps between validation passes (and checkpoints); 0: at each tenth of the budget
     patience: int = 4  # validation passes without improvement before early stopping
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave torch's default
@@ -62,7 +73,7 @@ class NeuralConfig:
     #: settings a fine-tuning run may change; all others shape the tokenizer or the weights and
     #: are kept from the pretrained model. Families add their own training-only settings.
     TRAINING_SETTINGS: ClassVar[tuple[str, ...]] = (
-        "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "eval_every", "patience",
+        "batch_size", "lr", "warmup_steps", "warmup_fraction", "weight_decay", "grad_clip", "eval_every", "patience",
         "seed", "threads", "dropout",
     )
 
@@ -77,15 +88,17 @@ class NeuralConfig:
                 raise ConfigError(f"{field.name} must be {expected.__name__}, got {value!r}")
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
-        for name in ("context", "batch_size", "eval_every", "bpe_vocab_size", "min_count"):
+        for name in ("context", "batch_size", "bpe_vocab_size", "min_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("lr", "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("warmup_steps", "weight_decay", "patience", "threads", "seed"):
+        for name in ("warmup_steps", "eval_every", "weight_decay", "patience", "threads", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.softmax not in SOFTMAXES:
@@ -235,11 +248,19 @@ class NeuralLM(LanguageModel):
     # ---- fitting -------------------------------------------------------------------------------
 
     def fit(self, train, valid=None, *, max_steps=None, max_tokens=None, max_seconds=None,
-            checkpoint=None, resume=False, resume_from=None, progress=None) -> NeuralLM:
+            checkpoint=None, checkpoint_every=None, resume=False, resume_from=None, select_on_valid=True,
+            progress=None) -> NeuralLM:
         """Train with the shared Trainer until a budget is spent (or early stopping on `valid`).
 
-        checkpoint: a folder where training state is written atomically every eval_every steps;
-        resume=True continues from it on the same batches an uninterrupted run would have seen.
+        max_seconds bounds this whole call in wall-clock seconds: reading the text, training,
+        validation and the final pass over `valid`. Validation during training reads the first
+        VALIDATION_SLICE_CHARS characters of `valid`; after training, a causal model scores all of
+        `valid` once, in `valid_evaluation_` (an Evaluation; None without `valid`).
+        select_on_valid=False only watches `valid` (no early stopping, no best-weights restore):
+        for a valid split that is the test split.
+        checkpoint: a folder where training state is written atomically every `checkpoint_every`
+        steps (None: at each curve point) and on KeyboardInterrupt; resume=True continues from it
+        on the same batches an uninterrupted run would have seen.
         resume_from: a fitted model of this class, or its checkpoint folder, to fine-tune: its
         architecture, tokenizer (vocabulary included: new words are read as <unk>) and weights
         are the starting point; the training settings given to this model's constructor replace
@@ -247,6 +268,7 @@ class NeuralLM(LanguageModel):
         """
         from .trainer import Trainer
 
+        started = time.perf_counter()
         pretrained = None
         if resume_from is not None:
             pretrained = self._pretrained(resume_from, checkpoint)
@@ -275,24 +297,39 @@ class NeuralLM(LanguageModel):
             self.module_ = module.to(pick_device())
             self.finetuned_from_ = pretrained.name if isinstance(resume_from, LanguageModel) else str(resume_from)
         self.mode_ = mode
+        self.valid_evaluation_ = None
         data = self.training_data(train, mode)
         if pretrained is not None:
             self._note_unknown(data, pretrained)
+        else:
+            self._start_at_unigram(data)
         if data.n_tokens < self.config.batch_size:
             raise LangmodelsError(
                 f"the training text has {data.n_tokens} tokens, fewer than one batch ({self.config.batch_size})"
             )
-        validate = None
-        if valid is not None:
-            valid_mode = split_mode(valid, mode)
-            validate = lambda: self.validation_loss(valid, valid_mode)  # noqa: E731
+        validation = None if valid is None else Validation(self, valid, split_mode(valid, mode), max_seconds)
+        set_up = time.perf_counter() - started
         trainer = Trainer(self, self.config, data)
         self.curve_ = trainer.run(
-            validate=validate, max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds,
-            checkpoint=checkpoint, resume=resume, progress=progress,
+            validate=validation and validation.watch, select=select_on_valid,
+            reserve=lambda: set_up + (validation.final_seconds() if validation else 0.0),
+            max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds,
+            checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, progress=progress,
         )
         self.module_.eval()
+        if validation is not None and validation.final:
+            left = None if max_seconds is None else max_seconds - set_up - trainer.seconds
+            self.valid_evaluation_ = validation.final_pass(left, progress)
         return self
+
+    def _start_at_unigram(self, data) -> None:
+        """A fresh output layer starts as the add-one unigram model of the training targets."""
+        output = getattr(self.module_, "output", None)
+        if output is None:
+            return
+        ids = data.target_ids() if isinstance(data, LineBatches) else data.data[1:]
+        counts = np.bincount(ids, minlength=len(self.tokenizer.vocab)) + 1.0  # add-one: no token at -inf
+        output.start_at_unigram(torch.from_numpy(np.log(counts / counts.sum())).float().to(self.device))
 
     # ---- fine-tuning ---------------------------------------------------------------------------
 
@@ -486,6 +523,80 @@ class NeuralLM(LanguageModel):
         self.curve_ = json.loads(files.get(CURVE_FILE, b"[]"))
         self.mode_ = fitted.get("mode", "lines")
         self.finetuned_from_ = fitted.get("finetuned_from")
+
+
+class Validation:
+    """What training watches on a valid split, sized from the time budget.
+
+    Before training, a probe pass over the first lines measures the scoring speed (seconds per
+    character); the periodic validations then read the first lines of the split that one
+    two-hundredth of the budget allows (at most VALIDATION_SLICE_CHARS characters), so that ten
+    of them cost about a twentieth of it (trainer.py skips one when they have cost more than a
+    tenth). After training a causal model scores the whole split once,
+    or, if that would not fit in FINAL_SHARE of the budget, its first lines that do (with a note).
+    """
+
+    def __init__(self, model: NeuralLM, lines, mode: str, max_seconds: float | None):
+        self.model, self.lines, self.mode, self.max_seconds = model, lines, mode, max_seconds
+        self.final = model.is_causal and model.is_normalised  # scored once after training
+        self.line_chars = np.cumsum([len(line) + 1 for line in lines])  # characters up to each line's end
+        self.seconds_per_char = self._timed(self._first(PROBE_CHARS))[1]
+        slice_chars = VALIDATION_SLICE_CHARS
+        if max_seconds is not None:
+            slice_chars = min(slice_chars, max_seconds / (EVALUATIONS * 20) / self.seconds_per_char)
+        self.watched = self._first(slice_chars)
+
+    def _first(self, chars: float):
+        """The first lines of the split within `chars` characters (at least one), or all of it."""
+        cut = max(int(np.searchsorted(self.line_chars, chars, side="right")), 1)
+        return self.lines if cut >= len(self.line_chars) else list(itertools.islice(self.lines, cut))
+
+    def _timed(self, lines) -> tuple[float, float]:
+        """The validation loss of `lines` and the seconds it took per character."""
+        begin = time.perf_counter()
+        loss = self.model.validation_loss(lines, self.mode)
+        chars = sum(len(line) + 1 for line in lines)
+        return loss, (time.perf_counter() - begin) / max(chars, 1)
+
+    def watch(self) -> float:
+        loss, self.seconds_per_char = self._timed(self.watched)
+        return loss
+
+    def final_seconds(self) -> float:
+        """Seconds kept for the pass after training: the whole split's, up to FINAL_SHARE of the budget."""
+        if not self.final:
+            return 0.0
+        whole = float(self.line_chars[-1]) * self.seconds_per_char
+        return whole if self.max_seconds is None else min(whole, FINAL_SHARE * self.max_seconds)
+
+    def final_pass(self, seconds_left: float | None, progress) -> Evaluation:
+        """Score the whole split; or, if it was not expected to fit in FINAL_SHARE of the budget,
+        its first lines, a fiftieth of the split at a time, while the next part fits in
+        `seconds_left` (with a note). A split read as one stream is scored whole."""
+        whole = float(self.line_chars[-1]) * self.seconds_per_char
+        if seconds_left is None or self.mode == "stream" or whole <= FINAL_SHARE * self.max_seconds:
+            return self.model.evaluate(self.lines, mode=self.mode, progress=progress)
+        lines = list(self.lines)
+        size = max(len(lines) // 50, 1)
+        begin = time.perf_counter()
+        targets, logprobs, done, slowest = [], [], 0, 0.0
+        while done < len(lines) and time.perf_counter() - begin + slowest <= seconds_left:
+            started = time.perf_counter()
+            ids = token_ids(lines[done : done + size], self.model.tokenizer)
+            logprobs.append(self.model.score_lines(ids.ids, ids.lengths, progress=False))
+            targets.append(ids.ids)
+            done += size
+            slowest = max(slowest, time.perf_counter() - started)
+        done = min(max(done, 1), len(lines))
+        name = getattr(self.lines, "name", "valid")
+        if done < len(lines):
+            note(f"the time budget left room to score the first {done:,} of the {len(lines):,} lines of the "
+                 f"{name} split; `langmodels evaluate --split {name}` scores them all")
+        evaluation = self.model.evaluation_of(lines[:done], self.mode, np.concatenate(targets),
+                                              np.concatenate(logprobs), time.perf_counter() - begin)
+        evaluation.corpus = getattr(self.lines, "corpus", "")
+        evaluation.split = name if done == len(lines) else f"{name}, first {done:,} lines"
+        return evaluation
 
 
 class Embeddings:

@@ -78,6 +78,25 @@ class OutputLayer(nn.Module):
             return F.linear(h, self._tied[0].weight, self.bias)
         return self.linear(h)
 
+    @torch.no_grad()
+    def start_at_unigram(self, log_frequencies: torch.Tensor) -> None:
+        """Set the bias to the training tokens' log frequencies (V,), so that the untrained layer
+        is the unigram model and the first steps learn context rather than frequencies ("init
+        well": Karpathy 2019, A Recipe for Training Neural Networks). A layer without a bias is
+        left as it is; the adaptive head gets its tokens' and each tail cluster's log mass."""
+        if self.adaptive is not None:
+            head = self.adaptive.head.bias
+            if head is not None:
+                bounds = self.adaptive.cutoffs  # [cutoffs..., V]
+                head[: bounds[0]] = log_frequencies[: bounds[0]]
+                for cluster in range(len(bounds) - 1):
+                    mass = log_frequencies[bounds[cluster] : bounds[cluster + 1]]
+                    head[bounds[0] + cluster] = torch.logsumexp(mass, 0)
+            return
+        bias = self.bias if self._tied else self.linear.bias
+        if bias is not None:
+            bias.copy_(log_frequencies)
+
     def target_logprobs(self, h: torch.Tensor, targets: torch.Tensor, excluded: list[int]) -> torch.Tensor:
         """log P(targets) (N,) float32 given h (N, width), with the `excluded` ids (tokens that are
         never next) given probability 0 and the rest renormalised:

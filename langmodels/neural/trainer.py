@@ -1,10 +1,12 @@
 """The one training loop every neural model uses.
 
-AdamW (Loshchilov & Hutter 2019; weight decay on matrices only) with linear warm-up and cosine
-decay to a tenth of the peak rate, gradient-norm clipping, a budget in steps, tokens or seconds,
-a deterministic full validation pass every `eval_every` steps with early stopping on it, and
-resumable checkpoints. Each step's batch and dropout masks are drawn from (seed, step), so a
-resumed run repeats exactly the curve an uninterrupted one would have drawn.
+AdamW (Loshchilov & Hutter 2019; weight decay on matrices only) with linear warm-up (a share of
+the steps the budget allows) and cosine decay to a tenth of the peak rate, gradient-norm
+clipping, a budget in steps, tokens or wall-clock seconds (validation included), a deterministic
+validation pass every `eval_every` steps or at each tenth of the budget with early stopping on
+it, and resumable checkpoints (written on Ctrl-C too). Each step's batch and dropout masks are
+drawn from (seed, step), so a resumed run repeats exactly the curve an uninterrupted one would
+have drawn.
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ BEST_FILE = "best.safetensors"
 CARRIED_FILE = "carried.safetensors"  # what the model carries between steps (model.training_state())
 TRAINER_FILE = "trainer.json"
 FINAL_LR_FRACTION = 0.1
+EVALUATIONS = 10  # curve points (and validations) over a budget when eval_every is 0
+VALIDATION_SHARE = 0.1  # under a time budget, a curve point is validated only while validation has
+# taken at most this share of the seconds so far (a slow pass would otherwise eat a short budget)
 
 
 class TrainingDivergedError(LangmodelsError):
     """The loss stopped being a finite number."""
 
 
-def learning_rate(step: int, peak: float, warmup: int, horizon: int) -> float:
-    """Linear warm-up for `warmup` steps, then cosine decay to FINAL_LR_FRACTION * peak at `horizon`."""
+def learning_rate(step: int, peak: float, warmup: float, horizon: int | None) -> float:
+    """Linear warm-up for `warmup` steps, then cosine decay to FINAL_LR_FRACTION * peak at `horizon`
+    (None: not known yet, the peak)."""
     if step < warmup:
         return peak * (step + 1) / warmup
+    if horizon is None:
+        return peak
     progress = min((step - warmup) / max(horizon - warmup, 1), 1.0)
     floor = FINAL_LR_FRACTION * peak
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
@@ -98,30 +106,47 @@ class Trainer:
         self.best_valid = math.inf
         self.best_state: dict | None = None
         self.stale_evaluations = 0
+        self.window_loss, self.window_steps = 0.0, 0  # train loss summed since the last curve point
+        self.evaluated_at = 0.0  # the spent fraction of the budget at the last curve point
+        self.validation_seconds = 0.0
 
     # ---- budgets -------------------------------------------------------------------------------
 
-    def _estimate_horizon(self, max_steps, max_tokens, max_seconds) -> int:
+    def _estimate_horizon(self, max_steps, max_tokens, seconds_left) -> int | None:
         """Steps the cosine schedule spans: the step budget, or the one the token or time budget
         implies at the mean rate so far (validation passes included, as they spend the time
-        budget too). Re-estimated after every step, so the decay ends when the budget does."""
+        budget too); None before any rate is measured. Re-estimated after every step, so the
+        decay ends when the budget does."""
         candidates = []
         if max_steps is not None:
             candidates.append(max_steps)
-        if self.step == 0:  # no rate measured yet; the first steps are warm-up anyway
-            return max(min(candidates, default=0), self.config.warmup_steps + 1)
-        if max_tokens is not None:
+        if self.step > 0 and max_tokens is not None:
             candidates.append(self.step + math.ceil((max_tokens - self.tokens) * self.step / max(self.tokens, 1)))
-        if max_seconds is not None:
-            candidates.append(self.step + math.ceil((max_seconds - self.seconds) * self.step / max(self.seconds, 1e-6)))
+        if self.step > 0 and seconds_left is not None:
+            candidates.append(self.step + math.ceil(seconds_left * self.step / max(self.seconds, 1e-6)))
+        if not candidates:
+            return None
         return max(min(candidates), self.config.warmup_steps + 1)
 
-    def _spent(self, max_steps, max_tokens, max_seconds) -> bool:
-        return (
-            (max_steps is not None and self.step >= max_steps)
-            or (max_tokens is not None and self.tokens >= max_tokens)
-            or (max_seconds is not None and self.seconds >= max_seconds)
-        )
+    def _warmup(self) -> float:
+        """Warm-up steps: warmup_steps, or warmup_fraction of the expected steps if longer.
+        Before the first step's speed is known, an unknown horizon means a rate of ~0."""
+        fraction = self.config.warmup_fraction
+        if self.horizon is None:
+            return math.inf if fraction > 0 else self.config.warmup_steps
+        return max(self.config.warmup_steps, math.ceil(fraction * self.horizon))
+
+    @staticmethod
+    def _spent_fraction(step, tokens, seconds, max_steps, max_tokens, seconds_budget) -> float:
+        """How much of the budget is spent, 0 to 1: the largest share of any budget given."""
+        shares = [0.0]
+        if max_steps is not None:
+            shares.append(step / max(max_steps, 1))
+        if max_tokens is not None:
+            shares.append(tokens / max(max_tokens, 1))
+        if seconds_budget is not None:
+            shares.append(seconds / max(seconds_budget, 1e-9))
+        return max(shares)
 
     # ---- checkpoints ---------------------------------------------------------------------------
 
@@ -129,7 +154,9 @@ class Trainer:
         return {
             "step": self.step, "tokens": self.tokens, "seconds": self.seconds, "horizon": self.horizon,
             "curve": self.curve, "best_valid": self.best_valid if math.isfinite(self.best_valid) else None,
-            "stale_evaluations": self.stale_evaluations,
+            "stale_evaluations": self.stale_evaluations, "window_loss": self.window_loss,
+            "window_steps": self.window_steps, "evaluated_at": self.evaluated_at,
+            "validation_seconds": self.validation_seconds,
         }
 
     def save(self, path) -> None:
@@ -165,46 +192,72 @@ class Trainer:
         self.horizon, self.curve = state["horizon"], state["curve"]
         self.best_valid = state["best_valid"] if state["best_valid"] is not None else math.inf
         self.stale_evaluations = state["stale_evaluations"]
+        self.window_loss, self.window_steps = state.get("window_loss", 0.0), state.get("window_steps", 0)
+        self.evaluated_at = state.get("evaluated_at", 0.0)
+        self.validation_seconds = state.get("validation_seconds", 0.0)
         if BEST_FILE in files:
             self.best_state = load_safetensors(files[BEST_FILE])
 
     # ---- the loop ------------------------------------------------------------------------------
 
-    def _evaluate(self, validate, train_loss: float) -> bool:
-        """Record a curve point; return True when early stopping says stop."""
+    def _evaluate(self, validate, select: bool) -> bool:
+        """Record a curve point (the mean train loss since the last one, and the valid loss if
+        `validate`); keep the best weights and return True when early stopping says stop, if `select`."""
         point = {"step": self.step, "tokens": self.tokens, "seconds": round(self.seconds, 3),
-                 "lr": self.optimizer.param_groups[0]["lr"], "train_loss": train_loss, "valid_loss": None}
+                 "lr": self.optimizer.param_groups[0]["lr"],
+                 "train_loss": self.window_loss / max(self.window_steps, 1), "valid_loss": None}
+        self.window_loss, self.window_steps = 0.0, 0
         stop = False
         if validate is not None:
+            begin = time.perf_counter()
             valid = float(validate())
+            self.validation_seconds += time.perf_counter() - begin
             point["valid_loss"] = valid
-            if valid < self.best_valid:
+            if select and valid < self.best_valid:
                 self.best_valid = valid
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.module_.state_dict().items()}
                 self.stale_evaluations = 0
-            else:
+            elif select:
                 self.stale_evaluations += 1
                 stop = self.config.patience > 0 and self.stale_evaluations >= self.config.patience
         self.curve.append(point)
         return stop
 
-    def run(self, *, validate=None, max_steps=None, max_tokens=None, max_seconds=None,
-            checkpoint=None, resume=False, progress=None) -> list[dict]:
+    def run(self, *, validate=None, max_steps=None, max_tokens=None, max_seconds=None, reserve=None,
+            select=True, checkpoint=None, checkpoint_every=None, resume=False, progress=None) -> list[dict]:
+        """Train until a budget is spent or early stopping stops; return the curve.
+
+        max_seconds counts training and validation, across resumed runs, plus `reserve()`: seconds
+        the caller keeps for work after the loop (re-read after each step). Curve points (and
+        validations) come every `eval_every` steps, or with eval_every 0 at each tenth of the budget.
+        select: keep the best-validated weights and stop early; False only watches the valid loss.
+        checkpoint: written every `checkpoint_every` steps (None: at each curve point and at the
+        end; 0: never but on KeyboardInterrupt), and on KeyboardInterrupt, so that `resume=True`
+        continues exactly where the run stopped.
+        """
         config, model, module = self.config, self.model, self.model.module_
         if resume:
             if checkpoint is None or not Path(checkpoint).exists():
                 raise LangmodelsError(f"nothing to resume: no training checkpoint at {checkpoint}")
             self.restore(checkpoint)
-        description = f"training {model.name} ({torch.get_num_threads()} threads)"
-        bar = tqdm(total=max_steps, initial=self.step, desc=description, unit="step",
-                   disable=True if progress is False else None, leave=False)
-        window_loss, window_steps, started = 0.0, 0, time.perf_counter() - self.seconds
+        reserve = reserve or (lambda: 0.0)
+
+        def seconds_budget():
+            return None if max_seconds is None else max_seconds - reserve()
+
+        def spent_fraction():
+            return self._spent_fraction(self.step, self.tokens, self.seconds, max_steps, max_tokens, seconds_budget())
+
+        # progress None: a bar on a terminal only (tqdm's disable=None), so logs get none
+        bar = tqdm(total=max_steps, initial=self.step, desc=f"training {model.name}", unit="step",
+                   disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
+        started = time.perf_counter() - self.seconds
         stopped_early = False
         parameters = [p for p in module.parameters() if p.requires_grad]
         device = model.device
         module.train()
         try:
-            while not self._spent(max_steps, max_tokens, max_seconds):
+            while spent_fraction() < 1:
                 seed_dropout(config.seed * 1_000_003 + self.step, device)  # dropout repeats on resume
                 batch = model.training_batch(self.data, self.step)
                 loss = model.loss(batch)
@@ -213,37 +266,65 @@ class Trainer:
                         f"the training loss became {loss.item()} at step {self.step}; stopped "
                         "(the last good checkpoint, if any, is untouched): lower lr or raise warmup_steps"
                     )
-                self.horizon = self._estimate_horizon(max_steps, max_tokens, max_seconds)
+                self.horizon = self._estimate_horizon(max_steps, max_tokens, seconds_budget() - self.seconds
+                                                      if max_seconds is not None else None)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = learning_rate(self.step, config.lr, config.warmup_steps, self.horizon)
+                    group["lr"] = learning_rate(self.step, config.lr, self._warmup(), self.horizon)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip, foreach=True)  # one norm op
+                step_loss = loss.item()
                 self.optimizer.step()
-                self.step += 1
-                self.tokens += batch.n_targets
+                # The step is done: count it at once, so an interrupt from here on saves it whole.
+                self.step, self.tokens = self.step + 1, self.tokens + batch.n_targets
+                self.window_loss, self.window_steps = self.window_loss + step_loss, self.window_steps + 1
                 self.seconds = time.perf_counter() - started
-                window_loss += loss.item()
-                window_steps += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{self.tokens / max(self.seconds, 1e-9):,.0f}")
-                if self.step % config.eval_every == 0:
-                    stopped_early = self._evaluate(validate, window_loss / window_steps)
+                if not bar.disable:
+                    self._show(bar, step_loss, max_steps, seconds_budget())
+                fraction = spent_fraction()
+                due = (self.step % config.eval_every == 0 if config.eval_every
+                       else math.floor(fraction * EVALUATIONS) > math.floor(self.evaluated_at * EVALUATIONS))
+                if due:
+                    affordable = max_seconds is None or self.validation_seconds <= VALIDATION_SHARE * self.seconds
+                    stopped_early = self._evaluate(validate if affordable else None, select)
+                    self.evaluated_at = fraction
+                    self.seconds = time.perf_counter() - started
                     module.train()  # validation left it in evaluation mode
-                    window_loss, window_steps = 0.0, 0
-                    if checkpoint is not None:
+                    if checkpoint is not None and checkpoint_every is None:
                         self.save(checkpoint)
                     if stopped_early:
                         break
+                if checkpoint is not None and checkpoint_every and self.step % checkpoint_every == 0:
+                    self.save(checkpoint)
+        except KeyboardInterrupt:
+            if checkpoint is not None:
+                bar.close()
+                self.save(checkpoint)  # the steps done so far, whole: --resume continues from here
+            raise
         finally:
             bar.close()
-        if window_steps:  # steps since the last curve point: one more point, validated only if
+        if self.window_steps:  # steps since the last curve point: one more point, validated only if
             # the last validation is old (a pass can cost as much as minutes of training)
-            recent = self.curve and self.step - self.curve[-1]["step"] < config.eval_every // 10
-            self._evaluate(None if recent else validate, window_loss / window_steps)
-            if checkpoint is not None:
-                self.save(checkpoint)
+            interval = config.eval_every or self.step / EVALUATIONS
+            recent = self.curve and self.step - self.curve[-1]["step"] < interval / 10
+            self._evaluate(None if recent else validate, select)
+            self.seconds = time.perf_counter() - started
+        if checkpoint is not None and checkpoint_every != 0:
+            self.save(checkpoint)
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
         module.eval()
         return copy.deepcopy(self.curve)
+
+    def _show(self, bar, step_loss: float, max_steps, seconds_budget) -> None:
+        """The bar's figures: train loss, tokens/s, the last valid perplexity, the time left."""
+        if max_steps is None and self.horizon is not None:
+            bar.total = self.horizon  # the steps the budget is expected to allow
+        figures = [f"loss {step_loss:.3f}", f"{self.tokens / max(self.seconds, 1e-9):,.0f} tok/s"]
+        valid = next((p["valid_loss"] for p in reversed(self.curve) if p["valid_loss"] is not None), None)
+        if valid is not None:
+            figures.append(f"valid ppl {math.exp(min(valid, 700)):,.1f}")
+        if seconds_budget is not None:
+            figures.append(f"{max(seconds_budget - self.seconds, 0):.0f} s left")
+        bar.set_postfix_str(", ".join(figures), refresh=False)
+        bar.update(1)
