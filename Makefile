@@ -14,8 +14,8 @@ STAMP := $(VENV)/.installed
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Every family compared (benchmarks/default.toml: about 11 minutes on 2 cores), after the n-gram
-# report (about 2.5 minutes), which is redone only when the n-gram code, its scripts or the
+# Every family compared (benchmarks/default.toml: about 8.5 minutes on 2 cores), after the n-gram
+# report (about 1 minute), which is redone only when the n-gram code, its scripts or the
 # environment changed. Finished bench runs are cached in reports/default/runs, so a second
 # `make report` right after only re-renders the same report.
 NGRAM_REPORT_INPUTS := benchmarks/ngram_report.py benchmarks/ngram_speed.py $(wildcard langmodels/ngram/*.py) \
