@@ -3,7 +3,10 @@ a toy corpus."""
 
 import random
 
+import pytest
+
 from langmodels import cli
+from langmodels.errors import CorpusError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Five short lines with shared words and distinct continuations: small models fit them in seconds.
@@ -41,6 +44,15 @@ def assert_one_line_error(code, err, *fragments):
     assert len(lines) == 1 and lines[0].startswith("langmodels: error: "), err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, err)
+
+
+def one_line_error(call, *args, **kwargs):
+    """The message of the CorpusError that call(*args, **kwargs) raises, checked to be one line."""
+    with pytest.raises(CorpusError) as caught:
+        call(*args, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
 
 
 def assert_png(path, min_bytes: int = 5000):

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 
 import pytest
+from cli_checks import one_line_error
 
 from langmodels import corpora
 from langmodels.corpora import Split, split_mode, split_text
@@ -243,14 +244,6 @@ def test_folder_corpus_reads_text_files_in_path_order(tmp_path):
 
 # ----------------------------------------------------------------------------------------------
 # Mistakes
-
-
-def one_line_error(call, *args, **kwargs):
-    with pytest.raises(CorpusError) as caught:
-        call(*args, **kwargs)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 def test_unknown_corpus_name_lists_shipped_ones():

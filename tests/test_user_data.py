@@ -11,7 +11,7 @@ import random
 import warnings
 
 import pytest
-from cli_checks import assert_one_line_error, bench, run
+from cli_checks import assert_one_line_error, bench, one_line_error, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +19,6 @@ from langmodels import corpora
 from langmodels.corpora import CorpusNote, Split, split_blocks, split_named, split_sha256
 from langmodels.corpora.files import FileLines
 from langmodels.corpora.reading import scan
-from langmodels.errors import CorpusError
 from langmodels.ngram import NGramLM
 
 COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}
@@ -32,14 +31,6 @@ def sha256(data):
 def plain_lines(path):
     """A file's non-blank lines, read the plain Python way (the reference for the reader)."""
     return [line for line in path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n") if line.strip()]
-
-
-def one_line_error(call, *args, **kwargs):
-    with pytest.raises(CorpusError) as caught:
-        call(*args, **kwargs)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.fixture(autouse=True)
