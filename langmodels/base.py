@@ -254,11 +254,12 @@ class LanguageModel(ABC):
         reads, the token itself and <s> included (KenLM query's ngram_length column). Here every
         token of the history, up to the model's context (a masked model reads the whole line, <s>
         to </s>); n-gram models say which n-gram they found."""
-        lengths = np.asarray(lengths, dtype=np.int64)
-        starts = np.cumsum(lengths + 1) - (lengths + 1)
-        position = np.arange(int(np.sum(lengths + 1))) - np.repeat(starts, lengths + 1) + 1  # from <s> = 0
-        if not self.is_causal:
-            position = np.repeat(lengths + 1, lengths + 1)  # every position sees <s> .. </s>
+        scored = np.asarray(lengths, dtype=np.int64) + 1  # a line's tokens and its end
+        if self.is_causal:
+            starts = np.cumsum(scored) - scored
+            position = np.arange(int(scored.sum())) - np.repeat(starts, scored) + 1  # from <s> = 0
+        else:
+            position = np.repeat(scored, scored)  # every position sees <s> .. </s>
         window = getattr(self, "context_size", None)
         return position + 1 if window is None else np.minimum(position + 1, window + 1)
 

@@ -350,8 +350,8 @@ def corpora_section(config, runs, corpora: dict | None = None) -> str:
             if split is None:
                 sizes.append("= test (no early stopping)" if name == "valid" else DASH)
                 continue
-            text = split.text()
-            unit = f"{len(text):,} chars" if corpus.level == "char" else f"{len(text.split()):,} words"
+            figures = split.figures()  # streamed, not the split's text held whole
+            unit = f"{figures['chars']:,} chars" if corpus.level == "char" else f"{figures['words']:,} words"
             sizes.append(f"{len(split):,} lines, {unit}")
         slices = ", ".join(f"{split} first {n:,} lines" for split, n in spec.slices.items() if n) or "whole splits"
         slices += "; for fine-tuning only" if spec.finetune_only else ""

@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Sequence
 
 from langmodels.errors import CorpusError
+from langmodels.metrics import TextCounts
 
 SPLITS = ("train", "valid", "test")
 ALL = "all"  # every line of a corpus, in order: a whole file scored as it is
@@ -190,11 +191,8 @@ class Split(Sequence):
     def figures(self):
         """Lines, whitespace words and characters (newlines included) of text(), read once."""
         if self._figures is None:
-            words = chars = 0
-            for block in self.blocks():
-                words += len(block.split())  # blocks end at newlines: no word spans two
-                chars += len(block)
-            self._figures = {"lines": self.n_lines, "words": words, "chars": chars}
+            counts = TextCounts.of_blocks(self.blocks())  # its words count one end per line
+            self._figures = {"lines": self.n_lines, "words": counts.words - self.n_lines, "chars": counts.chars}
         return dict(self._figures)
 
     def __repr__(self):
