@@ -2,7 +2,8 @@
 
 One mapping from `bigram trigram ngram mlp lstm gpt bert` to classes, shared by `langmodels train`
 and `langmodels bench`. A benchmark config may also name any other family as `package.module:Class`
-(a LanguageModel subclass): a new family joins the harness by implementing the contract.
+(a LanguageModel subclass, from an installed package or a config's plugins folder: plugins.py): a
+new family joins the harness by implementing the contract.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import inspect
 from .base import LanguageModel
 from .errors import ConfigError
 from .ngram import BigramLM, NGramLM, TrigramLM
+from .plugins import import_model_class
 
 # The neural classes are imported when named, so commands that do not need torch start quickly.
 MODELS: dict[str, type[LanguageModel] | str] = {
@@ -30,21 +32,16 @@ MODELS: dict[str, type[LanguageModel] | str] = {
 BUDGET_KEYS = ("max_steps", "max_tokens", "max_seconds")
 
 
-def model_class_named(name: str) -> type[LanguageModel]:
-    """The class of a family name, or of `package.module:Class`; ConfigError for anything else."""
+def model_class_named(name: str, plugins: tuple = ()) -> type[LanguageModel]:
+    """The class of a family name, or of `package.module:Class` from an installed package or one
+    of the `plugins` folders (plugins.py); ConfigError for anything else."""
     entry = MODELS.get(name)
     if entry is None and ":" not in name:
         raise ConfigError(f"unknown model {name!r}; models: {', '.join(MODELS)} (or package.module:Class)")
-    entry = entry or name
-    if isinstance(entry, str):
+    if isinstance(entry, str):  # one of ours, imported when named
         module_name, _, class_name = entry.partition(":")
-        try:
-            entry = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError, ValueError) as error:
-            raise ConfigError(f"cannot import model class {name!r} ({error})") from None
-        if not (isinstance(entry, type) and issubclass(entry, LanguageModel)) or inspect.isabstract(entry):
-            raise ConfigError(f"{name!r} is not a LanguageModel class")
-    return entry
+        return getattr(importlib.import_module(module_name), class_name)
+    return entry or import_model_class(name, plugins)
 
 
 def model_parameters(model_class: type[LanguageModel]) -> dict[str, inspect.Parameter]:

@@ -12,6 +12,7 @@
     [[model]]
     name = "gpt"                          # the label in tables, run folders and --only
     kind = "gpt"                          # bigram trigram ngram mlp lstm gpt bert, or package.module:Class
+                                          # (imported: see "A config is code" below)
     settings = { n_layer = 2, threads = 2 }   # constructor keywords (a neural model's Config fields)
     budget = { max_seconds = 90 }         # max_steps, max_tokens or max_seconds (neural models)
     [model.per_corpus.shakespeare]        # optional: settings, budget, sweep or test_lines for one corpus
@@ -97,6 +98,17 @@ or model is missing is left out:
     words = ["man", "woman", "king", "queen"]
     context = "He said that the"          # temperatures = [0.5, 1, 2], top_k = 5, top_p = 0.9,
                                           # samples = 2 per temperature of sample_tokens = 20
+
+A config is code. A `kind = "package.module:Class"` imports that module, and importing runs its
+top-level code: run a config only if you would run its author's Python. The module is looked up
+before anything is imported (plugins.py), only in an installed package or in a folder the config
+lists, relative to itself, under `plugins`; never in the current folder, never in the standard
+library; and the class must be a LanguageModel subclass:
+
+    plugins = ["my_models"]               # top level: folders holding your own model modules
+    [[model]]
+    name = "mine"
+    kind = "cache_lm:CacheLM"             # my_models/cache_lm.py, class CacheLM(LanguageModel)
 
 Everything is checked here, before any corpus is read or any output written: a wrong key is named
 with the valid ones, a wrong value with what it must be.
@@ -307,6 +319,7 @@ class _Reader:
 
     def __init__(self, path: Path):
         self.path = path
+        self.plugins: tuple[Path, ...] = ()  # the config's plugin folders, where a kind's module may be
 
     def fail(self, where: str, message: str):
         raise ConfigError(f"{self.path}: {where}: {message}")
@@ -355,9 +368,10 @@ class _Reader:
 
     def config(self, table: dict, sha256: str) -> BenchConfig:
         self.keys(table, "top level", ("name", "description", "seeds", "corpus", "model", "measure", "reference",
-                                       "finetune", "inside"),
+                                       "finetune", "inside", "plugins"),
                   required=("name", "corpus", "model"))
         name = self.text(table["name"], "name")
+        self.plugins = self.listing(table.get("plugins", []), "plugins", self.plugin_folder, empty=True)
         seeds = self.listing(table.get("seeds", [0]), "seeds", lambda v, w: self.count(v, w, 0))
         corpus_tables = table["corpus"]
         if not isinstance(corpus_tables, list) or not corpus_tables:
@@ -401,6 +415,14 @@ class _Reader:
             inside=self.inside(table["inside"], runnable, finetune_only) if "inside" in table else None,
             sample_quality=self.sample_quality(table.get("measure", {})),
         )
+
+    def plugin_folder(self, value, where: str) -> Path:
+        """A `plugins` entry: a folder, relative to this config, a kind's module may come from."""
+        folder = (self.path.parent / self.text(value, where)).resolve()
+        if not folder.is_dir():
+            self.fail(where, f"{folder}: no such folder (plugins are folders of model modules, relative to "
+                      f"{self.path.name})")
+        return folder
 
     def unique_name(self, name: str, names: list[str], where: str) -> str:
         if name in names:
@@ -471,7 +493,7 @@ class _Reader:
         where = f"model {name!r}"
         kind = self.text(entry["kind"], f"{where}.kind")
         try:
-            model_class = model_class_named(kind)
+            model_class = model_class_named(kind, self.plugins)
         except ConfigError as error:
             self.fail(f"{where}.kind", str(error))
         parameters = model_parameters(model_class)
