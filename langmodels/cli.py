@@ -24,10 +24,10 @@ from pathlib import Path
 
 from . import __version__, corpora
 from .base import LangmodelsWarning, LanguageModel
-from .checkpoint import is_checkpoint, verify_checkpoint
+from .checkpoint import CheckpointNote, is_checkpoint, tidy_folder, verify_checkpoint
 from .errors import ConfigError, LangmodelsError
 from .families import MODELS, build_model, model_class_named, model_parameters
-from .ngram import NGramLM
+from .ngram import NGramLM, read_arpa
 from .ngram.smoothing import DiscountFallbackWarning
 from .standard_corpora import identify_split
 from .tokenizers import Vocabulary
@@ -40,7 +40,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 DEFAULT_NEURAL_SECONDS = 600.0
 SAVE_SECONDS = 0.2  # kept from --max-seconds for writing the checkpoint (tens of MB at most) after training
 
-NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning, corpora.CorpusNote)
+NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning, corpora.CorpusNote, CheckpointNote)
 
 
 class UsageError(LangmodelsError):
@@ -168,7 +168,24 @@ k_type = _argument_type("k", int, lambda v: v >= 1, "a whole number >= 1")
 max_seconds_type = _argument_type("max-seconds", float, lambda v: _finite(v) and v > 0, "a number of seconds > 0")
 
 
-CHECKPOINT_HELP = "a checkpoint folder (written by train, mix or finetune), or hf:NAME_OR_PATH for a Hugging Face model"
+CHECKPOINT_HELP = ("a checkpoint folder (written by train, mix or finetune), an ARPA file (.arpa, .arpa.gz), "
+                   "or hf:NAME_OR_PATH for a Hugging Face model")
+ARPA_SUFFIXES = (".arpa", ".arpa.gz")
+
+
+def is_arpa_path(name: str) -> bool:
+    return str(name).lower().endswith(ARPA_SUFFIXES)
+
+
+def load_model(name: str) -> LanguageModel:
+    """What DIR names wherever a command reads a model: a checkpoint folder, an ARPA file (read
+    strictly, as KenLM does) or hf:NAME_OR_PATH."""
+    if is_arpa_path(name):
+        return read_arpa(name)
+    if Path(name).is_file():
+        raise ConfigError(f"{name} is a file, not a checkpoint folder (an ARPA model's name ends in "
+                          f"{' or '.join(ARPA_SUFFIXES)})")
+    return LanguageModel.load(name)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -233,7 +250,7 @@ def build_parser() -> ArgumentParser:
         description="Score a checkpoint on a corpus split and print every normalisation of its NLL "
                     "(perplexity per token and per word, bits per char and per byte).",
     )
-    evaluate.add_argument("checkpoint", metavar="DIR", help="the checkpoint folder to score")
+    evaluate.add_argument("checkpoint", metavar="DIR", help="the checkpoint folder (or ARPA file) to score")
     evaluate.add_argument("--corpus", required=True, metavar="NAME|PATH",
                           help="a shipped corpus or a UTF-8 file or folder, read at the model's level (required)")
     evaluate.add_argument("--split", default="test", choices=corpora.SPLIT_CHOICES,
@@ -283,7 +300,7 @@ def build_parser() -> ArgumentParser:
         description="Evaluate each checkpoint on the same split, as `langmodels evaluate` does (each figure is "
                     "evaluate's), and print one row per checkpoint: word perplexity, bits per character, "
                     "perplexity per the model's own token, and the share of its tokens read as <unk>.")
-    compare.add_argument("checkpoints", nargs="+", metavar="DIR", help="one or more checkpoint folders")
+    compare.add_argument("checkpoints", nargs="+", metavar="DIR", help="one or more checkpoint folders or ARPA files")
     compare.add_argument("--corpus", required=True, metavar="NAME|PATH",
                          help="a shipped corpus or a UTF-8 file/folder, read at each model's level")
     compare.add_argument("--split", default="test", choices=corpora.SPLIT_CHOICES,
@@ -323,7 +340,7 @@ def build_parser() -> ArgumentParser:
     fill.add_argument("-k", type=k_type, default=5, metavar="K", help="candidates per mask (default 5)")
 
     mix = commands.add_parser("mix", help="interpolate checkpoints that share a tokenizer, weights fitted by EM")
-    mix.add_argument("checkpoints", nargs="+", metavar="DIR", help="two or more checkpoint folders")
+    mix.add_argument("checkpoints", nargs="+", metavar="DIR", help="two or more checkpoint folders or ARPA files")
     mix.add_argument("--corpus", required=True, metavar="NAME|PATH", help="the weights are fitted on its valid split")
     mix.add_argument("--out", required=True, metavar="DIR", help="mixture checkpoint folder to write")
 
@@ -348,7 +365,7 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--force", action="store_true", help="redo the chosen runs even when their results are cached")
 
     graph = commands.add_parser("graph", help="draw an n-gram model's transition graph around a word (.png or .svg)")
-    graph.add_argument("checkpoint", metavar="DIR", help="an n-gram checkpoint folder")
+    graph.add_argument("checkpoint", metavar="DIR", help="an n-gram checkpoint folder or ARPA file")
     graph.add_argument("--word", required=True, metavar="WORD",
                        help="the start word (for a trigram also two words, e.g. 'of the')")
     graph.add_argument("--depth", type=_argument_type("depth", int, lambda v: v >= 1, "a whole number >= 1"),
@@ -396,7 +413,8 @@ def build_parser() -> ArgumentParser:
                              help="tokens per sample at most (default 30)")
     verify = commands.add_parser("verify",
                                  help="hash every byte of a checkpoint against its checksums (the deep check)")
-    verify.add_argument("checkpoint", metavar="DIR", help="the checkpoint folder to check")
+    verify.add_argument("checkpoint", metavar="DIR",
+                        help="the checkpoint folder to check (an ARPA file: read strictly)")
     export = commands.add_parser("export", help="write a gpt checkpoint in Hugging Face's GPT-2 format")
     export.add_argument("checkpoint", metavar="DIR", help="a gpt checkpoint folder")
     export.add_argument("--format", required=True, choices=("hf",), help="hf: a folder transformers loads")
@@ -469,7 +487,10 @@ def _show_corpus(entry: dict, as_json: bool) -> int:
 
 
 def _check_out_folder(out: Path) -> None:
-    """Refuse an --out that could not take a checkpoint before spending time on training."""
+    """Refuse an --out that could not take a checkpoint before spending time on training (after
+    putting back a checkpoint whose replacement a crash cut short, and removing dead writers'
+    temporaries)."""
+    tidy_folder(out.parent, out.name)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not is_checkpoint(out):
@@ -575,7 +596,7 @@ def _corpus_for(model: LanguageModel, name_or_path: str):
 
 def cmd_evaluate(args) -> int:
     _quiet(args)
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     corpus = _corpus_for(model, args.corpus)
     split = corpus.split(args.split)
     progress = False if args.quiet else None
@@ -614,7 +635,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     # A word model's sample ends at its end of line, so samples print one per line; character and
     # subword samples run across lines, so several of them get a header each.
     headed = args.num > 1 and getattr(model.tokenizer, "level", "word") != "word"
@@ -664,7 +685,7 @@ def line_scores(model: LanguageModel, lines: list[str]) -> list[dict]:
 
 
 def cmd_score(args) -> int:
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     model._check_normalised("a log10 probability per token")
     if not model.is_causal:
         warnings.warn(f"{model.name} is a masked model: each figure is a pseudo-log-likelihood term, the token's "
@@ -703,7 +724,7 @@ COMPARE_COLUMNS = (("word ppl", "word_perplexity", "{:.2f}"), ("bits/char", "bit
 def cmd_compare(args) -> int:
     results = []
     for folder in args.checkpoints:  # one model in memory at a time
-        model = LanguageModel.load(folder)
+        model = load_model(folder)
         evaluation = model.evaluate(_corpus_for(model, args.corpus).split(args.split))
         result = {"checkpoint": folder, **evaluation.to_dict()}
         result["unk_rate"] = evaluation.n_unk / evaluation.n_tokens if evaluation.n_tokens else None
@@ -737,8 +758,8 @@ def cmd_samples(args) -> int:
     from . import sample_metrics as metrics
     from .corpora import default_mode
 
-    model = LanguageModel.load(args.checkpoint)
-    judge = model if Path(args.judge).resolve() == Path(args.checkpoint).resolve() else LanguageModel.load(args.judge)
+    model = load_model(args.checkpoint)
+    judge = model if Path(args.judge).resolve() == Path(args.checkpoint).resolve() else load_model(args.judge)
     metrics.check_judge(judge, f"--judge {args.judge}")
     level = model.tokenizer.level
     max_tokens = args.max_tokens or metrics.SAMPLE_MAX_TOKENS.get(level, metrics.SAMPLE_MAX_TOKENS["word"])
@@ -776,14 +797,14 @@ def cmd_samples(args) -> int:
 
 
 def cmd_complete(args) -> int:
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     for token, probability in model.top_next(args.text, k=args.k):
         print(f"{visible(token)}\t{probability:.6f}")
     return 0
 
 
 def cmd_export(args) -> int:
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     if not hasattr(model, "save_hf"):
         raise ConfigError(
             f"{args.checkpoint} holds a {model.name}; only a gpt checkpoint can be written in GPT-2's format")
@@ -796,9 +817,14 @@ def cmd_verify(args) -> int:
     """The deep check (checkpoint.verify_checkpoint): loading checks sizes, small files whole and
     large tables by sampled blocks; this hashes every file whole. A damaged file: one error line."""
     started = time.perf_counter()
-    config = verify_checkpoint(args.checkpoint)
-    files = config["files"]
-    sized = config.get("sizes") or {}
+    if is_arpa_path(args.checkpoint):  # no checksums: the strict reader's checks are the check
+        model = read_arpa(args.checkpoint)
+        print(f"{args.checkpoint}: ok, an ARPA {model.order}-gram model that reads without error "
+              f"({time.perf_counter() - started:.1f} s)")
+        return 0
+    manifest = verify_checkpoint(args.checkpoint)
+    files = manifest["files"]
+    sized = manifest["sizes"]
     total = sum(int(size) for size in sized.values())
     total += sum((Path(args.checkpoint) / name).stat().st_size for name in files if name not in sized)
     print(f"{args.checkpoint}: ok, {len(files)} files ({total / 1e6:,.1f} MB) match their sha256 "
@@ -807,7 +833,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_fill_mask(args) -> int:
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     if not hasattr(model, "fill_mask"):
         raise ConfigError(f"{args.checkpoint} holds a {model.name}, which has no fill-mask (train a bert model)")
     for position, candidates in enumerate(model.fill_mask(args.text, k=args.k), start=1):
@@ -838,7 +864,7 @@ def cmd_mix(args) -> int:
     out = Path(args.out)
     _check_out_folder(out)
     _check_not_an_input(out, args.checkpoints, "one of the checkpoints being mixed")
-    mixture = InterpolatedLM([LanguageModel.load(folder) for folder in args.checkpoints])
+    mixture = InterpolatedLM([load_model(folder) for folder in args.checkpoints])
     mixture.check_components()  # one shared tokenizer, causal and normalised, before any scoring
     corpus = _corpus_for(mixture, args.corpus)
     _valid_is_test_note(corpus, "the weights are fitted on the text they are then scored on")
@@ -863,7 +889,7 @@ def cmd_finetune(args) -> int:
     out = Path(args.out)
     _check_out_folder(out)
     _check_not_an_input(out, [args.checkpoint], "the pretrained checkpoint")
-    pretrained = LanguageModel.load(args.checkpoint)
+    pretrained = load_model(args.checkpoint)
     if not isinstance(pretrained, NeuralLM):
         raise ConfigError(f"{args.checkpoint} holds a {pretrained.name} ({type(pretrained).__name__}), "
                           "not a neural model; only neural models can be fine-tuned")
@@ -910,7 +936,7 @@ def cmd_graph(args) -> int:
     from .inside.figures import check_figure_path
 
     check_figure_path(args.out)  # before the (slower) loading
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     if args.uniform:
         _, graph = draw_uniform_vs_counted(model, args.word, depth=args.depth, k=args.k, path=args.out)
     else:
@@ -924,7 +950,7 @@ def cmd_attention(args) -> int:
     from .inside.figures import check_figure_path
 
     check_figure_path(args.out)
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     weights, tokens = attention_maps(model, args.text, path=args.out)
     layers, heads = weights.shape[:2]
     print(f"wrote {args.out} ({layers} layers x {heads} heads over {len(tokens)} positions)")
@@ -943,7 +969,7 @@ def cmd_embeddings(args) -> int:
         raise ConfigError("--out draws the map of --words: give --words w1,w2,...")
     if args.out:
         check_figure_path(args.out)
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     embeddings = embeddings_of(model)
     if args.nearest:
         require_tokens([args.nearest], embeddings.vocab)
@@ -992,7 +1018,7 @@ def cmd_temperature(args) -> int:
         raise ConfigError(f"--temperatures takes numbers separated by commas, got {args.temperatures!r}") from None
     if args.out:
         check_figure_path(args.out)
-    model = LanguageModel.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     tokens, settings = next_token_distributions(model, args.context, temperatures=temperatures, top_k=args.top_k,
                                                 top_p=args.top_p, path=args.out)
     print(describe(tokens, settings))

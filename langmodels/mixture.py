@@ -239,11 +239,11 @@ class InterpolatedLM(LanguageModel):
 
     def state_files(self) -> dict[str, bytes]:
         """Each component's whole checkpoint, config.json included, in a subfolder of its own;
-        the mixture's config.json then checksums every file below it."""
+        the mixture's manifest.json then checksums every file below it."""
         files = {}
         for i, model in enumerate(self.models):
             config, own = model.checkpoint_contents()
-            own[CONFIG_FILE] = config_json(config, own)
+            own[CONFIG_FILE] = config_json(config)
             files.update({f"{component_folder(i)}/{name}": data for name, data in own.items()})
         return files
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from langmodels import NGramLM, load
-from langmodels.checkpoint import read_checkpoint
+from langmodels.checkpoint import read_checkpoint, write_checkpoint
 from langmodels.corpora import split_text
 from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
 from langmodels.metrics import Evaluation, TextCounts, bits_per_char, count_words
@@ -133,8 +133,8 @@ def test_checkpoint_holds_config_tokenizer_weights_and_metrics(tmp_path):
     lm.save(tmp_path / "ckpt")
     names = sorted(os.listdir(tmp_path / "ckpt"))
     tables = {f"{field}_{n}.npy" for field in ("keys", "logprob", "logbackoff", "is_context", "count") for n in (1, 2)}
-    assert set(names) == {"config.json", "metrics.json", "tokenizer.json", "index_2.npy", "support.npy",
-                          "scalars.npy", *tables}
+    assert set(names) == {"config.json", "manifest.json", "config_sha256.npy", "metrics.json", "tokenizer.json",
+                          "index_2.npy", "support.npy", "scalars.npy", *tables}
     config, _files = read_checkpoint(tmp_path / "ckpt")
     assert config["class"] == "NGramLM" and config["params"]["order"] == 2
     assert load(tmp_path / "ckpt").metrics_["perplexity"] == pytest.approx(lm.metrics_["perplexity"])
@@ -161,17 +161,16 @@ def test_checkpoint_from_another_version_or_class_is_refused(tmp_path):
     import json
 
     NGramLM(2).fit(TOY).save(tmp_path / "ckpt")
+    saved, files = read_checkpoint(tmp_path / "ckpt")
+    write_checkpoint(tmp_path / "other", {**saved, "class": "os.system"}, files)  # checksums agree
+    with pytest.raises(CheckpointError, match="os.system"):
+        load(tmp_path / "other")
     config_path = tmp_path / "ckpt" / "config.json"
     config = json.loads(config_path.read_text())
     config["format_version"] = 99
     config_path.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="version 99"):
         load(tmp_path / "ckpt")
-    config["format_version"] = 1
-    config["class"] = "os.system"
-    config_path.write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="os.system"):
-        load(tmp_path / "ckpt")
-    (tmp_path / "ckpt" / "keys_2.npy").unlink()
+    (tmp_path / "other" / "keys_2.npy").unlink()
     with pytest.raises(CheckpointError, match="missing"):
-        load(tmp_path / "ckpt")
+        load(tmp_path / "other")

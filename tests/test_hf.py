@@ -238,7 +238,9 @@ def test_fill_mask_ranks_the_models_own_answers(masked, bert_folder):
 def test_save_records_the_folder_and_load_reads_it_back(causal, tmp_path):
     causal.save(tmp_path / "ckpt")
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    assert config["class"] == "HFCausalLM" and config["files"].keys() == {"metrics.json"}
+    manifest = json.loads((tmp_path / "ckpt" / "manifest.json").read_text())
+    assert config["class"] == "HFCausalLM"
+    assert manifest["files"].keys() == {"config.json", "metrics.json", "config_sha256.npy"}  # no weights of its own
     again = LanguageModel.load(tmp_path / "ckpt")
     assert type(again) is HFCausalLM
     ids = causal.tokenizer.encode("the cat")

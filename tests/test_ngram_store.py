@@ -232,8 +232,8 @@ def test_large_files_are_checked_by_samples_and_in_full_on_demand(model, tmp_pat
     monkeypatch.setattr(ckpt, "SAMPLE_BYTES", 256)
     monkeypatch.setattr(ckpt, "SAMPLE_BLOCKS", 8)
     folder = damageable_copy(model, tmp_path / "m")
-    config = json.loads((folder / "config.json").read_text())
-    assert "keys_3.npy" in config["samples"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "keys_3.npy" in manifest["samples"]
     target = folder / "keys_3.npy"
     size = target.stat().st_size
     offsets = ckpt.sample_offsets(size)
@@ -303,10 +303,10 @@ def test_checkpoints_of_the_single_file_layout_still_load(model, tmp_path):
 def test_an_index_hashed_another_way_is_rebuilt_not_trusted(model, tmp_path, brown):
     folder = tmp_path / "m"
     model.save(folder)
-    config = json.loads((folder / "config.json").read_text())
+    config, files = ckpt.read_checkpoint(folder)
     assert config["fitted"]["index_scheme"] == probing.SCHEME
     config["fitted"]["index_scheme"] = "probing-power-of-two-load0.25"  # as saved by an earlier layout
-    (folder / "config.json").write_text(json.dumps(config))
+    ckpt.write_checkpoint(folder, config, files)
     loaded = load(folder)
     ids = encoded(model, list(brown.test[:200]))
     for a, b in zip(loaded.score_ids(ids), model.score_ids(ids)):

@@ -3,6 +3,7 @@ computations (one pass vs chunks, one token at a time vs batched) and bad input.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -401,8 +402,13 @@ def test_weights_that_do_not_match_the_config(cls, tmp_path):
     model.save(tmp_path / "model")
     config_path = tmp_path / "model" / "config.json"
     config = json.loads(config_path.read_text())
-    config["params"]["hidden"] = 12  # config.json is not in its own checksum list: edit it
+    config["params"]["hidden"] = 12  # an edit of config.json, its checksum in manifest.json updated to match
     config_path.write_text(json.dumps(config))
+    manifest_path = tmp_path / "model" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["config.json"] = hashlib.sha256(config_path.read_bytes()).hexdigest()
+    manifest["sizes"]["config.json"] = config_path.stat().st_size
+    manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="weights.safetensors"):
         langmodels.load(tmp_path / "model")
     wider = untrained(cls, hidden=14)

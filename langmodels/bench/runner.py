@@ -40,7 +40,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..base import LanguageModel
-from ..checkpoint import RETIRED, replace_folder, write_atomic
+from ..checkpoint import naming, replace_folder, tidy_folder, write_atomic
 from ..errors import ConfigError, LangmodelsError
 from ..families import build_model
 from . import finetune, inside, mixtures, sample_quality
@@ -207,28 +207,60 @@ def check_output(out: Path, config: BenchConfig, *, ours: tuple[str, ...] = ()) 
 
 @contextlib.contextmanager
 def locked(out: Path):
-    """One bench at a time per output folder (a second one would race on the same runs)."""
-    with open(out / RUNS / LOCK, "a+", encoding="utf-8") as handle:
+    """One bench at a time per output folder (a second one would race on the same runs). The
+    lock is the kernel's (flock), so a lock file its holder left by dying is no lock: the next
+    bench takes it. The file holds its holder's pid, for the message."""
+    path = out / RUNS / LOCK
+    with open(path, "a+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"another `langmodels bench` is writing to {out}; wait for it to finish") from None
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise ConfigError(f"another `langmodels bench`{f' (pid {holder})' if holder.isdigit() else ''} is "
+                              f"writing to {out}; wait for it to finish") from None
         try:
+            with contextlib.suppress(OSError):  # the pid is for the message only: a full disk may refuse it
+                handle.truncate(0)
+                handle.write(str(os.getpid()))
+                handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def tidy_runs(runs: Path) -> None:
-    """After a crash: put back a run folder caught between its two renames, drop half-built ones."""
-    for retired in runs.glob(RETIRED + "*"):
-        final = runs / retired.name[len(RETIRED):].rsplit(".", 1)[0]
-        if final.exists():
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(retired, final)
+    """After a crash, under the lock: put back a run folder caught between its two renames, drop
+    half-built ones and the temporaries of killed writers in runs/ and beside the report
+    (checkpoint.tidy_folder; no other bench writes here now, so every one is stale)."""
+    tidy_folder(runs, exclusive=True)
+    tidy_folder(runs.parent, exclusive=True)
     for staging in runs.glob(STAGING + "*"):
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def no_bare_lock_left(out: Path, created: bool):
+    """A first invocation that fails before its manifest is written (a full disk) takes its
+    bookkeeping (runs/ with the lock) away again, and `out` if it made it."""
+    try:
+        yield
+    except BaseException:
+        if not (out / MANIFEST).exists() and holds_no_run(out / RUNS):
+            shutil.rmtree(out / RUNS, ignore_errors=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+        raise
+
+
+def holds_no_run(runs: Path) -> bool:
+    """runs/ holds only bookkeeping (the lock, .gitignore, temporaries: names starting with a dot),
+    as a first invocation that stopped before writing the manifest (a full disk) leaves it."""
+    try:
+        return all(entry.name.startswith(".") for entry in os.scandir(runs))
+    except OSError:
+        return not runs.exists()
 
 
 # ---- progress ---------------------------------------------------------------------------------
@@ -558,7 +590,8 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
     stream = stream or sys.stderr
     config = load_config(config_path)
     out = Path(out)
-    check_output(out, config)
+    leftover = (RUNS,) if holds_no_run(out / RUNS) else ()  # an earlier first invocation's bookkeeping
+    check_output(out, config, ours=leftover)
     data = load_corpora(config)
     runs = plan(config, out, data)
     finetunes, figures = plan_jobs(config, runs, data, out)
@@ -566,8 +599,10 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
     forced = {run.key for run in named} if force else set()  # not the components a named mixture needs
     chosen = with_components(named)
     check_memory([run for run in chosen if run.key in forced or run.stored_result() is None])  # before any writing
-    (out / RUNS).mkdir(parents=True, exist_ok=True)
-    with locked(out):
+    created = not out.exists()
+    with naming(out / RUNS):
+        (out / RUNS).mkdir(parents=True, exist_ok=True)
+    with no_bare_lock_left(out, created), locked(out):
         manifest = check_output(out, config, ours=(RUNS,))  # again, now that no other bench can be writing
         if manifest is None:
             manifest = {"format": MANIFEST_FORMAT, "name": config.name, "config": str(config_path), "out": str(out)}

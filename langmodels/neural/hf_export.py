@@ -44,15 +44,13 @@ format a token of its own and a piece our model never saw).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from ..checkpoint import replace_folder
+from ..checkpoint import naming, replace_folder, staging_folder
 from ..errors import ConfigError, LangmodelsError
 from ..tokenizers import PRETOKEN, BPETokenizer, CharTokenizer, Vocabulary, WordTokenizer
 
@@ -196,16 +194,14 @@ def save_gpt2(model, path) -> Path:
     target = Path(path)
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / "config.json").is_file())):
         raise LangmodelsError(f"refusing to write to {target}: it exists and is not a model folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = staging_folder(target)  # after removing what dead writers of `target` left
     try:
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        save_file(gpt2_state(model._fitted_module()), str(staging / "model.safetensors"), metadata={"format": "pt"})
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the folder is an ordinary one
-        replace_folder(staging, target)
+        with naming(target):
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
+            save_file(gpt2_state(model._fitted_module()), str(staging / "model.safetensors"),
+                      metadata={"format": "pt"})
+            replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
