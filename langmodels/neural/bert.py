@@ -54,14 +54,11 @@ class MaskedLMConfig(TransformerConfig):
     gibbs_sweeps: int = 4  # passes over the generated positions in `generate`
     pll_batch_tokens: int = 32768  # tokens per forward pass when scoring masked copies
 
-    def check(self) -> None:
-        super().check()
+    def check(self, *, machine: bool = False) -> None:
+        super().check(machine=machine)
         if self.context < 3:
             raise ConfigError(f"context must be >= 3 (<s>, a token and </s>), got {self.context!r}")
         check_masking(self)
-        for name in ("n_segments", "gibbs_sweeps", "pll_batch_tokens"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 class BertEncoder(nn.Module):
