@@ -84,7 +84,7 @@ def checked_fit(fit):
     def checked(self, train, valid=None, *args, **kwargs):
         check_lines(train, "fit")
         if valid is not None:
-            check_lines(valid, "fit's valid text")
+            check_lines(valid, "fit's valid text", empty_ok=False)
         check_budget(kwargs)
         return fit(self, train, valid, *args, **kwargs)
 

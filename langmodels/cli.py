@@ -30,7 +30,7 @@ from .errors import ConfigError, LangmodelsError
 from .families import MODELS, build_model, model_class_named, model_parameters
 from .ngram import NGramLM
 from .ngram.smoothing import DiscountFallbackWarning
-from .options import BUDGET, RUN, Option
+from .options import BUDGET, RUN, Option, shown
 from .standard_corpora import identify_split
 from .tokenizers import Vocabulary
 
@@ -57,16 +57,16 @@ def _whole_number(key: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--set {key}={text}: {key} must be a whole number") from None
+        raise ConfigError(f"--set {key}={shown(text)}: {key} must be a whole number") from None
 
 
 def _number(key: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"--set {key}={text}: {key} must be a number") from None
+        raise ConfigError(f"--set {key}={shown(text)}: {key} must be a number") from None
     if not math.isfinite(value):
-        raise ConfigError(f"--set {key}={text}: {key} must be a finite number")
+        raise ConfigError(f"--set {key}={shown(text)}: {key} must be a finite number")
     return value
 
 
@@ -89,7 +89,7 @@ def _flag(key: str, text: str) -> bool:
         return True
     if lowered in ("false", "no", "0", "off"):
         return False
-    raise ConfigError(f"--set {key}={text}: {key} must be true or false")
+    raise ConfigError(f"--set {key}={shown(text)}: {key} must be true or false")
 
 
 # How to read the value of each constructor keyword the n-gram family has; keywords of other

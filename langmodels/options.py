@@ -147,6 +147,7 @@ THREADS = whole("threads", 0, meaning="torch threads (0: torch's default)")
 THREADS_HERE = whole("threads", 0, cpu_count, "torch threads (0: torch's default)", "this machine's processors")
 
 # The neural families' settings (neural/core.py's NeuralConfig and each family's Config), by field.
+# (The masked model's three masking probabilities are checked together, by bert.check_masking.)
 NEURAL = _table(
     whole("bpe_vocab_size", 1, MAX_WIDTH, "BPE pieces, specials included"),
     whole("min_count", 1, meaning="fewest occurrences of a token kept in the vocabulary"),
@@ -169,9 +170,6 @@ NEURAL = _table(
     whole("hidden", 1, MAX_WIDTH, "hidden units per layer"),
     whole("n_layer", 1, MAX_LAYERS, "layers", "deeper than any transformer trained so far"),
     whole("n_head", 1, MAX_WIDTH, "attention heads (n_embd must be divisible by n_head)"),
-    number("mask_prob", 0, 1, low_open=True, high_open=True, meaning="share of tokens chosen for prediction"),
-    number("mask_token_prob", 0, 1, meaning="of the chosen, the share replaced by <mask>"),
-    number("random_token_prob", 0, 1, meaning="of the chosen, the share replaced by a random token"),
     whole("n_segments", 1, MAX_WIDTH, "segment embeddings"),
     whole("gibbs_sweeps", 1, MAX_SAMPLES, "passes over the generated positions when a masked model generates",
           WHY_COUNT),

@@ -177,8 +177,12 @@ def test_a_bench_config_with_a_seed_beyond_64_bits_is_refused_and_2_63_minus_1_i
               'budget = { max_steps = 1 }\nseeds = [SEED]\n')
     (tmp_path / "huge.toml").write_text(config.replace("SEED", HUGE), encoding="utf-8")
     code, _, err = run(capsys, "bench", tmp_path / "huge.toml", "--out", tmp_path / "out")
-    assert_one_line_error(code, err, "huge.toml", "seed must be a whole number that fits in 64 bits")
+    assert_one_line_error(code, err, "huge.toml", "seeds[0]: must be a whole number that fits in 64 bits")
     assert not (tmp_path / "out").exists()
+    (tmp_path / "measure.toml").write_text(config.replace("SEED", "0") + f"[measure]\nsample_seeds = [{HUGE}]\n",
+                                           encoding="utf-8")
+    code, _, err = run(capsys, "bench", tmp_path / "measure.toml", "--out", tmp_path / "out")
+    assert_one_line_error(code, err, "measure.sample_seeds[0]: must be a whole number that fits in 64 bits")
     (tmp_path / "edge.toml").write_text(config.replace("SEED", str(2**63 - 1)), encoding="utf-8")
     assert [run.seed for run in load_config(tmp_path / "edge.toml").runs] == [2**63 - 1]
 
@@ -216,6 +220,7 @@ PYTHON_CASES = [
     ("fit(None)", lambda m: type(m)(**params(m)).fit(None, **budget(m)), InputError, "got NoneType"),
     ("fit(one string)", lambda m: type(m)(**params(m)).fit("the cat", **budget(m)), InputError, "not one string"),
     ("fit(valid=[1])", lambda m: type(m)(**params(m)).fit(TOY, [1], **budget(m)), InputError, "valid"),
+    ("fit(valid=[])", lambda m: type(m)(**params(m)).fit(TOY, [], **budget(m)), InputError, "valid text: the text has"),
     ("fit(max_steps=0)", lambda m: type(m)(**params(m)).fit(TOY, max_steps=0), ConfigError, "max_steps"),
     ("fit(max_steps=-1)", lambda m: type(m)(**params(m)).fit(TOY, max_steps=-1), ConfigError, "max_steps"),
     ("fit(max_steps=2.5)", lambda m: type(m)(**params(m)).fit(TOY, max_steps=2.5), ConfigError, "got 2.5"),
@@ -317,3 +322,15 @@ def test_a_checkpoint_asking_for_a_huge_model_is_refused_before_it_is_built(gpt,
     config["params"].update(n_embd=1_000_000, n_head=1)
     with pytest.raises(ConfigError, match=r"n_embd=1000000.*would need about [\d,.]+ GiB to load and score"):
         LanguageModel.from_checkpoint(config, files, where="edited")
+
+
+def test_the_neural_extras_check_their_arguments_too(gpt):
+    from langmodels.neural.bert import MaskedLM
+
+    bert = MaskedLM(**TINY_GPT).fit(TOY * 3, max_steps=1)
+    with pytest.raises(ConfigError, match="k must be a whole number >= 1, got 0"):
+        bert.fill_mask("the [MASK] sat", k=0)
+    with pytest.raises(InputError, match="fill_mask's text must be text"):
+        bert.fill_mask(None)
+    with pytest.raises(ConfigError, match="k must be a whole number >= 1, got -1"):
+        gpt.embeddings().nearest("cat", k=-1)

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..base import join_sample, most_probable, note
 from ..errors import ConfigError, LangmodelsError
+from ..options import RUN, check_text
 from ..sampling import sample_next
 from ..tokenizers import Vocabulary
 from .attention import Block, PositionEncoding, TransformerConfig, init_transformer_weights
@@ -375,8 +376,8 @@ class MaskedLM(NeuralLM):
         predicted from the text with all masks in place (as in BERT's evaluation).
         """
         tokenizer = self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise LangmodelsError(f"k must be a whole number >= 1, got {k!r}")
+        RUN["k"].check(k)
+        check_text(text, "fill_mask's text")
         pieces = MASK_MARKER.split(text)
         if len(pieces) == 1:
             raise LangmodelsError(f"no [MASK] to fill in {text!r}; write [MASK] (or <mask>) where a token is missing")

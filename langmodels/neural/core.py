@@ -617,6 +617,7 @@ class Embeddings:
         return self.unit[self.vocab[token]]
 
     def _closest(self, query: np.ndarray, k: int, exclude: set[str]) -> list[tuple[str, float]]:
+        RUN["k"].check(k)
         similarity = self.unit @ (query / max(np.linalg.norm(query), 1e-12))
         result = []
         for index in np.argsort(-similarity):
