@@ -180,7 +180,7 @@ max_seconds_type = option_type(BUDGET["max_seconds"], "max-seconds")
 # Arguments that name a corpus, a checkpoint, a config or a folder to write: an empty one is
 # refused (ArgumentParser.add_argument gives each this type).
 PATH_ARGUMENTS = {"corpus": "--corpus", "out": "--out", "judge": "--judge", "checkpoint": "the checkpoint folder",
-                  "checkpoints": "a checkpoint folder", "config": "the benchmark config"}
+                  "checkpoints": "a checkpoint folder", "config": "the benchmark config", "file": "the text file"}
 
 
 CHECKPOINT_HELP = "a checkpoint folder (written by train, mix or finetune), or hf:NAME_OR_PATH for a Hugging Face model"

@@ -158,6 +158,7 @@ OTHER_CASES = [
     ("embeddings --seed beyond 32 bits", ["embeddings", "{bigram}", "--words", "a,b", "--seed", str(2**32)],
      ["seed", "4,294,967,295"]),
     ("bench empty config", ["bench", "", "--out", "{out}"], ["benchmark config must not be empty"]),
+    ("score an empty file name", ["score", "{bigram}", ""], ["text file must not be empty"]),
     ("finetune --max-seconds nan", ["finetune", "{bigram}", "--corpus", "{small}", "--out", "{out}",
                                     "--max-seconds", "nan"], ["max-seconds"]),
 ]
