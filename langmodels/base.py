@@ -14,6 +14,7 @@ nltk.lm-style aliases score/logscore) is written once here on top of them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -33,6 +34,7 @@ from .checkpoint import read_checkpoint, write_checkpoint
 from .corpora import split_blocks, split_mode, split_text
 from .errors import CheckpointError, LangmodelsError
 from .metrics import Evaluation, TextCounts
+from .options import RUN, check_budget, check_context, check_lines, check_path, check_seed, check_text
 from .sampling import check_sampling_options, sample_next
 from .token_ids import token_ids
 from .tokenizers import Tokenizer, tokenizer_from_dict
@@ -65,13 +67,28 @@ class NotFittedError(LangmodelsError):
 def check_generation_options(max_tokens, temperature, top_k, top_p) -> None:
     """Refuse a length or sampling option that does not make sense, naming it."""
     check_sampling_options(temperature, top_k, top_p)
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-        raise LangmodelsError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
+    RUN["max_tokens"].check(max_tokens)
 
 
 def check_num(num) -> None:
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise LangmodelsError(f"num must be a whole number >= 1, got {num!r}")
+    RUN["num"].check(num)
+
+
+def checked_fit(fit):
+    """A family's `fit` with what every family's fit shares checked first, in one line each: the
+    training text (and valid text) is a Corpus split or a list of str lines, and each budget given
+    is in range (options.BUDGET: max_steps=0, 2.5 or -1 and max_seconds=nan are refused, whether or
+    not the family trains in steps). LanguageModel wraps every subclass's own fit with it."""
+
+    @functools.wraps(fit)
+    def checked(self, train, valid=None, *args, **kwargs):
+        check_lines(train, "fit")
+        if valid is not None:
+            check_lines(valid, "fit's valid text", empty_ok=False)
+        check_budget(kwargs)
+        return fit(self, train, valid, *args, **kwargs)
+
+    return checked
 
 
 def most_probable(logprobs: np.ndarray, tokens, k: int) -> list[tuple[str, float]]:
@@ -106,6 +123,8 @@ class LanguageModel(ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "fit" in vars(cls) and not hasattr(cls.fit, "__wrapped__"):
+            cls.fit = checked_fit(cls.fit)
         if not inspect.isabstract(cls):
             LanguageModel._registry[cls.__name__] = cls
 
@@ -189,6 +208,7 @@ class LanguageModel(ABC):
         """Ids of a text (read by the model's tokenizer) or of a sequence of tokens; unknown
         tokens become <unk>, with one note that calls the text `what` ('prompt', 'context', 'text')."""
         tokenizer = self._check_fitted()
+        check_context(context, what)
         if context is None or context == "":
             return []
         if isinstance(context, str):
@@ -208,6 +228,7 @@ class LanguageModel(ABC):
         """The id of a token given as the vocabulary spells it or as the text it stands for (a BPE
         piece 'Ġthe' or ' the'); <unk>'s id for anything else."""
         tokenizer = self._check_fitted()
+        check_text(token, "a token")
         if token in tokenizer.vocab:
             return tokenizer.vocab[token]
         ids = tokenizer.encode(token) if token else []
@@ -269,6 +290,7 @@ class LanguageModel(ABC):
         """Natural-log probability of one line, its end-of-line included (for a model trained on
         a character stream, the newline it learned as the end of a line)."""
         self._check_normalised("a log-probability")
+        check_text(text, "logprob's line")
         ids = np.asarray(self.encode_context(text), dtype=np.int64)
         return float(np.sum(self.line_logprobs(ids, np.array([ids.size]), progress=False)))
 
@@ -276,6 +298,7 @@ class LanguageModel(ABC):
         """Perplexity per token of a text, a list of lines or a Corpus split."""
         if isinstance(texts, str):
             texts = texts.splitlines() or [texts]
+        check_lines(texts, "perplexity", empty_ok=False)
         evaluation = self.evaluate(texts)
         self.note_unknown(texts, evaluation.n_unk)
         return evaluation.perplexity
@@ -289,8 +312,7 @@ class LanguageModel(ABC):
         """
         tokenizer = self._check_fitted()
         self._check_normalised("perplexity")
-        if isinstance(texts, str):
-            raise LangmodelsError("evaluate takes a list of lines or a Corpus split, not one string")
+        check_lines(texts, "evaluate", empty_ok=False)
         mode = mode or split_mode(texts, "lines")
         if mode not in ("lines", "stream"):
             raise LangmodelsError(f"unknown evaluation mode {mode!r}; use 'lines' or 'stream'")
@@ -342,8 +364,7 @@ class LanguageModel(ABC):
     def top_next(self, context: str | Sequence[str] = "", k: int = 5) -> list[tuple[str, float]]:
         """The k most probable next tokens after `context`, with their probabilities."""
         tokenizer = self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise LangmodelsError(f"k must be a whole number >= 1, got {k!r}")
+        RUN["k"].check(k)
         return most_probable(self.next_logprobs(self.encode_context(context, "context")), tokenizer, k)
 
     def generate(
@@ -364,7 +385,9 @@ class LanguageModel(ABC):
         CLI's `--seed S --num N`); without a seed, each is random.
         """
         self._check_fitted()
+        check_text(prompt, "prompt")
         check_generation_options(max_tokens, temperature, top_k, top_p)
+        check_seed(seed)
         if num is not None:
             check_num(num)
         seeds = [seed] if num is None else [None if seed is None else seed + i for i in range(num)]
@@ -400,15 +423,18 @@ class LanguageModel(ABC):
         """P(word | context), as nltk.lm's `score`. A context given as text is read by the
         model's own tokenizer after the start of a line, as `top_next` and `generate` read it; a
         list of tokens (or None) is read as nltk.lm reads it (`context_logprobs`)."""
+        check_text(word, "score's word")
         return float(np.exp(self.context_logprobs(context)[self.token_id(word)]))
 
     def logscore(self, word: str, context: str | Sequence[str] | None = None) -> float:
         """log2 P(word | context), as nltk.lm's `logscore` (base 2, as there); context as in `score`."""
+        check_text(word, "logscore's word")
         return float(self.context_logprobs(context)[self.token_id(word)] / math.log(2))
 
     def context_logprobs(self, context: str | Sequence[str] | None) -> np.ndarray:
         """The next-token distribution of `score`: after start-of-line + the text's tokens for a
         str, after the tokens as given for a list (`tokens_logprobs`)."""
+        check_context(context)
         if isinstance(context, str):
             return self.next_logprobs(self.encode_context(context, "context"))
         return self.tokens_logprobs(list(context or []))
@@ -450,6 +476,7 @@ class LanguageModel(ABC):
 
     def save(self, path, *, extra_files: dict[str, bytes] | None = None) -> None:
         """Write a checkpoint folder: config.json and `checkpoint_contents()`' files, atomically."""
+        check_path(path, "save's folder")
         write_checkpoint(path, *self.checkpoint_contents(extra_files))
 
     save_pretrained = save
@@ -458,6 +485,7 @@ class LanguageModel(ABC):
     def load(cls, path) -> LanguageModel:
         """Read a checkpoint folder written by `save`, checking every file's checksum; or
         `hf:NAME_OR_PATH`, a Hugging Face model (hf.py)."""
+        check_path(path, "load's folder")
         if isinstance(path, str) and path.startswith("hf:"):
             from .hf import load_hf
 

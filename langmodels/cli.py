@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import itertools
 import json
@@ -29,6 +30,7 @@ from .errors import ConfigError, LangmodelsError
 from .families import MODELS, build_model, model_class_named, model_parameters
 from .ngram import NGramLM, read_arpa
 from .ngram.smoothing import DiscountFallbackWarning
+from .options import BUDGET, RUN, Option, shown
 from .standard_corpora import identify_split
 from .tokenizers import Vocabulary
 
@@ -39,6 +41,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 # A neural model trained without --max-seconds gets this budget (with a note).
 DEFAULT_NEURAL_SECONDS = 600.0
 SAVE_SECONDS = 0.2  # kept from --max-seconds for writing the checkpoint (tens of MB at most) after training
+MIN_FIT_SECONDS = 1e-3  # the budget fit gets when reading the corpus spent all of --max-seconds
 
 NOTE_CATEGORIES = (LangmodelsWarning, DiscountFallbackWarning, corpora.CorpusNote, CheckpointNote)
 
@@ -54,16 +57,16 @@ def _whole_number(key: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--set {key}={text}: {key} must be a whole number") from None
+        raise ConfigError(f"--set {key}={shown(text)}: {key} must be a whole number") from None
 
 
 def _number(key: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"--set {key}={text}: {key} must be a number") from None
+        raise ConfigError(f"--set {key}={shown(text)}: {key} must be a number") from None
     if not math.isfinite(value):
-        raise ConfigError(f"--set {key}={text}: {key} must be a finite number")
+        raise ConfigError(f"--set {key}={shown(text)}: {key} must be a finite number")
     return value
 
 
@@ -86,7 +89,7 @@ def _flag(key: str, text: str) -> bool:
         return True
     if lowered in ("false", "no", "0", "off"):
         return False
-    raise ConfigError(f"--set {key}={text}: {key} must be true or false")
+    raise ConfigError(f"--set {key}={shown(text)}: {key} must be true or false")
 
 
 # How to read the value of each constructor keyword the n-gram family has; keywords of other
@@ -136,36 +139,48 @@ def parse_settings(model_name: str, model_class: type[LanguageModel], settings: 
     return params
 
 
-# ---- argparse types: refuse bad numbers before any work is done -----------------------------
+# ---- argparse types: refuse bad values before any work is done ---------------------------------
 
 
-def _argument_type(name: str, convert: Callable[[str], float], accept: Callable[[float], bool], wanted: str):
-    def check(text: str):
+def option_type(option: Option, flag: str, **narrower):
+    """An argparse type reading an option's text and checking it against its range in options.py;
+    `narrower` replaces a bound where a command needs more (samples' --max-tokens >= 1)."""
+    option = dataclasses.replace(option, name=flag, **narrower)
+
+    def parse(text: str):
         try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be {wanted}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"{name} must be {wanted}, got {text!r}")
-        return value
+            return option.parse(text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-    check.__name__ = name  # argparse names the type in some messages
+    parse.__name__ = flag  # argparse names the type in some messages
+    return parse
+
+
+def path_type(what: str):
+    """An argparse type for a name or path: refused when empty (`--corpus ''` would read the
+    current folder)."""
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        return text
+
+    check.__name__ = what
     return check
 
 
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
-
-
-temperature_type = _argument_type("temperature", float, lambda v: _finite(v) and v >= 0,
-                                  "a number >= 0 (0: always the most probable token)")
-top_k_type = _argument_type("top-k", int, lambda v: v >= 1, "a whole number >= 1")
-top_p_type = _argument_type("top-p", float, lambda v: 0 < v <= 1, "a number in (0, 1]")
-max_tokens_type = _argument_type("max-tokens", int, lambda v: v >= 0, "a whole number >= 0")
-seed_type = _argument_type("seed", int, lambda v: v >= 0, "a whole number >= 0")
-num_type = _argument_type("num", int, lambda v: v >= 1, "a whole number >= 1")
-k_type = _argument_type("k", int, lambda v: v >= 1, "a whole number >= 1")
-max_seconds_type = _argument_type("max-seconds", float, lambda v: _finite(v) and v > 0, "a number of seconds > 0")
+temperature_type = option_type(RUN["temperature"], "temperature")
+top_k_type = option_type(RUN["top_k"], "top-k")
+top_p_type = option_type(RUN["top_p"], "top-p")
+max_tokens_type = option_type(RUN["max_tokens"], "max-tokens")
+seed_type = option_type(RUN["seed"], "seed")
+num_type = option_type(RUN["num"], "num")
+k_type = option_type(RUN["k"], "k")
+max_seconds_type = option_type(BUDGET["max_seconds"], "max-seconds")
+# Arguments that name a corpus, a checkpoint, a config or a folder to write: an empty one is
+# refused (ArgumentParser.add_argument gives each this type).
+PATH_ARGUMENTS = {"corpus": "--corpus", "out": "--out", "judge": "--judge", "checkpoint": "the checkpoint folder",
+                  "checkpoints": "a checkpoint folder", "config": "the benchmark config", "file": "the text file"}
 
 
 CHECKPOINT_HELP = ("a checkpoint folder (written by train, mix or finetune), an ARPA file (.arpa, .arpa.gz), "
@@ -193,6 +208,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def add_argument(self, *names, **kwargs):
+        dest = kwargs.get("dest") or names[0].lstrip("-").replace("-", "_")
+        if dest in PATH_ARGUMENTS and "type" not in kwargs and kwargs.get("action") is None:
+            kwargs["type"] = path_type(PATH_ARGUMENTS[dest])
+        return super().add_argument(*names, **kwargs)
 
 
 def build_parser() -> ArgumentParser:
@@ -230,12 +251,12 @@ def build_parser() -> ArgumentParser:
                        help="wall-clock budget of the whole command, reading, training, validation and saving "
                             "included (neural models; default: none, or "
                             f"{DEFAULT_NEURAL_SECONDS:.0f} s when no budget is given)")
-    train.add_argument("--max-steps", type=_argument_type("max-steps", int, lambda v: v >= 1, "a whole number >= 1"),
+    train.add_argument("--max-steps", type=option_type(BUDGET["max_steps"], "max-steps"),
                        metavar="N", help="stop after N optimiser steps (neural models; default: none)")
-    train.add_argument("--max-tokens", type=_argument_type("max-tokens", int, lambda v: v >= 1, "a whole number >= 1"),
+    train.add_argument("--max-tokens", type=option_type(BUDGET["max_tokens"], "max-tokens"),
                        metavar="N", help="stop after N training tokens (neural models; default: none)")
     train.add_argument("--checkpoint-every", metavar="N",
-                       type=_argument_type("checkpoint-every", int, lambda v: v >= 1, "a whole number >= 1"),
+                       type=option_type(RUN["checkpoint_every"], "checkpoint-every", low=1),
                        help="also write the training state to --out every N steps (neural models; default: "
                             "only on Ctrl-C)")
     train.add_argument("--resume", action="store_true",
@@ -255,7 +276,7 @@ def build_parser() -> ArgumentParser:
                           help="a shipped corpus or a UTF-8 file or folder, read at the model's level (required)")
     evaluate.add_argument("--split", default="test", choices=corpora.SPLIT_CHOICES,
                           help="the split to score (default: test)")
-    evaluate.add_argument("--lines", type=_argument_type("lines", int, lambda v: v >= 1, "a whole number >= 1"),
+    evaluate.add_argument("--lines", type=option_type(RUN["lines"], "lines"),
                           metavar="N", help="score only the first N lines of the split, for a quick look "
                                             "(default: all of it)")
     evaluate.add_argument("--json", action="store_true",
@@ -322,7 +343,7 @@ def build_parser() -> ArgumentParser:
                         help="one or more temperatures, a row each (default 1.0)")
     scored.add_argument("--top-p", type=top_p_type, metavar="P", help="nucleus sampling at every temperature "
                         "(default: none, the whole distribution)")
-    scored.add_argument("--max-tokens", type=_argument_type("max-tokens", int, lambda v: v >= 1, "a whole number >= 1"),
+    scored.add_argument("--max-tokens", type=option_type(RUN["max_tokens"], "max-tokens", low=1),
                         metavar="N", help="tokens per sample at most (default 40 for a word model, 64 otherwise)")
     scored.add_argument("--seed", type=seed_type, default=0, metavar="S", help="sample i uses seed S+i (default 0)")
     scored.add_argument("--corpus", metavar="NAME|PATH", help="also score as many samples cut from this corpus's "
@@ -368,7 +389,7 @@ def build_parser() -> ArgumentParser:
     graph.add_argument("checkpoint", metavar="DIR", help="an n-gram checkpoint folder or ARPA file")
     graph.add_argument("--word", required=True, metavar="WORD",
                        help="the start word (for a trigram also two words, e.g. 'of the')")
-    graph.add_argument("--depth", type=_argument_type("depth", int, lambda v: v >= 1, "a whole number >= 1"),
+    graph.add_argument("--depth", type=option_type(RUN["depth"], "depth"),
                        default=2, metavar="N", help="levels of successors (default 2)")
     graph.add_argument("-k", type=k_type, default=5, metavar="K", help="successors per node (default 5)")
     graph.add_argument("--out", required=True, metavar="FILE", help="the figure to write: .png or .svg")
@@ -394,7 +415,8 @@ def build_parser() -> ArgumentParser:
     embeddings.add_argument("--out", metavar="FILE",
                             help="write the map of --words here: .png or .svg (default: none, coordinates printed)")
     embeddings.add_argument("--method", choices=("pca", "tsne"), default="pca", help="the 2-D projection (default pca)")
-    embeddings.add_argument("--seed", type=seed_type, default=0, metavar="N", help="seed of the projection (default 0)")
+    embeddings.add_argument("--seed", type=option_type(RUN["projection seed"], "seed"), default=0, metavar="N",
+                            help="seed of the projection (default 0)")
 
     temperature = commands.add_parser("temperature", help="the next-token distribution under temperature, top-k, top-p")
     temperature.add_argument("checkpoint", metavar="DIR", help=CHECKPOINT_HELP)
@@ -405,7 +427,7 @@ def build_parser() -> ArgumentParser:
                              help="the temperatures to show, a panel each; 0 is greedy (default 0.5,1,2)")
     temperature.add_argument("--top-k", type=top_k_type, default=5, metavar="K", help="the top-k panel (default 5)")
     temperature.add_argument("--top-p", type=top_p_type, default=0.9, metavar="P", help="the top-p panel (default 0.9)")
-    temperature.add_argument("--samples", type=_argument_type("samples", int, lambda v: v >= 0, "a whole number >= 0"),
+    temperature.add_argument("--samples", type=option_type(RUN["samples"], "samples"),
                              default=0, metavar="N", help="samples to print at each temperature (default 0)")
     temperature.add_argument("--seed", type=seed_type, default=0, metavar="S",
                              help="sample i uses seed S+i (default 0)")
@@ -527,6 +549,10 @@ def cmd_train(args) -> int:
         params["seed"] = args.seed
     model = build_model(model_class, params)  # settings checked before any reading
     neural = _is_neural(model)
+    if neural:
+        from .neural.memory import check_fits_memory
+
+        check_fits_memory(model)  # before reading the corpus: at least the settings' own memory
     if not neural and (args.checkpoint_every is not None or args.resume):
         raise ConfigError(f"--checkpoint-every and --resume are for neural models, not {args.model}")
     out = Path(args.out)
@@ -548,8 +574,10 @@ def cmd_train(args) -> int:
         if not budget:
             warnings.warn(f"no budget given: training for {DEFAULT_NEURAL_SECONDS:.0f} s", LangmodelsWarning)
             budget = {"max_seconds": DEFAULT_NEURAL_SECONDS}
-        if "max_seconds" in budget:  # what is left of the command's budget, less the time to save
-            budget["max_seconds"] -= time.perf_counter() - started + SAVE_SECONDS
+        if "max_seconds" in budget:  # what is left of the command's budget, less the time to save;
+            # if reading took all of it, what is left trains one step (the trainer's least)
+            left = budget["max_seconds"] - (time.perf_counter() - started + SAVE_SECONDS)
+            budget["max_seconds"] = max(left, MIN_FIT_SECONDS)
         select = True
         if corpus.valid_is_test:
             # Choosing on the split the model is scored on would tune on the test (docs/design.md 4).
@@ -1012,10 +1040,7 @@ def cmd_temperature(args) -> int:
     from .inside.figures import check_figure_path
     from .inside.temperature import describe
 
-    try:
-        temperatures = [float(t) for t in args.temperatures.split(",")]
-    except ValueError:
-        raise ConfigError(f"--temperatures takes numbers separated by commas, got {args.temperatures!r}") from None
+    temperatures = [RUN["temperature"].parse(t.strip(), "each of --temperatures") for t in args.temperatures.split(",")]
     if args.out:
         check_figure_path(args.out)
     model = load_model(args.checkpoint)

@@ -20,3 +20,8 @@ class CheckpointError(LangmodelsError):
 
 class ConfigError(LangmodelsError):
     """A hyper-parameter or option with a value the model cannot use."""
+
+
+class InputError(LangmodelsError):
+    """An argument of a call that is not what the call takes: a number where a line of text goes,
+    no lines to score, an empty path."""

@@ -15,6 +15,7 @@ import inspect
 from .base import LanguageModel
 from .errors import ConfigError
 from .ngram import BigramLM, NGramLM, TrigramLM
+from .options import NEURAL, check_settings
 from .plugins import import_model_class
 
 # The neural classes are imported when named, so commands that do not need torch start quickly.
@@ -68,7 +69,9 @@ def takes_budget(model_class: type[LanguageModel]) -> bool:
 
 
 def build_model(model_class: type[LanguageModel], params: dict) -> LanguageModel:
-    """An unfitted model with its settings checked before any reading or training."""
+    """An unfitted model with its settings' types and ranges checked (options.py's tables) before
+    any reading or training. (Whether a neural model fits in memory is neural/memory.py's check:
+    the command line's train and fit make it for one model, a benchmark for all its runs at once.)"""
     try:
         model = model_class(**params)
     except TypeError as error:  # a keyword the constructor does not take
@@ -78,7 +81,11 @@ def build_model(model_class: type[LanguageModel], params: dict) -> LanguageModel
         if model.level is not None:
             model.make_tokenizer(None)  # and a level given (word, char or bpe), before any reading
     elif dataclasses.is_dataclass(getattr(model, "config", None)) and hasattr(model.config, "check"):
-        model.config.check()  # a neural model's settings
-    elif callable(getattr(model, "check_params", None)):
-        model.check_params()  # a Hugging Face model's settings (hf.py), before it is loaded
+        model.config.check(machine=True)  # a neural model's settings
+    else:
+        # A family of its own (hf.py): the settings it shares with the neural families by name
+        # (lr, batch_size, seed, ...) keep their ranges, then its own checks.
+        check_settings({key: value for key, value in params.items() if value is not None}, NEURAL)
+        if callable(getattr(model, "check_params", None)):
+            model.check_params()  # a Hugging Face model's settings (hf.py), before it is loaded
     return model

@@ -12,23 +12,19 @@ log(p / p_max) / T is <= 0, and below float64's range it is exp(-inf) = 0, not a
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .errors import ConfigError
+from .options import RUN
 
 
 def check_sampling_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """Refuse options that do not define a distribution, naming the option."""
-    if isinstance(temperature, bool) or not (
-        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0
-    ):
-        raise ConfigError(f"temperature must be a number >= 0 (0: always the most probable token), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ConfigError(f"top-k must be a whole number >= 1, got {top_k!r}")
-    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-        raise ConfigError(f"top-p must be in (0, 1], got {top_p!r}")
+    """Refuse options that do not define a distribution, naming the option (options.RUN's ranges)."""
+    RUN["temperature"].check(temperature)
+    if top_k is not None:
+        RUN["top_k"].check(top_k, "top-k")
+    if top_p is not None:
+        RUN["top_p"].check(top_p, "top-p")
 
 
 def top_k_mask(logits: np.ndarray, k: int) -> np.ndarray:

@@ -58,6 +58,10 @@ class Vocabulary:
         (specials included), most frequent first, ties broken by the token string."""
         kept = [(token, count) for token, count in counts.items()
                 if count >= min_count and token not in cls.SPECIALS]
+        if not kept and min_count > 1 and counts:  # the text would read as <unk> alone
+            most = max(counts.values())
+            raise ConfigError(f"min_count={min_count} maps every token of the training text to <unk> (the most "
+                              f"frequent occurs {most:,} times): use a min_count of at most {most:,}")
         # By token, then stably by descending count: ties stay in token order.
         kept.sort(key=itemgetter(0))
         kept.sort(key=itemgetter(1), reverse=True)

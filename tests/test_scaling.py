@@ -12,13 +12,14 @@ from cli_checks import PNG_SIGNATURE, assert_one_line_error, bench
 from langmodels import cli
 from langmodels.bench import load_config
 from langmodels.bench.measure import non_embedding_parameters
-from langmodels.bench.memory import check_memory, estimate
+from langmodels.bench.memory import check_memory
 from langmodels.bench.runner import plan
 from langmodels.bench.scaling import KAPLAN_ALPHA, fit_power_law
 from langmodels.bench.slices import leading_fraction, load_corpus
 from langmodels.corpora import Split
 from langmodels.errors import ConfigError
 from langmodels.families import build_model, model_class_named
+from langmodels.neural.memory import estimate
 
 # ---- the fit --------------------------------------------------------------------------------------
 

@@ -128,6 +128,7 @@ from .. import corpora
 from ..errors import ConfigError
 from ..families import BUDGET_KEYS, build_model, model_class_named, model_parameters, takes_budget
 from ..mixture import InterpolatedLM
+from ..options import INT64_MAX, shown
 
 SPLIT_SLICES = ("train_lines", "valid_lines", "test_lines")
 # Swept by the harness itself, not passed to the model's constructor.
@@ -342,6 +343,8 @@ class _Reader:
     def count(self, value, where: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(where, f"must be a whole number >= {minimum}, got {value!r}")
+        if value > INT64_MAX:  # TOML reads any integer; seeds and counts go to numpy and torch as int64
+            self.fail(where, f"must be a whole number that fits in 64 bits, got {shown(value)}")
         return value
 
     def positive(self, value, where: str) -> float:

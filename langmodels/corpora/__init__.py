@@ -52,6 +52,9 @@ def load(name_or_path, *, level=None):
     """
     if level is not None and level not in LEVELS:
         raise CorpusError(f"unknown corpus level {level!r}; levels: {', '.join(LEVELS)}")
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(os.fspath(name_or_path)).strip():
+        # Path("") is the current folder: never read it by accident
+        raise CorpusError(f"a corpus is a shipped name or a file or folder path, got {name_or_path!r}")
     name = os.fspath(name_or_path)
     if isinstance(name_or_path, str) and name in available():
         return load_shipped(name, level)

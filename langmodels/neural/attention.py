@@ -43,11 +43,8 @@ class TransformerConfig(NeuralConfig):
     positions: str = "learned"  # learned | sinusoidal
     bias: bool = True  # biases in the linear layers and LayerNorms
 
-    def check(self) -> None:
-        super().check()
-        for name in ("n_layer", "n_head", "n_embd"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+    def check(self, *, machine: bool = False) -> None:
+        super().check(machine=machine)
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): each head gets n_embd / n_head"

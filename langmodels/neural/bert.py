@@ -28,6 +28,7 @@ from torch import nn
 
 from ..base import join_sample, most_probable, note
 from ..errors import ConfigError, LangmodelsError
+from ..options import RUN, check_text
 from ..sampling import sample_next
 from ..tokenizers import Vocabulary
 from .attention import Block, PositionEncoding, TransformerConfig, init_transformer_weights
@@ -54,14 +55,11 @@ class MaskedLMConfig(TransformerConfig):
     gibbs_sweeps: int = 4  # passes over the generated positions in `generate`
     pll_batch_tokens: int = 32768  # tokens per forward pass when scoring masked copies
 
-    def check(self) -> None:
-        super().check()
+    def check(self, *, machine: bool = False) -> None:
+        super().check(machine=machine)
         if self.context < 3:
             raise ConfigError(f"context must be >= 3 (<s>, a token and </s>), got {self.context!r}")
         check_masking(self)
-        for name in ("n_segments", "gibbs_sweeps", "pll_batch_tokens"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 class BertEncoder(nn.Module):
@@ -378,8 +376,8 @@ class MaskedLM(NeuralLM):
         predicted from the text with all masks in place (as in BERT's evaluation).
         """
         tokenizer = self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise LangmodelsError(f"k must be a whole number >= 1, got {k!r}")
+        RUN["k"].check(k)
+        check_text(text, "fill_mask's text")
         pieces = MASK_MARKER.split(text)
         if len(pieces) == 1:
             raise LangmodelsError(f"no [MASK] to fill in {text!r}; write [MASK] (or <mask>) where a token is missing")

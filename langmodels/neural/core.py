@@ -31,13 +31,14 @@ from ..base import LanguageModel, NotFittedError, note
 from ..corpora import split_level, split_mode
 from ..errors import CheckpointError, ConfigError, LangmodelsError
 from ..metrics import Evaluation
+from ..options import NEURAL, RUN, THREADS_HERE, check_settings, shown
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
+from .memory import SCORE_LOGITS, check_fits_memory
 from .output import SOFTMAXES
 from .trainer import EVALUATIONS
 
-SCORE_LOGITS = 1 << 24  # scores held at once when scoring (64 MB of float32)
 # Periodic validation reads the first lines of the valid split up to this many characters
 # (Brown: about 8,000 words of its 1.3 M characters), so that ten passes cost a small share of
 # a short budget; the full split is scored once, after training.
@@ -77,32 +78,27 @@ class NeuralConfig:
         "seed", "threads", "dropout",
     )
 
-    def check(self) -> None:
-        """Raise ConfigError naming the first field of the wrong type or out of range."""
+    def check(self, *, machine: bool = False) -> None:
+        """Raise ConfigError naming the first field of the wrong type or out of range (the ranges
+        are options.NEURAL's). machine=True, before training, also what depends on this machine
+        (threads <= its processors); a checkpoint written on a larger machine still loads."""
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
             value, expected = getattr(self, field.name), hints[field.name]
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 continue
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                raise ConfigError(f"{field.name} must be {expected.__name__}, got {value!r}")
+                raise ConfigError(f"{field.name} must be {expected.__name__}, got {shown(value)}")
+        check_settings(dataclasses.asdict(self), NEURAL)
+        if machine:
+            THREADS_HERE.check(self.threads)
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
-        for name in ("context", "batch_size", "bpe_vocab_size", "min_count"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("lr", "grad_clip"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("warmup_steps", "eval_every", "weight_decay", "patience", "threads", "seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.softmax not in SOFTMAXES:
             raise ConfigError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {self.softmax!r}")
+        if self.lr * self.weight_decay >= 1:
+            raise ConfigError(f"lr x weight_decay must be < 1, got {self.lr!r} x {self.weight_decay!r}: AdamW "
+                              "multiplies each weight by 1 - lr x weight_decay at every step")
 
 
 @contextmanager
@@ -266,14 +262,16 @@ class NeuralLM(LanguageModel):
         are the starting point; the training settings given to this model's constructor replace
         its own; the optimiser and learning-rate schedule start afresh, and `curve_` is this run's.
         """
-        from .trainer import Trainer
+        from .trainer import Trainer, TrainingDivergedError
 
         started = time.perf_counter()
         pretrained = None
         if resume_from is not None:
             pretrained = self._pretrained(resume_from, checkpoint)
             self.config = self._finetuning_config(pretrained)
-        self.config.check()
+        self.config.check(machine=True)
+        if checkpoint_every is not None:
+            RUN["checkpoint_every"].check(checkpoint_every)
         if isinstance(train, str):
             raise LangmodelsError("fit takes a list of lines or a Corpus split, not one string")
         if not any(line.strip() for line in train):
@@ -286,12 +284,14 @@ class NeuralLM(LanguageModel):
         mode = split_mode(train, "lines")
         if pretrained is None:
             self.tokenizer = self.make_tokenizer(train).fit(train)  # one pass over the text's blocks
+            check_fits_memory(self, len(self.tokenizer.vocab))
             self.module_ = self.build_module(len(self.tokenizer.vocab)).to(pick_device())
             self.finetuned_from_ = None
         else:
             # A module built from the (possibly new) settings, holding the pretrained weights: a
             # copy, so a pretrained model passed in memory is left as it was.
             self.tokenizer = pretrained.tokenizer
+            check_fits_memory(self, len(self.tokenizer.vocab))
             module = self.build_module(len(self.tokenizer.vocab))
             module.load_state_dict(pretrained._fitted_module().state_dict())
             self.module_ = module.to(pick_device())
@@ -317,6 +317,9 @@ class NeuralLM(LanguageModel):
             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, progress=progress,
         )
         self.module_.eval()
+        if not all(bool(torch.isfinite(p).all()) for p in self.module_.parameters()):  # the last step's update
+            raise TrainingDivergedError(f"the weights stopped being finite numbers by step {trainer.step}; "
+                                        "lower lr or raise warmup_steps")
         if validation is not None and validation.final:
             left = None if max_seconds is None else max_seconds - set_up - trainer.seconds
             self.valid_evaluation_ = validation.final_pass(left, progress)
@@ -512,6 +515,7 @@ class NeuralLM(LanguageModel):
 
     def restore_state(self, files: dict[str, bytes], fitted: dict) -> None:
         self.config.check()
+        check_fits_memory(self, len(self.tokenizer.vocab), training=False)
         module = self.build_module(len(self.tokenizer.vocab))
         try:
             state = load_safetensors(files[WEIGHTS_FILE])
@@ -580,14 +584,14 @@ class Validation:
         size = max(len(lines) // 50, 1)
         begin = time.perf_counter()
         targets, logprobs, done, slowest = [], [], 0, 0.0
-        while done < len(lines) and time.perf_counter() - begin + slowest <= seconds_left:
+        while done < len(lines) and (done == 0 or time.perf_counter() - begin + slowest <= seconds_left):  # >= 1 part
             started = time.perf_counter()
             ids = token_ids(lines[done : done + size], self.model.tokenizer)
             logprobs.append(self.model.score_lines(ids.ids, ids.lengths, progress=False))
             targets.append(ids.ids)
             done += size
             slowest = max(slowest, time.perf_counter() - started)
-        done = min(max(done, 1), len(lines))
+        done = min(done, len(lines))
         name = getattr(self.lines, "name", "valid")
         if done < len(lines):
             note(f"the time budget left room to score the first {done:,} of the {len(lines):,} lines of the "
@@ -613,6 +617,7 @@ class Embeddings:
         return self.unit[self.vocab[token]]
 
     def _closest(self, query: np.ndarray, k: int, exclude: set[str]) -> list[tuple[str, float]]:
+        RUN["k"].check(k)
         similarity = self.unit @ (query / max(np.linalg.norm(query), 1e-12))
         result = []
         for index in np.argsort(-similarity):

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError
 from .core import NeuralConfig, NeuralLM, map_batches, with_targets
 from .data import IGNORE, Batch, StreamBatches, pad_rows
 from .output import OutputLayer
@@ -49,12 +49,6 @@ class LSTMConfig(NeuralConfig):
     dropout: float = 0.25  # on the embeddings, between layers and on the last layer's output
     # `context` (from NeuralConfig) is the BPTT length in stream training and the chunk length of
     # stream scoring; lines are trained whole, and nothing limits what the model sees in scoring.
-
-    def check(self) -> None:
-        super().check()
-        for name in ("n_embd", "hidden", "n_layer"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 class LSTMModule(nn.Module):

@@ -45,15 +45,10 @@ class MLPConfig(NeuralConfig):
     direct: bool = False  # the paper's direct connections from the embeddings to the output (W)
     dropout: float = 0.1  # on the concatenated embeddings and the hidden layer, in training only
 
-    def check(self) -> None:
-        super().check()
+    def check(self, *, machine: bool = False) -> None:
+        super().check(machine=machine)
         if self.direct and self.softmax != "full":
             raise ConfigError("direct connections add to the logits of a full softmax: use softmax='full' with direct")
-        if self.order < 2:
-            raise ConfigError(f"order must be >= 2 (an order-1 model has no context to embed), got {self.order!r}")
-        for name in ("n_embd", "hidden"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:

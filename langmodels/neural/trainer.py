@@ -258,7 +258,8 @@ class Trainer:
         module.train()
         try:
             while spent_fraction() < 1:
-                seed_dropout(config.seed * 1_000_003 + self.step, device)  # dropout repeats on resume
+                # dropout repeats on resume; modulo 2**64, the seeds torch takes (options.SEED_MAX)
+                seed_dropout((config.seed * 1_000_003 + self.step) % 2**64, device)
                 batch = model.training_batch(self.data, self.step)
                 loss = model.loss(batch)
                 if not torch.isfinite(loss):

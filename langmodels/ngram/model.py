@@ -14,6 +14,7 @@ import numpy as np
 from ..base import LanguageModel, NotFittedError
 from ..corpora import split_mode, split_text
 from ..errors import CheckpointError, ConfigError, LangmodelsError
+from ..options import NGRAM, check_settings
 from ..token_ids import fit_token_ids
 from ..tokenizers import CharTokenizer, Vocabulary, WordTokenizer
 from .counting import NGramCounts
@@ -78,6 +79,7 @@ class NGramLM(LanguageModel):
         self.limit_vocab = limit_vocab
         self.bpe_vocab_size = bpe_vocab_size
         self.tokenizer = None
+        check_settings({"order": order, "min_count": min_count, "bpe_vocab_size": bpe_vocab_size}, NGRAM)
 
     # ---- configuration -------------------------------------------------------------------
 

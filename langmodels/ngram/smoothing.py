@@ -216,7 +216,7 @@ class AbsoluteDiscounting(Smoothing):
             warnings.warn(
                 f"absolute: order {n} has no count-of-counts to estimate D; using 0.75",
                 DiscountFallbackWarning,
-                stacklevel=7,
+                stacklevel=8,  # the caller of fit (base.checked_fit adds a frame)
             )
             return 0.75
         return n_k[1] / (n_k[1] + 2.0 * n_k[2])
@@ -291,7 +291,7 @@ class KneserNey(Smoothing):
             f"kneser-ney: closed-form discounts are undefined for order {n} (count-of-counts "
             f"n1..n4 = {n_k[1:].astype(int).tolist()}); using fallback D = {self.FALLBACK}",
             DiscountFallbackWarning,
-            stacklevel=7,
+            stacklevel=8,  # the caller of fit (base.checked_fit adds a frame)
         )
         return self.FALLBACK
 
