@@ -16,7 +16,7 @@ from langmodels.neural.lstm import LSTMLM
 from langmodels.neural.mlp import MLPLM
 
 CUDA = torch.cuda.is_available()
-TINY = dict(n_layer=1, n_embd=16, n_head=2, context=16, batch_size=4, dropout=0.0)
+TINY = {"n_layer": 1, "n_embd": 16, "n_head": 2, "context": 16, "batch_size": 4, "dropout": 0.0}
 TEXT = ["the cat sat on the mat", "a dog saw the cat"]
 
 
@@ -130,3 +130,15 @@ def test_a_run_resumes_on_another_device_setting(tmp_path, stop_training_at):
     resumed = GPTLM(device="cpu", **TINY).fit(TOY * 4, max_steps=4, checkpoint=checkpoint, resume=True,
                                               progress=False)
     np.testing.assert_allclose(scores(resumed), scores(whole), atol=1e-6)
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has a GPU")
+def test_the_gpu_benchmark_measures_nothing_without_cuda_and_exits_0(capsys):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "neural_gpu.py"
+    main = runpy.run_path(str(script))["main"]
+    assert main(["--max-minutes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("neural_gpu: measures nothing without CUDA") and len(out.splitlines()) == 1

@@ -3,6 +3,7 @@ train as one process of batch 2B; their checkpoint loads and scores in a plain p
 torchrun and a failing rank end every rank with one line and rank 0's state saved; --resume
 continues under torchrun (docs/design.md 10)."""
 
+import csv
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_checks import run, write_corpus
+from cli_checks import assert_one_line_error, run, write_corpus
 
 import langmodels
 from langmodels import load
@@ -99,3 +100,46 @@ def test_a_failing_rank_ends_every_rank_in_one_line_with_the_state_saved(corpus,
     assert "--resume" in lines[0]
     assert lines[1] == "langmodels: error: rank 1: rank 1 failed at step 2"
     assert json.loads((out / "trainer.json").read_text())["step"] == 2
+
+
+LAUNCHED = f"""
+name = "launched"
+[measure]
+temperatures = [1.0]
+sample_seeds = [0]
+samples_per_setting = 1
+sample_settings = [{{ temperature = 1.0 }}]
+sample_max_tokens = 10
+[[corpus]]
+name = "small.txt"
+level = "char"
+sample_tokens = 10
+position_lines = 5
+[[model]]
+name = "two"
+kind = "gpt"
+launch = {{ nproc = 2 }}
+settings = {{ n_layer = 1, n_embd = 32, n_head = 2, context = {CONTEXT}, dropout = 0.0, batch_size = 4 }}
+budget = {{ max_steps = {STEPS} }}
+"""
+
+
+def test_bench_trains_a_model_on_two_processes_as_one_process_with_the_combined_batch(corpus, one_process, tmp_path,
+                                                                                      capsys):
+    (corpus.parent / "launched.toml").write_text(LAUNCHED, encoding="utf-8")
+    code, _, err = run(capsys, "bench", corpus.parent / "launched.toml", "--out", tmp_path / "out")
+    assert code == 0, err
+    with open(tmp_path / "out" / "results.csv", newline="", encoding="utf-8") as handle:
+        (row,) = csv.DictReader(handle)
+    test = langmodels.corpora.load(corpus, level="char").test
+    assert float(row["nll"]) == pytest.approx(one_process.evaluate(test).nll, rel=1e-5)
+    assert not list((tmp_path / "out" / "runs").glob(".staging-*"))  # the launch folder is gone
+
+
+def test_a_launch_setting_is_checked_in_one_line(corpus, tmp_path, capsys):
+    config = corpus.parent / "bad.toml"
+    config.write_text(LAUNCHED.replace("nproc = 2", "nproc = 0"), encoding="utf-8")
+    assert_one_line_error(*run(capsys, "bench", config, "--out", tmp_path / "out")[::2], "launch.nproc")
+    config.write_text('name = "x"\n[[corpus]]\nname = "small.txt"\n[[model]]\nname = "b"\nkind = "bigram"\n'
+                      'launch = { nproc = 2 }\n', encoding="utf-8")
+    assert_one_line_error(*run(capsys, "bench", config, "--out", tmp_path / "out")[::2], "only the neural models")

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import LangmodelsError
-from .devices import resolve_device
+from .devices import DeviceError, resolve_device
 
 # Longer than anything rank 0 does while the others wait for it at the next step (a curve
 # point's validation of at most 50,000 characters, a checkpoint), short enough that a rank that
@@ -71,10 +71,14 @@ def current_world() -> World:
 
 
 def rank_device(device: torch.device, world: World) -> torch.device:
-    """One GPU per process: a CUDA device without an index is cuda:LOCAL_RANK on several processes."""
-    if device.type == "cuda" and device.index is None and world.size > 1:
-        return torch.device("cuda", world.local_rank)
-    return device
+    """One GPU per process: on several processes, CUDA is cuda:LOCAL_RANK (a GPU named by its
+    index would be every rank's, which nccl refuses)."""
+    if device.type != "cuda" or world.size == 1:
+        return device
+    if device.index is not None:
+        raise DeviceError(f"device='cuda:{device.index}' on {world.size} processes: each process takes "
+                          "cuda:LOCAL_RANK; set device=cuda (or auto)")
+    return torch.device("cuda", world.local_rank)
 
 
 def _interrupt(signum, frame):
