@@ -112,27 +112,28 @@ def plain_loop_speed(model: GPTLM, train, steps: int, seconds: float) -> float:
     generator = torch.Generator().manual_seed(0)
     done, started, warm = 0, None, max(steps // 10, 3)
     begin = time.perf_counter()
-    with precision.fast_matmuls():
-        for step in range(steps):
-            if started is None and (step == warm or time.perf_counter() - begin > seconds / 10):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                started, done = time.perf_counter(), 0
-            starts = torch.randint(len(ids) - c.context - 1, (c.batch_size,), generator=generator)
-            windows = torch.stack([ids[s : s + c.context + 1] for s in starts.tolist()])  # (B, T + 1)
-            x, y = to_device(windows[:, :-1], device), to_device(windows[:, 1:], device)
-            with precision.autocast():
-                logits = module(x)  # (B, T, V)
-                loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            precision.scaler.scale(loss).backward()
-            precision.scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(module.parameters(), c.grad_clip)
-            precision.scaler.step(optimizer)
-            precision.scaler.update()
-            done += y.numel()
-            if time.perf_counter() - begin > seconds and started is not None:
-                break
+    put_back_matmuls = precision.fast_matmuls()
+    for step in range(steps):
+        if started is None and (step == warm or time.perf_counter() - begin > seconds / 10):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started, done = time.perf_counter(), 0
+        starts = torch.randint(len(ids) - c.context - 1, (c.batch_size,), generator=generator)
+        windows = torch.stack([ids[s : s + c.context + 1] for s in starts.tolist()])  # (B, T + 1)
+        x, y = to_device(windows[:, :-1], device), to_device(windows[:, 1:], device)
+        with precision.autocast():
+            logits = module(x)  # (B, T, V)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        precision.scaler.scale(loss).backward()
+        precision.scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(module.parameters(), c.grad_clip)
+        precision.scaler.step(optimizer)
+        precision.scaler.update()
+        done += y.numel()
+        if time.perf_counter() - begin > seconds and started is not None:
+            break
+    put_back_matmuls()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return done / (time.perf_counter() - started) if started else float("nan")

@@ -20,7 +20,8 @@ log-probabilities on every device to about 1e-4.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 
@@ -110,16 +111,16 @@ class Precision:
             return nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.dtype)
 
-    @contextmanager
-    def fast_matmuls(self):
-        """TF32 matmuls and convolutions inside the block on CUDA (10-bit mantissa products,
-        float32 sums), put back after it, so that scoring outside training stays float32."""
+    def fast_matmuls(self) -> Callable[[], None]:
+        """TF32 matmuls and convolutions from now on, on CUDA (10-bit mantissa products, float32
+        sums); returns the function that puts the previous settings back, so that scoring outside
+        training stays float32."""
         if self.device.type != "cuda":
-            yield
-            return
+            return lambda: None
         matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
-            yield
-        finally:
+
+        def put_back() -> None:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+        return put_back

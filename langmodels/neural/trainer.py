@@ -91,7 +91,8 @@ def seed_dropout(seed: int, device: torch.device) -> None:
     """
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
-        torch.cuda.manual_seed(seed)
+        with torch.cuda.device(device):  # this GPU's generator, whichever is current
+            torch.cuda.manual_seed(seed)
 
 
 class StepLoss(nn.Module):
@@ -317,66 +318,66 @@ class Trainer:
         stopped_early = False
         parameters = [p for p in module.parameters() if p.requires_grad]
         module.train()
+        put_back_matmuls = precision.fast_matmuls()  # TF32 on CUDA while training, and only then
         try:
-            with precision.fast_matmuls():
-                while spent_fraction() < 1:
-                    # dropout repeats on resume, and differs between ranks
-                    seed_dropout((config.seed * 1_000_003 + self.step) * world.size + world.rank, device)
-                    batch = model.training_batch(self.data, self.step)
-                    n_targets = batch.n_targets  # counted on the host, before the copy
-                    if isinstance(batch, Batch):
-                        batch = batch.to(device)
-                    with precision.autocast():
-                        loss = step_loss_of(batch)
-                    if not torch.isfinite(loss):
-                        raise TrainingDivergedError(
-                            f"the training loss became {loss.item()} at step {self.step}; stopped "
-                            "(the last good checkpoint, if any, is untouched): lower lr or raise warmup_steps"
-                        )
-                    self.horizon = self._estimate_horizon(
-                        max_steps, max_tokens, None if budget is None else budget - self.seconds
+            while spent_fraction() < 1:
+                # dropout repeats on resume, and differs between ranks
+                seed_dropout((config.seed * 1_000_003 + self.step) * world.size + world.rank, device)
+                batch = model.training_batch(self.data, self.step)
+                n_targets = batch.n_targets  # counted on the host, before the copy
+                if isinstance(batch, Batch):
+                    batch = batch.to(device)
+                with precision.autocast():
+                    loss = step_loss_of(batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"the training loss became {loss.item()} at step {self.step}; stopped "
+                        "(the last good checkpoint, if any, is untouched): lower lr or raise warmup_steps"
                     )
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = learning_rate(self.step, config.lr, self._warmup(), self.horizon)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    precision.scaler.scale(loss).backward()  # DDP averages the ranks' gradients here
-                    precision.scaler.unscale_(self.optimizer)  # (scaling: fp16 only; else no-ops)
-                    torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip, foreach=True)  # one norm op
-                    step_loss = loss.item()
-                    precision.scaler.step(self.optimizer)
-                    precision.scaler.update()
-                    # The step is done: count it at once, so an interrupt from here on saves it whole.
-                    self.step, self.tokens = self.step + 1, self.tokens + n_targets * world.size
-                    self.window_steps += 1
-                    step_loss, targets, (self.seconds, left) = agree_step(
-                        world, device, step_loss, n_targets,
-                        [time.perf_counter() - started, -1.0 if max_seconds is None else seconds_budget()],
-                    )
-                    self.tokens += targets - n_targets * world.size  # the ranks' own counts, summed
-                    self.window_loss += step_loss
-                    budget = None if max_seconds is None else left
-                    if not bar.disable:
-                        self._show(bar, step_loss, max_steps, budget)
-                    fraction = spent_fraction()
-                    due = (self.step % config.eval_every == 0 if config.eval_every
-                           else math.floor(fraction * EVALUATIONS) > math.floor(self.evaluated_at * EVALUATIONS))
-                    if due:
-                        affordable = max_seconds is None or self.validation_seconds <= VALIDATION_SHARE * self.seconds
-                        stopped_early = self._evaluate(validate if affordable else None, select)
-                        self.evaluated_at = fraction
-                        # rank 0's decision and clock (it alone validated) on every rank
-                        stop, self.seconds, left = from_main(world, device, [
-                            float(stopped_early), time.perf_counter() - started,
-                            -1.0 if max_seconds is None else seconds_budget(),
-                        ])
-                        stopped_early, budget = bool(stop), None if max_seconds is None else left
-                        module.train()  # validation left it in evaluation mode
-                        if saves and checkpoint_every is None:
-                            self.save(checkpoint)
-                        if stopped_early:
-                            break
-                    if saves and checkpoint_every and self.step % checkpoint_every == 0:
+                self.horizon = self._estimate_horizon(
+                    max_steps, max_tokens, None if budget is None else budget - self.seconds
+                )
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate(self.step, config.lr, self._warmup(), self.horizon)
+                self.optimizer.zero_grad(set_to_none=True)
+                precision.scaler.scale(loss).backward()  # DDP averages the ranks' gradients here
+                precision.scaler.unscale_(self.optimizer)  # (scaling: fp16 only; else no-ops)
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip, foreach=True)  # one norm op
+                step_loss = loss.item()
+                precision.scaler.step(self.optimizer)
+                precision.scaler.update()
+                # The step is done: count it at once, so an interrupt from here on saves it whole.
+                self.step, self.tokens = self.step + 1, self.tokens + n_targets * world.size
+                self.window_steps += 1
+                step_loss, targets, (self.seconds, left) = agree_step(
+                    world, device, step_loss, n_targets,
+                    [time.perf_counter() - started, -1.0 if max_seconds is None else seconds_budget()],
+                )
+                self.tokens += targets - n_targets * world.size  # the ranks' own counts, summed
+                self.window_loss += step_loss
+                budget = None if max_seconds is None else left
+                if not bar.disable:
+                    self._show(bar, step_loss, max_steps, budget)
+                fraction = spent_fraction()
+                due = (self.step % config.eval_every == 0 if config.eval_every
+                       else math.floor(fraction * EVALUATIONS) > math.floor(self.evaluated_at * EVALUATIONS))
+                if due:
+                    affordable = max_seconds is None or self.validation_seconds <= VALIDATION_SHARE * self.seconds
+                    stopped_early = self._evaluate(validate if affordable else None, select)
+                    self.evaluated_at = fraction
+                    # rank 0's decision and clock (it alone validated) on every rank
+                    stop, self.seconds, left = from_main(world, device, [
+                        float(stopped_early), time.perf_counter() - started,
+                        -1.0 if max_seconds is None else seconds_budget(),
+                    ])
+                    stopped_early, budget = bool(stop), None if max_seconds is None else left
+                    module.train()  # validation left it in evaluation mode
+                    if saves and checkpoint_every is None:
                         self.save(checkpoint)
+                    if stopped_early:
+                        break
+                if saves and checkpoint_every and self.step % checkpoint_every == 0:
+                    self.save(checkpoint)
         except KeyboardInterrupt:
             if saves:
                 bar.close()
@@ -394,6 +395,7 @@ class Trainer:
             raise failure from None
         finally:
             bar.close()
+            put_back_matmuls()
         if self.window_steps:  # steps since the last curve point: one more point, validated only if
             # the last validation is old (a pass can cost as much as minutes of training)
             interval = config.eval_every or self.step / EVALUATIONS
