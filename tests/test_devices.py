@@ -52,7 +52,7 @@ def test_auto_is_the_cpu_without_cuda_and_a_cuda_device_is_a_one_line_error(gpt,
 
 
 @pytest.mark.skipif(CUDA, reason="this machine has a GPU")
-def test_a_checkpoint_set_for_a_gpu_loads_and_scores_the_same_on_this_cpu(gpt, tmp_path):
+def test_a_checkpoint_set_for_a_gpu_loads_scores_and_samples_the_same_on_this_cpu(gpt, tmp_path):
     """What a GPU-trained checkpoint meets on a CPU-only machine: config.json naming cuda."""
     before = scores(gpt)
     gpt.config.device = "cuda"
@@ -64,6 +64,7 @@ def test_a_checkpoint_set_for_a_gpu_loads_and_scores_the_same_on_this_cpu(gpt, t
         loaded = load(tmp_path / "m")
     assert loaded.device.type == "cpu"
     np.testing.assert_allclose(scores(loaded), before, atol=1e-4)
+    assert loaded.generate("the", max_tokens=8, seed=3) == gpt.generate("the", max_tokens=8, seed=3)
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
