@@ -543,6 +543,9 @@ def _holds_training_state(out: Path) -> bool:
 def cmd_train(args) -> int:
     started = time.perf_counter()  # --max-seconds counts from here: the command's imports are not in it
     _quiet(args)
+    if _rank() not in (None, "0"):  # under torchrun, rank 0 alone says what the run reads and does
+        for category in NOTE_CATEGORIES:
+            warnings.simplefilter("ignore", category)
     model_class = model_class_named(args.model)
     params = parse_settings(args.model, model_class, args.settings)
     if args.seed is not None and "seed" in model_parameters(model_class):
@@ -555,6 +558,8 @@ def cmd_train(args) -> int:
         check_fits_memory(model)  # before reading the corpus: at least the settings' own memory
     if not neural and (args.checkpoint_every is not None or args.resume):
         raise ConfigError(f"--checkpoint-every and --resume are for neural models, not {args.model}")
+    if not neural and _rank() is not None:
+        raise ConfigError(f"{args.model} trains in one process; torchrun runs the neural models only")
     out = Path(args.out)
     _check_out_folder(out)
     if args.resume and not _holds_training_state(out):
@@ -585,16 +590,24 @@ def cmd_train(args) -> int:
                           LangmodelsWarning)
             select = False
         if neural:
-            try:
-                # Training state reaches --out only when asked for and on Ctrl-C: each write is
-                # the weights and AdamW's two moments, seconds of a short budget.
-                model.fit(corpus.train, corpus.valid, **budget, select_on_valid=select, checkpoint=out,
-                          checkpoint_every=args.checkpoint_every or 0, resume=args.resume, progress=progress)
-            except KeyboardInterrupt:
-                if _holds_training_state(out):
-                    warnings.warn(f"the training state is saved in {out}: the same command with --resume "
-                                  "continues the run", LangmodelsWarning)
-                raise
+            from .neural.distributed import processes
+
+            # Under torchrun, one of several processes (docs/design.md 10): rank 0 alone validates,
+            # writes and reports; the others end when training does.
+            with processes(model.config.device) as world:
+                try:
+                    # Training state reaches --out only when asked for and on Ctrl-C: each write is
+                    # the weights and AdamW's two moments, seconds of a short budget.
+                    model.fit(corpus.train, corpus.valid, **budget, select_on_valid=select, checkpoint=out,
+                              checkpoint_every=args.checkpoint_every or 0, resume=args.resume,
+                              progress=progress if world.is_main else False)
+                except KeyboardInterrupt:
+                    if world.is_main and _holds_training_state(out):
+                        warnings.warn(f"the training state is saved in {out}: the same command with --resume "
+                                      "continues the run", LangmodelsWarning)
+                    raise
+            if not world.is_main:
+                return 0
         else:
             model.fit(corpus.train, corpus.valid if select else None, **budget, progress=progress)
     fit_seconds = time.perf_counter() - started
@@ -1090,8 +1103,14 @@ def _show_note(message, category, filename, lineno, file=None, line=None, *, fal
         fallback(message, category, filename, lineno, file, line)
 
 
+def _rank() -> str | None:
+    """This process's rank when torchrun started several (WORLD_SIZE > 1), else None."""
+    return os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1") else None
+
+
 def _error(message: str) -> None:
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    rank = "" if _rank() is None else f"rank {_rank()}: "  # one line from each process torchrun started
+    print(f"{PROG}: error: {rank}{' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _os_error_message(error: OSError) -> str:
@@ -1122,7 +1141,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             _error(_os_error_message(error))
         except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=sys.stderr)
+            print(f"{PROG}: {'' if _rank() is None else f'rank {_rank()}: '}interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         except SystemExit as done:  # --help and --version print and stop
             return done.code if isinstance(done.code, int) else 0

@@ -224,6 +224,7 @@ class RunSpec:
     train_fraction: float | None = None  # train on this leading share of the training split
     scaling: str | None = None  # "parameters" or "data": a point of a scaling curve
     components: tuple[str, ...] = ()  # a mixture's component runs (run ids); () for a model of its own
+    nproc: int = 1  # processes that train it: `launch = { nproc = N }` runs torchrun (bench/launch.py)
 
     @property
     def run_id(self) -> str:
@@ -490,7 +491,7 @@ class _Reader:
               finetune_only: set = frozenset()) -> tuple[list[RunSpec], list]:
         where = f"model[{index}]"
         valid = ("name", "kind", "settings", "budget", "seeds", "corpora", "sweep", "per_corpus", "test_lines",
-                 "scaling")
+                 "scaling", "launch")
         self.keys(entry, where, valid, required=("name", "kind"))
         name = self.text(entry["name"], f"{where}.name")
         where = f"model {name!r}"
@@ -508,6 +509,7 @@ class _Reader:
         scaling = entry.get("scaling")
         if scaling is not None and scaling not in SCALING_AXES:
             self.fail(f"{where}.scaling", f"must be one of {', '.join(map(repr, SCALING_AXES))}, got {scaling!r}")
+        nproc = self.launch(entry.get("launch", {}), f"{where}.launch", model_class)
         per_corpus = entry.get("per_corpus", {})
         self.keys(per_corpus, f"{where}.per_corpus", tuple(corpus_labels))
         runs, swept_keys = [], []
@@ -540,10 +542,20 @@ class _Reader:
                     runs.append(RunSpec(corpus=label, model=label_of_run, group=name, kind=kind,
                                         model_class=model_class, params=params, budget=budget, seed=seed,
                                         sweep=swept, test_lines=test_lines,
-                                        train_fraction=swept.get("train_fraction"), scaling=scaling))
+                                        train_fraction=swept.get("train_fraction"), scaling=scaling, nproc=nproc))
         if not runs:
             self.fail(where, "runs on no corpus")
         return runs, swept_keys
+
+    def launch(self, table, where: str, model_class) -> int:
+        """`launch = { nproc = N }`: N processes train the model under torchrun (neural models only)."""
+        if not isinstance(table, dict):
+            self.fail(where, f"must be a table such as {{ nproc = 2 }}, got {table!r}")
+        self.keys(table, where, ("nproc",))
+        nproc = self.count(table.get("nproc", 1), f"{where}.nproc")
+        if nproc > 1 and "device" not in model_parameters(model_class):
+            self.fail(where, "only the neural models train on several processes")
+        return nproc
 
     def test_lines(self, table, where: str, model_class) -> int | None:
         if "test_lines" not in table:

@@ -197,15 +197,17 @@ def _silent(stage: str) -> None:
     pass
 
 
-def train_and_test(model, train, valid, test, budget: dict, stage=_silent, *, count_train: bool = False) -> dict:
+def train_and_test(model, train, valid, test, budget: dict, stage=_silent, *, count_train: bool = False,
+                   fit=None) -> dict:
     """Fit on train (valid for early stopping, or None), score test; the run's figures.
     stage(text) is told when scoring starts (the runner's progress display); count_train: also
     measure the training text in the model's tokens (a data-scaling point's D; a subword
-    tokenizer encodes the whole text for it)."""
+    tokenizer encodes the whole text for it); fit: what fits the model, as model.fit is called
+    (bench/launch.py's training on several processes), model.fit if None."""
     with warnings.catch_warnings(record=True) as caught, PeakMemory() as memory:
         warnings.simplefilter("always")
         start = time.perf_counter()
-        model.fit(train, valid, **budget)
+        (fit or model.fit)(train, valid, **budget)
         fit_seconds = time.perf_counter() - start
         evaluation = None
         if model.is_normalised:

@@ -45,6 +45,7 @@ from ..errors import ConfigError, LangmodelsError
 from ..families import build_model
 from . import finetune, inside, mixtures, sample_quality
 from .config import BenchConfig, FinetuneSpec, RunSpec, load_config
+from .launch import fit_on_processes
 from .measure import no_probe, probe, train_and_test
 from .memory import check_memory
 from .slices import CorpusData, load_corpus
@@ -346,6 +347,8 @@ def plan(config: BenchConfig, out: Path, data: dict[str, CorpusData] | None = No
                 "seed": spec.seed,
                 "corpus": corpus.key(spec.test_lines, spec.train_fraction),
             }
+            if spec.nproc > 1:  # a global batch of nproc x batch_size rows: another run
+                material["nproc"] = spec.nproc
         key = _digest(material)
         c = corpus.spec
         probe_material = {
@@ -420,9 +423,16 @@ def execute(run: Run, config: BenchConfig, progress: Progress, index: int, force
         budget = ", ".join(f"{k}={v:g}" for k, v in run.spec.budget.items()) or "one pass"
         progress.say(index, run, f"training ({budget})")
         model = build_model(run.spec.model_class, run.spec.params)
+        fit = None
+        if run.spec.nproc > 1:
+            progress.say(index, run, f"training on {run.spec.nproc} processes (torchrun)")
+
+            def fit(train, valid, **budget):
+                fit_on_processes(model, run.spec.nproc, run.corpus.spec, run.spec.train_fraction, valid, budget,
+                                 run.folder.parent, prefix=STAGING)  # tidy_runs drops it after a crash
         measured = train_and_test(model, run.corpus.train_split(run.spec.train_fraction), run.corpus.valid,
                                   run.corpus.test_split(run.spec.test_lines), run.spec.budget, stage,
-                                  count_train=run.spec.train_fraction is not None)
+                                  count_train=run.spec.train_fraction is not None, fit=fit)
         settings = model.get_params()
     probed = probe(model, run.corpus, config.measure, stage) if run.spec.in_summary else no_probe(run.corpus)
     work = time.perf_counter() - start

@@ -35,6 +35,8 @@ from ..options import NEURAL, RUN, THREADS_HERE, check_settings, shown
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
+from .devices import loading_device, parse_device, resolve_device
+from .distributed import current_world, main_first, rank_device
 from .memory import SCORE_LOGITS, check_fits_memory
 from .output import SOFTMAXES
 from .trainer import EVALUATIONS
@@ -70,13 +72,17 @@ class NeuralConfig:
     threads: int = 0  # torch threads; 0 = leave torch's default
     dropout: float = 0.1  # where each family applies it is said in its module; training only
     softmax: str = "full"  # the output layer: full, or adaptive (Grave et al. 2017; output.py)
+    device: str = "auto"  # auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps (devices.py)
+    compile: bool = False  # train through torch.compile (trainer.py; costs its compile time first)
 
     #: settings a fine-tuning run may change; all others shape the tokenizer or the weights and
     #: are kept from the pretrained model. Families add their own training-only settings.
     TRAINING_SETTINGS: ClassVar[tuple[str, ...]] = (
         "batch_size", "lr", "warmup_steps", "warmup_fraction", "weight_decay", "grad_clip", "eval_every", "patience",
-        "seed", "threads", "dropout",
+        "seed", "threads", "dropout", "device", "compile",
     )
+    #: where and how this process computes, not what is learned: a run resumes under other values
+    RUNTIME_SETTINGS: ClassVar[tuple[str, ...]] = ("device", "compile")
 
     def check(self, *, machine: bool = False) -> None:
         """Raise ConfigError naming the first field of the wrong type or out of range (the ranges
@@ -99,6 +105,7 @@ class NeuralConfig:
         if self.lr * self.weight_decay >= 1:
             raise ConfigError(f"lr x weight_decay must be < 1, got {self.lr!r} x {self.weight_decay!r}: AdamW "
                               "multiplies each weight by 1 - lr x weight_decay at every step")
+        parse_device(self.device)  # the spelling; whether this machine has it is checked by fit
 
 
 @contextmanager
@@ -132,11 +139,6 @@ def map_batches(score: Callable, batches: list, device: torch.device, progress=N
         return collect(map(score, batches))
     with ThreadPoolExecutor(workers) as pool, torch_threads(1):
         return collect(pool.map(score, batches))
-
-
-def pick_device() -> torch.device:
-    """CUDA when present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def with_targets(h: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,6 +200,13 @@ class NeuralLM(LanguageModel):
     @property
     def device(self) -> torch.device:
         return next(self._fitted_module().parameters()).device
+
+    def to(self, device: str) -> NeuralLM:
+        """Move the fitted model to `device` (a `device` setting: auto, cpu, cuda, cuda:N, mps);
+        returns self. Its scores stay the same to float32 rounding (about 1e-4 in log-probability)."""
+        self._fitted_module().to(resolve_device(device))
+        self.config.device = device
+        return self
 
     def stream_block(self) -> int:
         """Inputs per training window cut from a stream."""
@@ -278,14 +287,17 @@ class NeuralLM(LanguageModel):
             raise LangmodelsError("the training text is empty")
         if max_steps is None and max_tokens is None and max_seconds is None:
             raise LangmodelsError("give a training budget: max_steps, max_tokens or max_seconds")
+        world = current_world()  # several processes under torchrun (distributed.py)
+        device = rank_device(resolve_device(self.config.device), world)
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         torch.manual_seed(self.config.seed)
         mode = split_mode(train, "lines")
         if pretrained is None:
-            self.tokenizer = self.make_tokenizer(train).fit(train)  # one pass over the text's blocks
+            with main_first(world):  # rank 0 writes the token-id cache, the others then read it
+                self.tokenizer = self.make_tokenizer(train).fit(train)  # one pass over the text's blocks
             check_fits_memory(self, len(self.tokenizer.vocab))
-            self.module_ = self.build_module(len(self.tokenizer.vocab)).to(pick_device())
+            self.module_ = self.build_module(len(self.tokenizer.vocab)).to(device)
             self.finetuned_from_ = None
         else:
             # A module built from the (possibly new) settings, holding the pretrained weights: a
@@ -294,11 +306,12 @@ class NeuralLM(LanguageModel):
             check_fits_memory(self, len(self.tokenizer.vocab))
             module = self.build_module(len(self.tokenizer.vocab))
             module.load_state_dict(pretrained._fitted_module().state_dict())
-            self.module_ = module.to(pick_device())
+            self.module_ = module.to(device)
             self.finetuned_from_ = pretrained.name if isinstance(resume_from, LanguageModel) else str(resume_from)
         self.mode_ = mode
         self.valid_evaluation_ = None
-        data = self.training_data(train, mode)
+        with main_first(world):
+            data = self.training_data(train, mode)
         if pretrained is not None:
             self._note_unknown(data, pretrained)
         else:
@@ -307,7 +320,9 @@ class NeuralLM(LanguageModel):
             raise LangmodelsError(
                 f"the training text has {data.n_tokens} tokens, fewer than one batch ({self.config.batch_size})"
             )
-        validation = None if valid is None else Validation(self, valid, split_mode(valid, mode), max_seconds)
+        validation = None  # rank 0 alone validates
+        if valid is not None and world.is_main:
+            validation = Validation(self, valid, split_mode(valid, mode), max_seconds)
         set_up = time.perf_counter() - started
         trainer = Trainer(self, self.config, data)
         self.curve_ = trainer.run(
@@ -523,7 +538,7 @@ class NeuralLM(LanguageModel):
         except (RuntimeError, KeyError, ValueError) as error:
             first = str(error).strip().splitlines()[0]
             raise CheckpointError(f"{WEIGHTS_FILE} does not match the model in config.json ({first})") from None
-        self.module_ = module.to(pick_device()).eval()
+        self.module_ = module.to(loading_device(self.config.device)).eval()
         self.curve_ = json.loads(files.get(CURVE_FILE, b"[]"))
         self.mode_ = fitted.get("mode", "lines")
         self.finetuned_from_ = fitted.get("finetuned_from")

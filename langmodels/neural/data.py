@@ -1,7 +1,10 @@
 """Batches for training and scoring neural models, in both evaluation modes of docs/design.md 3.
 
 Training batches are drawn deterministically from (seed, step), so a resumed run sees exactly
-the batches an uninterrupted one would have. Shapes: inputs and targets are (B, T) int64;
+the batches an uninterrupted one would have. On several processes (docs/design.md 10) each step
+draws one global batch of world x batch_size rows from (seed, step), and rank r reads only its
+r-th share of the rows from the (memory-mapped) ids: N processes of batch_size B see together
+exactly the batch one process of batch_size N x B sees. Shapes: inputs and targets are (B, T) int64;
 targets hold IGNORE where nothing is to be predicted (padding).
 """
 
@@ -11,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..errors import LangmodelsError
+from .devices import to_device
 
 IGNORE = -100  # torch.nn.functional.cross_entropy's default ignore_index
 
@@ -24,6 +30,25 @@ class Batch:
     @property
     def n_targets(self) -> int:
         return int((self.targets != IGNORE).sum())
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on `device` (through pinned memory to a GPU: devices.to_device)."""
+        return Batch(to_device(self.inputs, device), to_device(self.targets, device), self.continues)
+
+
+class Shards:
+    """The share of each step's global batch this process reads: rank `rank` of `world` (a mixin)."""
+
+    rank, world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Read rank `rank`'s share of every global batch of `world` shares from now on."""
+        self.rank, self.world = rank, world
+
+    def share(self, rows: np.ndarray) -> np.ndarray:
+        """This rank's part of a global batch's rows (contiguous, the first ranks one longer when
+        the rows do not divide evenly)."""
+        return np.array_split(rows, self.world)[self.rank] if self.world > 1 else rows
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -39,7 +64,7 @@ def pad_rows(rows: list[np.ndarray], fill: int) -> np.ndarray:
     return out
 
 
-class LineBatches:
+class LineBatches(Shards):
     """Independent lines: input <s> w1 .. wk, target w1 .. wk </s>, padded and masked.
 
     Lines longer than max_len tokens are cut into pieces of max_len; each piece after the first
@@ -104,9 +129,11 @@ class LineBatches:
         """Pieces of about one length (bucketing, as translation systems batch sentences): a run of
         batch_size neighbours in length order from a random start, so padding stays near zero
         where random lines would pad every row to the longest (over half of a Brown batch)."""
-        size = min(batch_size, len(self))
+        size = min(batch_size * self.world, len(self))  # the global batch: every rank's rows
+        if size < self.world:
+            raise LangmodelsError(f"the training text has {len(self)} rows, fewer than the {self.world} processes")
         start = int(step_rng(seed, step).integers(0, len(self) - size + 1))
-        return self.make(self.by_length[start : start + size])
+        return self.make(self.share(self.by_length[start : start + size]))
 
     def in_order(self, batch_size: int):
         """Every piece once, in order (a deterministic evaluation pass)."""
@@ -114,7 +141,7 @@ class LineBatches:
             yield self.make(range(start, min(start + batch_size, len(self))))
 
 
-class StreamBatches:
+class StreamBatches(Shards):
     """One continuous sequence <s> x1 x2 ... : windows of `block` inputs and their next tokens.
 
     sample(): random windows (nanoGPT's get_batch). bptt(): the stream cut into `batch_size`
@@ -128,20 +155,22 @@ class StreamBatches:
         self.n_tokens = len(self.data) - 1
 
     def sample(self, batch_size: int, seed: int, step: int) -> Batch:
-        starts = step_rng(seed, step).integers(0, max(self.n_tokens - self.block, 0) + 1, size=batch_size)
+        high = max(self.n_tokens - self.block, 0) + 1
+        starts = self.share(step_rng(seed, step).integers(0, high, size=batch_size * self.world))  # (B,)
         index = starts[:, None] + np.arange(self.block + 1)[None, :]
         index = np.minimum(index, len(self.data) - 1)
         windows = torch.from_numpy(self.data[index])
         return Batch(windows[:, :-1], windows[:, 1:])
 
     def bptt(self, batch_size: int, step: int) -> Batch:
-        column = self.n_tokens // batch_size
+        width = batch_size * self.world  # columns of the global batch; this rank reads its share
+        column = self.n_tokens // width
         if column < 1:
             raise ValueError("stream shorter than one batch")
-        columns = self.data[: batch_size * column + 1]
+        columns = self.data[: width * column + 1]
         chunks = max((column - 1) // self.block, 1)
         chunk = step % chunks
         start = chunk * self.block
-        index = np.arange(batch_size)[:, None] * column + start + np.arange(self.block + 1)[None, :]
+        index = self.share(np.arange(width))[:, None] * column + start + np.arange(self.block + 1)[None, :]
         windows = torch.from_numpy(columns[np.minimum(index, len(columns) - 1)])
         return Batch(windows[:, :-1], windows[:, 1:], continues=chunk > 0)

@@ -7,6 +7,13 @@ validation pass every `eval_every` steps or at each tenth of the budget with ear
 it, and resumable checkpoints (written on Ctrl-C too). Each step's batch and dropout masks are
 drawn from (seed, step), so a resumed run repeats exactly the curve an uninterrupted one would
 have drawn.
+
+The device and the processes (docs/design.md 10): each step's forward pass runs under the
+device's Precision (devices.py: bf16 autocast and TF32 on CUDA, a loss scaler for fp16), through
+torch.compile when `compile` is set, and, when torchrun started several processes
+(distributed.py), through DistributedDataParallel, which averages the ranks' gradients in
+backward. Every rank then takes the same optimizer step; the budgets are global (tokens summed
+over the ranks, rank 0's clock), and rank 0 alone validates and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -20,10 +27,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..checkpoint import read_checkpoint
 from ..errors import CheckpointError, LangmodelsError
+from .data import Batch
+from .devices import Precision
+from .distributed import ProcessGroupError, agree_step, current_world, from_main, peer_failure
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 BEST_FILE = "best.safetensors"
@@ -79,7 +91,21 @@ def seed_dropout(seed: int, device: torch.device) -> None:
     """
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
-        torch.cuda.manual_seed(seed)
+        with torch.cuda.device(device):  # this GPU's generator, whichever is current
+            torch.cuda.manual_seed(seed)
+
+
+class StepLoss(nn.Module):
+    """model.loss(batch) as one module's forward: what DistributedDataParallel wraps (its forward
+    must run for its backward to average the gradients) and what torch.compile compiles."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.network = model.module_  # registered, so that its parameters are this module's
+        self.model = model  # not an nn.Module: a plain attribute
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.model.loss(batch)
 
 
 class Trainer:
@@ -109,6 +135,24 @@ class Trainer:
         self.window_loss, self.window_steps = 0.0, 0  # train loss summed since the last curve point
         self.evaluated_at = 0.0  # the spent fraction of the budget at the last curve point
         self.validation_seconds = 0.0
+        self.world = current_world()
+        self.precision = Precision(model.device)
+
+    def _step_module(self) -> nn.Module:
+        """What computes a step's loss: StepLoss, in DistributedDataParallel on several processes
+        (one GPU each, or gloo on CPUs), compiled when the config asks for it."""
+        step = StepLoss(self.model)
+        if self.world.size > 1:
+            device = self.model.device
+            step = DistributedDataParallel(
+                step, device_ids=[device] if device.type == "cuda" else None,
+                forward_sync_buffers=False,  # no running statistics to share (positions are a formula)
+                # an adaptive softmax's tail clusters are unused by a batch without their words
+                find_unused_parameters=getattr(self.config, "softmax", "full") == "adaptive",
+            )
+        if getattr(self.config, "compile", False):
+            step = torch.compile(step)
+        return step
 
     # ---- budgets -------------------------------------------------------------------------------
 
@@ -163,7 +207,8 @@ class Trainer:
         tensors, rest = _flatten_optimizer(self.optimizer.state_dict())
         extra = {
             OPTIMIZER_FILE: save_safetensors(tensors),
-            TRAINER_FILE: json.dumps({**self._trainer_state(), "optimizer": rest}).encode("utf-8"),
+            TRAINER_FILE: json.dumps({**self._trainer_state(), "optimizer": rest,
+                                      "scaler": self.precision.scaler.state_dict()}).encode("utf-8"),
         }
         if self.best_state is not None:
             extra[BEST_FILE] = save_safetensors(self.best_state)
@@ -175,7 +220,12 @@ class Trainer:
 
     def restore(self, path) -> None:
         config, files = read_checkpoint(path)
-        if config.get("params") != self.model.get_params():
+        runtime = getattr(self.config, "RUNTIME_SETTINGS", ())  # device, compile: may differ on resuming
+
+        def learned(params: dict) -> dict:
+            return {k: v for k, v in params.items() if k not in runtime}
+
+        if learned(config.get("params") or {}) != learned(self.model.get_params()):
             raise CheckpointError(f"{path} was trained with other settings; resume with the same ones")
         if TRAINER_FILE not in files:
             raise CheckpointError(f"{path} holds no training state to resume from")
@@ -195,6 +245,8 @@ class Trainer:
         self.window_loss, self.window_steps = state.get("window_loss", 0.0), state.get("window_steps", 0)
         self.evaluated_at = state.get("evaluated_at", 0.0)
         self.validation_seconds = state.get("validation_seconds", 0.0)
+        if state.get("scaler") and self.precision.scaler.is_enabled():  # fp16's loss scale
+            self.precision.scaler.load_state_dict(state["scaler"])
         if BEST_FILE in files:
             self.best_state = load_safetensors(files[BEST_FILE])
 
@@ -236,52 +288,77 @@ class Trainer:
         continues exactly where the run stopped.
         """
         config, model, module = self.config, self.model, self.model.module_
+        world, precision, device = self.world, self.precision, model.device
         if resume:
             if checkpoint is None or not Path(checkpoint).exists():
                 raise LangmodelsError(f"nothing to resume: no training checkpoint at {checkpoint}")
             self.restore(checkpoint)
+        if world.size > 1:
+            self.data.shard(world.rank, world.size)  # this rank's rows of each global batch (data.py)
+        step_loss_of = self._step_module()
         reserve = reserve or (lambda: 0.0)
+        saves = checkpoint is not None and world.is_main  # rank 0 alone writes
 
         def seconds_budget():
             return None if max_seconds is None else max_seconds - reserve()
 
         def spent_fraction():
-            return self._spent_fraction(self.step, self.tokens, self.seconds, max_steps, max_tokens, seconds_budget())
+            return self._spent_fraction(self.step, self.tokens, self.seconds, max_steps, max_tokens, budget)
 
+        # The time budget is re-read after each step and curve point, and on several processes it
+        # is rank 0's on every rank, as is the clock (self.seconds): all agree on lr and stopping.
+        budget = seconds_budget()
+        if world.size > 1 and budget is not None:
+            budget = from_main(world, device, [budget])[0]
         # progress None: a bar on a terminal only (tqdm's disable=None), so logs get none
         bar = tqdm(total=max_steps, initial=self.step, desc=f"training {model.name}", unit="step",
-                   disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
+                   disable=(None if progress is None else not progress) if world.is_main else True,
+                   leave=False, dynamic_ncols=True)
         started = time.perf_counter() - self.seconds
         stopped_early = False
         parameters = [p for p in module.parameters() if p.requires_grad]
-        device = model.device
         module.train()
+        put_back_matmuls = precision.fast_matmuls()  # TF32 on CUDA while training, and only then
         try:
             while spent_fraction() < 1:
-                # dropout repeats on resume; modulo 2**64, the seeds torch takes (options.SEED_MAX)
-                seed_dropout((config.seed * 1_000_003 + self.step) % 2**64, device)
+                # dropout repeats on resume and differs between ranks; modulo 2**64, the seeds torch
+                # takes (options.SEED_MAX)
+                seed_dropout(((config.seed * 1_000_003 + self.step) * world.size + world.rank) % 2**64, device)
                 batch = model.training_batch(self.data, self.step)
-                loss = model.loss(batch)
+                n_targets = batch.n_targets  # counted on the host, before the copy
+                if isinstance(batch, Batch):
+                    batch = batch.to(device)
+                with precision.autocast():
+                    loss = step_loss_of(batch)
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(
                         f"the training loss became {loss.item()} at step {self.step}; stopped "
                         "(the last good checkpoint, if any, is untouched): lower lr or raise warmup_steps"
                     )
-                self.horizon = self._estimate_horizon(max_steps, max_tokens, seconds_budget() - self.seconds
-                                                      if max_seconds is not None else None)
+                self.horizon = self._estimate_horizon(
+                    max_steps, max_tokens, None if budget is None else budget - self.seconds
+                )
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(self.step, config.lr, self._warmup(), self.horizon)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                precision.scaler.scale(loss).backward()  # DDP averages the ranks' gradients here
+                precision.scaler.unscale_(self.optimizer)  # (scaling: fp16 only; else no-ops)
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip, foreach=True)  # one norm op
                 step_loss = loss.item()
-                self.optimizer.step()
+                precision.scaler.step(self.optimizer)
+                precision.scaler.update()
                 # The step is done: count it at once, so an interrupt from here on saves it whole.
-                self.step, self.tokens = self.step + 1, self.tokens + batch.n_targets
-                self.window_loss, self.window_steps = self.window_loss + step_loss, self.window_steps + 1
-                self.seconds = time.perf_counter() - started
+                self.step, self.tokens = self.step + 1, self.tokens + n_targets * world.size
+                self.window_steps += 1
+                step_loss, targets, (self.seconds, left) = agree_step(
+                    world, device, step_loss, n_targets,
+                    [time.perf_counter() - started, -1.0 if max_seconds is None else seconds_budget()],
+                )
+                self.tokens += targets - n_targets * world.size  # the ranks' own counts, summed
+                self.window_loss += step_loss
+                budget = None if max_seconds is None else left
                 if not bar.disable:
-                    self._show(bar, step_loss, max_steps, seconds_budget())
+                    self._show(bar, step_loss, max_steps, budget)
                 fraction = spent_fraction()
                 due = (self.step % config.eval_every == 0 if config.eval_every
                        else math.floor(fraction * EVALUATIONS) > math.floor(self.evaluated_at * EVALUATIONS))
@@ -289,28 +366,44 @@ class Trainer:
                     affordable = max_seconds is None or self.validation_seconds <= VALIDATION_SHARE * self.seconds
                     stopped_early = self._evaluate(validate if affordable else None, select)
                     self.evaluated_at = fraction
-                    self.seconds = time.perf_counter() - started
+                    # rank 0's decision and clock (it alone validated) on every rank
+                    stop, self.seconds, left = from_main(world, device, [
+                        float(stopped_early), time.perf_counter() - started,
+                        -1.0 if max_seconds is None else seconds_budget(),
+                    ])
+                    stopped_early, budget = bool(stop), None if max_seconds is None else left
                     module.train()  # validation left it in evaluation mode
-                    if checkpoint is not None and checkpoint_every is None:
+                    if saves and checkpoint_every is None:
                         self.save(checkpoint)
                     if stopped_early:
                         break
-                if checkpoint is not None and checkpoint_every and self.step % checkpoint_every == 0:
+                if saves and checkpoint_every and self.step % checkpoint_every == 0:
                     self.save(checkpoint)
         except KeyboardInterrupt:
-            if checkpoint is not None:
+            if saves:
                 bar.close()
                 self.save(checkpoint)  # the steps done so far, whole: --resume continues from here
             raise
+        except (RuntimeError, ProcessGroupError) as error:  # on several processes: another one stopped
+            failure = error if isinstance(error, ProcessGroupError) else peer_failure(world, error)
+            if failure is None:
+                raise
+            if saves:  # the steps done so far are whole on rank 0 too
+                bar.close()
+                self.save(checkpoint)
+                raise ProcessGroupError(f"{failure}; the training state is saved in {checkpoint}: "
+                                        "the same command with --resume continues the run") from None
+            raise failure from None
         finally:
             bar.close()
+            put_back_matmuls()
         if self.window_steps:  # steps since the last curve point: one more point, validated only if
             # the last validation is old (a pass can cost as much as minutes of training)
             interval = config.eval_every or self.step / EVALUATIONS
             recent = self.curve and self.step - self.curve[-1]["step"] < interval / 10
             self._evaluate(None if recent else validate, select)
             self.seconds = time.perf_counter() - started
-        if checkpoint is not None and checkpoint_every != 0:
+        if saves and checkpoint_every != 0:
             self.save(checkpoint)
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
