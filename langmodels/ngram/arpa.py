@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -119,6 +120,19 @@ class _Words:
         self.start = {sep: starts + i * total for i, sep in enumerate(b" \t\n")}
         self.blob = np.frombuffer(b"".join(b"".join(word + bytes([sep]) for word in encoded) for sep in b" \t\n"),
                                   dtype=np.uint8)
+        self._scratch = threading.local()
+
+    def with_numbers(self, numbers: np.ndarray) -> np.ndarray:
+        """The vocabulary's bytes followed by `numbers` (a block's formatted numbers), in a buffer
+        kept per thread: copying the vocabulary (MBs) for every block cost more than the block."""
+        size = self.blob.size + numbers.size
+        buffer = getattr(self._scratch, "buffer", None)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(max(size, 2 * (buffer.size if buffer is not None else 0)), dtype=np.uint8)
+            buffer[: self.blob.size] = self.blob
+            self._scratch.buffer = buffer
+        buffer[self.blob.size : size] = numbers.ravel()
+        return buffer
 
 
 def _format_block(words: _Words, grams: np.ndarray, logprob10: np.ndarray, backoff10: np.ndarray,
@@ -136,7 +150,7 @@ def _format_block(words: _Words, grams: np.ndarray, logprob10: np.ndarray, backo
     prob_negative, backoff_negative = negative[:rows], negative[rows:]
     prob_base = words.blob.size
     backoff_base = prob_base + rows * width
-    blob = np.concatenate([words.blob, numbers.ravel()])
+    blob = words.with_numbers(numbers)
     source = np.empty((rows, n + 2), dtype=np.int64)
     length = np.zeros((rows, n + 2), dtype=np.int64)
     skip = (~prob_negative).astype(np.int64)  # no sign: start one byte later

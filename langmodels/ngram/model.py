@@ -233,6 +233,7 @@ class NGramLM(LanguageModel):
             tokenizer._load_state({"vocab": kept.to_dict()})  # as a checkpoint's vocabulary is restored
             vocab = tokenizer.vocab
         self.tables_, self.counts_ = self.load_tables(Path(folder.name), result.vocab_size, smoothing)
+        self.tables_.build_memory = memory // 4  # the hash indexes are built (at save, or first use) within the limit
         self._tables_folder = folder  # removed with the model (the tables are memory-mapped from it)
         self.estimation_ = {"memory": memory, "blocks": result.blocks, "spilled_bytes": result.spilled_bytes}
         self.mode_ = mode
