@@ -20,3 +20,7 @@ class CheckpointError(LangmodelsError):
 
 class ConfigError(LangmodelsError):
     """A hyper-parameter or option with a value the model cannot use."""
+
+
+class ArpaFormatError(LangmodelsError):
+    """An ARPA file that breaks the format (KenLM's checks): the message names the file and line."""
