@@ -98,17 +98,20 @@ class ProbingIndex:
         receives each window once, in order; read_keys(lo, hi) gives keys[lo:hi]; read_back(lo, hi)
         returns slots already written (only for the few keys that wrap past the last slot).
 
-        Keys in order of their home slot can be placed without probing: the i-th goes to
-        pos_i = max(home_i, pos_{i-1} + 1) = i + max_{j <= i}(home_j - j) (a running maximum),
-        the layout inserting them one by one in that order gives. Every key then sits at or after
-        its home with only taken slots between, which is all a lookup needs. A window's keys are
-        found by one pass over the keys; those pushed past its end open the next window, at its
-        first slot; those pushed past the last slot take the first free slots from slot 0.
+        Placed home by home in slot order, the keys need no probing: with c[s] keys at home s,
+        home s's keys fill the slots from p[s] = s + q[s], where q, the keys pushed past slot s - 1
+        (a queue: q[s + 1] = max(0, q[s] + c[s] - 1), Lindley's recursion), is S - running min(S)
+        for S the running sum of c - 1. A key's slot is p[home] plus its rank among the keys of
+        its home (found in a few rounds of scatters: homes are shared by few keys). Each key sits
+        at or after its home with only taken slots between, which is all a lookup needs. A
+        window's keys are found by one pass over the keys; those pushed past its end open the
+        next window at its first slot; those pushed past the last slot take the first free slots
+        from slot 0.
         """
         if n_slots >= 2**32:
             raise ValueError(f"{n_keys} keys are more than one probing index holds")
-        # Per slot of a window: the slot itself and, at LOAD keys per slot, ~7 int64 temporaries per key.
-        window_slots = max(int(memory // (np.dtype(dtype).itemsize + 56 * LOAD)), 1 << 16)
+        # Per slot of a window: the slot, its count and queue, and at LOAD keys per slot ~6 int64 per key.
+        window_slots = max(int(memory // (np.dtype(dtype).itemsize + 24 + 48 * LOAD)), 1 << 16)
         carried = np.zeros(0, dtype=np.int64)  # rows pushed past the previous window
         for start in range(0, n_slots, window_slots):
             stop = min(start + window_slots, n_slots)
@@ -116,19 +119,30 @@ class ProbingIndex:
             for lo in range(0, n_keys, BUILD_BLOCK):
                 home = cls.home(read_keys(lo, min(lo + BUILD_BLOCK, n_keys)), n_slots)
                 inside = np.flatnonzero((home >= start) & (home < stop)) if window_slots < n_slots else None
-                homes.append(home if inside is None else home[inside])
+                homes.append(home - start if inside is None else home[inside] - start)
                 rows.append(lo + (np.arange(home.size) if inside is None else inside))
-            home = np.concatenate([np.full(carried.size, start, dtype=np.int64), *homes])
+            # The carried rows first, as keys of the window's first slot.
+            home = np.concatenate([np.zeros(carried.size, dtype=np.int64), *homes])
             row = np.concatenate([carried, *rows])
-            order = np.argsort(home[carried.size :], kind="stable") + carried.size  # ties: row order
-            home[carried.size :], row[carried.size :] = home[order], row[order]
-            index = np.arange(home.size, dtype=np.int64)
-            position = np.maximum.accumulate(home - index) + index if home.size else index
-            fits = position < stop
-            window = np.full(stop - start, _EMPTY, dtype=dtype)
-            window[position[fits] - start] = row[fits]
+            width = stop - start
+            counts = np.bincount(home, minlength=width)
+            total = np.zeros(width + 1, dtype=np.int64)
+            np.cumsum(counts - 1, out=total[1:])
+            queue = total - np.minimum.accumulate(np.minimum(total, 0))
+            rank = np.zeros(home.size, dtype=np.int64)
+            claim = np.full(width, -1, dtype=np.int64)
+            waiting, round_ = np.arange(home.size, dtype=np.int64), 0
+            while waiting.size:  # round r: one key of each home still waiting takes rank r
+                claim[home[waiting]] = waiting
+                won = claim[home[waiting]] == waiting
+                rank[waiting[won]] = round_
+                waiting, round_ = waiting[~won], round_ + 1
+            position = home + queue[home] + rank
+            fits = position < width
+            window = np.full(width, _EMPTY, dtype=dtype)
+            window[position[fits]] = row[fits]
             write(start, window)
-            carried = row[~fits]  # the last ones: positions ascend
+            carried = row[~fits]
         lo = 0
         while carried.size:  # wrapped past the last slot: the first free slots from slot 0, in order
             hi = min(lo + BUILD_BLOCK, n_slots)
