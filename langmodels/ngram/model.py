@@ -38,7 +38,9 @@ class NGramLM(LanguageModel):
 
     Estimation runs within a memory limit, spilling sorted blocks of n-grams to disk as KenLM's
     lmplz does (estimate.py): memory: '2G', '500M', '50%' (of the memory available) or bytes;
-    None: DEFAULT_MEMORY_FRACTION (half) of the memory available when fit starts. tmp_dir: where
+    None: DEFAULT_MEMORY_FRACTION (half) of the memory available when fit starts. Fitting and
+    saving stay within `memory` plus a constant of about 50 MiB (the interpreter, the imports, the
+    vocabulary: docs/design.md section 9, measured by benchmarks/ngram_scale.py). tmp_dir: where
     the spilled blocks go (default: the system's temporary folder). prune: lmplz's --prune, one
     count threshold per order ('0,1,1' or [0, 1, 1]; non-decreasing, the first 0, the last
     repeated for the higher orders): n-grams of order >= 2 whose count is at or below it are
