@@ -14,6 +14,12 @@ benchmark's own size never counts) and the perplexity of Brown test under each m
 loading the saved checkpoint; lmplz's ARPA read by the `kenlm` module). Brown test words the
 synthetic corpus never produced are written as <unk> for both, so both read the same tokens.
 
+For ours it also records the peak disk taken by the id cache, the spilled blocks, the tables and
+the checkpoint together (sampled every second), and issue 13's memory bound: the limit, the
+constant (the peak RSS of the same child on the corpus's first 1000 lines: interpreter, imports,
+vocabulary) and whether peak RSS <= limit + constant. Results of sizes this run does not measure
+are kept in the --out file, each with its date, so a --huge run and a default run share it.
+
 lmplz is found as $LMPLZ, on PATH, in /tmp/team/LMPLZ_PATH, or in the cache's build folder; else
 it is built there from the `kenlm` source distribution on the package index (pip download, then
 cmake and make; needs cmake, a C++ compiler and boost's program_options, system, thread and test,
