@@ -98,21 +98,18 @@ class ProbingIndex:
         receives each window once, in order; read_keys(lo, hi) gives keys[lo:hi]; read_back(lo, hi)
         returns slots already written (only for the few keys that wrap past the last slot).
 
-        Placed home by home in slot order, the keys need no probing: with c[s] keys at home s,
-        home s's keys fill the slots from p[s] = s + q[s], where q, the keys pushed past slot s - 1
-        (a queue: q[s + 1] = max(0, q[s] + c[s] - 1), Lindley's recursion), is S - running min(S)
-        for S the running sum of c - 1. A key's slot is p[home] plus its rank among the keys of
-        its home (found in a few rounds of scatters: homes are shared by few keys). Each key sits
-        at or after its home with only taken slots between, which is all a lookup needs. A
-        window's keys are found by one pass over the keys; those pushed past its end open the
-        next window at its first slot; those pushed past the last slot take the first free slots
-        from slot 0.
+        Within a window every key still homeless tries its current slot; where several try one
+        free slot, the write that lands wins (read back to see which) and the others step on,
+        like the keys that met a taken slot, so a key only steps past taken slots and lookups
+        stay correct whatever order the keys went in. A window's keys are found by one pass over
+        the keys; those that step past its end go on from the next window's first slot, and
+        those that step past the last slot take the first free slots from slot 0.
         """
         if n_slots >= 2**32:
             raise ValueError(f"{n_keys} keys are more than one probing index holds")
-        # Per slot of a window: the slot, its count and queue, and at LOAD keys per slot ~6 int64 per key.
-        window_slots = max(int(memory // (np.dtype(dtype).itemsize + 24 + 48 * LOAD)), 1 << 16)
-        carried = np.zeros(0, dtype=np.int64)  # rows pushed past the previous window
+        # Per slot of a window: the slot itself and, at LOAD keys per slot, ~5 int64 temporaries per key.
+        window_slots = max(int(memory // (np.dtype(dtype).itemsize + 40 * LOAD)), 1 << 16)
+        carried = np.zeros(0, dtype=np.int64)  # rows that stepped past the previous window
         for start in range(0, n_slots, window_slots):
             stop = min(start + window_slots, n_slots)
             homes, rows = [], []
@@ -121,28 +118,22 @@ class ProbingIndex:
                 inside = np.flatnonzero((home >= start) & (home < stop)) if window_slots < n_slots else None
                 homes.append(home - start if inside is None else home[inside] - start)
                 rows.append(lo + (np.arange(home.size) if inside is None else inside))
-            # The carried rows first, as keys of the window's first slot.
-            home = np.concatenate([np.zeros(carried.size, dtype=np.int64), *homes])
-            row = np.concatenate([carried, *rows])
+            position = np.concatenate([np.zeros(carried.size, dtype=np.int64), *homes])  # relative to start
+            pending = np.concatenate([carried, *rows]).astype(dtype, copy=False)
             width = stop - start
-            counts = np.bincount(home, minlength=width)
-            total = np.zeros(width + 1, dtype=np.int64)
-            np.cumsum(counts - 1, out=total[1:])
-            queue = total - np.minimum.accumulate(np.minimum(total, 0))
-            rank = np.zeros(home.size, dtype=np.int64)
-            claim = np.full(width, -1, dtype=np.int64)
-            waiting, round_ = np.arange(home.size, dtype=np.int64), 0
-            while waiting.size:  # round r: one key of each home still waiting takes rank r
-                claim[home[waiting]] = waiting
-                won = claim[home[waiting]] == waiting
-                rank[waiting[won]] = round_
-                waiting, round_ = waiting[~won], round_ + 1
-            position = home + queue[home] + rank
-            fits = position < width
             window = np.full(width, _EMPTY, dtype=dtype)
-            window[position[fits]] = row[fits]
+            passed = []
+            while pending.size:
+                free = window[position] == _EMPTY
+                window[position[free]] = pending[free]
+                placed = free & (window[position] == pending)
+                pending, position = pending[~placed], position[~placed] + 1
+                out = position == width
+                if out.any():
+                    passed.append(pending[out])
+                    pending, position = pending[~out], position[~out]
             write(start, window)
-            carried = row[~fits]
+            carried = np.concatenate(passed).astype(np.int64) if passed else np.zeros(0, dtype=np.int64)
         lo = 0
         while carried.size:  # wrapped past the last slot: the first free slots from slot 0, in order
             hi = min(lo + BUILD_BLOCK, n_slots)
