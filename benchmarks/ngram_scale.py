@@ -14,6 +14,12 @@ benchmark's own size never counts) and the perplexity of Brown test under each m
 loading the saved checkpoint; lmplz's ARPA read by the `kenlm` module). Brown test words the
 synthetic corpus never produced are written as <unk> for both, so both read the same tokens.
 
+For ours it also records the peak disk taken by the id cache, the spilled blocks, the tables and
+the checkpoint together (sampled every second), and issue 13's memory bound: the limit, the
+constant (the peak RSS of the same child on the corpus's first 1000 lines: interpreter, imports,
+vocabulary) and whether peak RSS <= limit + constant. Results of sizes this run does not measure
+are kept in the --out file, each with its date, so a --huge run and a default run share it.
+
 lmplz is found as $LMPLZ, on PATH, in /tmp/team/LMPLZ_PATH, or in the cache's build folder; else
 it is built there from the `kenlm` source distribution on the package index (pip download, then
 cmake and make; needs cmake, a C++ compiler and boost's program_options, system, thread and test,
@@ -41,6 +47,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -172,6 +179,42 @@ def corpus_stand_in(path: Path, brown) -> str:
 # ---- the runs ----------------------------------------------------------------------------------
 
 
+def disk_bytes(roots: list[Path]) -> int:
+    """Bytes the files under `roots` take on disk (allocated blocks, so sparse files count as written)."""
+    total = 0
+    for root in roots:
+        for folder, _, names in os.walk(root):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+                except OSError:
+                    pass  # removed meanwhile
+    return total
+
+
+class DiskWatch:
+    """The peak of disk_bytes(roots) while a child runs, sampled every `interval` seconds."""
+
+    def __init__(self, roots: list[Path], interval: float = 1.0):
+        self.roots, self.interval, self.peak = roots, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, disk_bytes(self.roots))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, disk_bytes(self.roots))
+
+
 def run_ours(corpus: Path, out: Path, order: int, memory: str) -> dict:
     if out.exists():
         shutil.rmtree(out)
@@ -179,12 +222,19 @@ def run_ours(corpus: Path, out: Path, order: int, memory: str) -> dict:
     # A fresh cache: the text is tokenized within the timed fit, as lmplz reads it within its run.
     fresh = out.with_name(out.name + "-cache")
     shutil.rmtree(fresh, ignore_errors=True)
-    env = {**child_env(), "LANGMODELS_CACHE": str(fresh)}
+    # Its temporary files (spilled blocks, the tables before they are saved) go beside the checkpoint,
+    # so that the disk they take is measured with the checkpoint's and the id cache's.
+    spill = out.with_name(out.name + "-tmp")
+    spill.mkdir(parents=True, exist_ok=True)
+    env = {**child_env(), "LANGMODELS_CACHE": str(fresh), "TMPDIR": str(spill)}
     try:
-        measured = run_measured([sys.executable, "-c", CHILD_FIT, str(corpus), str(out), str(order), memory,
-                                 str(report)], env=env)
+        with DiskWatch([fresh, spill, out]) as disk:
+            measured = run_measured([sys.executable, "-c", CHILD_FIT, str(corpus), str(out), str(order), memory,
+                                     str(report)], env=env)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
+        shutil.rmtree(spill, ignore_errors=True)
+    measured["peak_disk_bytes"] = disk.peak  # id cache + spilled blocks + tables + checkpoint, at most at once
     measured.update(json.loads(report.read_text()))  # the child's own split: fit, then save
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     accepts_memory = "memory" in inspect.signature(NGramLM.__init__).parameters
@@ -200,6 +250,32 @@ def run_lmplz(lmplz: str, corpus: Path, arpa: Path, order: int, memory: str, tmp
         measured = run_measured(command, stdin=text, stdout=out)
     return {**measured, "arpa_bytes": arpa.stat().st_size,
             "command": " ".join([Path(lmplz).name, *command[1:]]) + " < corpus.txt > model.arpa"}
+
+
+TINY_LINES = 1000  # the corpus's first lines: the run that measures the fixed part of peak RSS
+
+
+def fixed_rss(corpus: Path, work: Path, order: int, memory: str) -> int:
+    """The constant of the memory bound: the peak RSS of the same fit-and-save child on the
+    corpus's first TINY_LINES lines (~22k words), where the estimation's own arrays are a few MB,
+    so what remains is the interpreter, the imports, the vocabulary and the fixed buffers."""
+    tiny = work / f"tiny-{corpus.stem}.txt"
+    with open(corpus, "rb") as source, open(tiny, "wb") as out:
+        out.writelines(line for _, line in zip(range(TINY_LINES), source))
+    try:
+        return run_ours(tiny, work / "tiny-model", order, memory)["peak_rss_bytes"]
+    finally:
+        shutil.rmtree(work / "tiny-model", ignore_errors=True)
+        tiny.unlink(missing_ok=True)
+
+
+def memory_bound(peak: int, memory: str, constant: int) -> dict:
+    """Issue 13's bound: peak RSS <= the limit plus the stated constant."""
+    from langmodels.ngram.external_sort import parse_memory
+
+    limit = parse_memory(memory)
+    return {"limit_bytes": limit, "constant_bytes": constant, "peak_rss_bytes": peak,
+            "within": peak <= limit + constant}
 
 
 def closed_test(model, brown) -> tuple[list[str], int]:
@@ -275,9 +351,14 @@ def run_size(label: str, words: int, args, lmplz: str | None, brown, work: Path)
         scored, test_lines = perplexity_ours(models / "ours", brown)
         ours.update(scored)
         result["ours"] = ours
+        bound = memory_bound(ours["peak_rss_bytes"], args.memory, fixed_rss(corpus, models, args.order, args.memory))
+        result["memory_bound"] = bound
         print(f"   {ours['seconds']:.1f} s (fit {ours['fit_seconds']:.1f} s, save {ours['save_seconds']:.1f} s), "
               f"peak RSS {mib(ours['peak_rss_bytes'])}, Brown test perplexity {ours['perplexity']:.4f}, "
-              f"checkpoint {mib(ours['checkpoint_bytes'])} loaded in {ours['load_seconds'] * 1e3:.0f} ms", flush=True)
+              f"checkpoint {mib(ours['checkpoint_bytes'])} loaded in {ours['load_seconds'] * 1e3:.0f} ms, "
+              f"peak disk {mib(ours['peak_disk_bytes'])}\n"
+              f"   memory bound: peak RSS {mib(bound['peak_rss_bytes'])} <= limit {mib(bound['limit_bytes'])} + "
+              f"constant {mib(bound['constant_bytes'])}: {'yes' if bound['within'] else 'NO'}", flush=True)
         shutil.rmtree(models / "ours")
         if lmplz is not None:
             stand_in = corpus_stand_in(corpus, brown)
@@ -315,6 +396,19 @@ def print_table(results: list[dict]) -> None:
         else:
             row += f"{'-':>9}  {'-':>10}  {'-':>10}  {ours['perplexity']:>10.4f}  {'-':>10}"
         print(row)
+
+
+def kept_results(figures: dict, path: Path) -> dict:
+    """`figures` plus the results already in `path` for the (size, memory) pairs this run did
+    not measure (each keeps its own date), so a --huge run and a default run share one file."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return figures
+    done = {(r["label"], r["memory"]) for r in figures["results"]}
+    kept = [{**r, "date": r.get("date", earlier.get("date"))} for r in earlier.get("results", [])
+            if (r["label"], r["memory"]) not in done]
+    return {**figures, "results": [{**r, "date": figures["date"]} for r in figures["results"]] + kept}
 
 
 def parse_words(text: str) -> int:
@@ -364,7 +458,7 @@ def main(argv=None) -> None:
                    "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                                "python": platform.python_version()},
                    "results": results, "seconds": time.perf_counter() - started}
-        write_json(figures, args.out)  # after every size: a long run keeps what it measured
+        write_json(kept_results(figures, args.out), args.out)  # after every size: a long run keeps what it measured
     print(f"\nwritten {args.out} ({time.perf_counter() - started:.0f} s)")
     if not math.isfinite(sum(r["ours"]["perplexity"] for r in results)):
         print("note: a perplexity is infinite")

@@ -25,3 +25,7 @@ class ConfigError(LangmodelsError):
 class InputError(LangmodelsError):
     """An argument of a call that is not what the call takes: a number where a line of text goes,
     no lines to score, an empty path."""
+
+
+class ArpaFormatError(LangmodelsError):
+    """An ARPA file that breaks the format (KenLM's checks): the message names the file and line."""

@@ -454,6 +454,30 @@ def test_probing_index_finds_exactly_the_stored_keys(keys, absent, clustered):
     assert np.count_nonzero(index.slots >= 0) == keys.size  # every key stored once
 
 
+def test_a_windowed_index_written_to_a_file_finds_every_key(tmp_path):
+    """The build one window of slots at a time (many windows here), with keys whose homes are
+    the last slots so that some wrap past the end to slot 0, written through the file path."""
+    from langmodels.ngram.probing import slot_count
+    from langmodels.ngram.tables import open_array, write_index
+
+    rng = np.random.default_rng(0)
+    n_keys = 40_000
+    n_slots = slot_count(n_keys)
+    candidates = rng.integers(0, 2**40, size=4_000_000)
+    at_the_end = candidates[ProbingIndex.home(candidates, n_slots) >= n_slots - 8][:40]
+    assert at_the_end.size == 40  # more keys than the last 8 slots hold: some must wrap
+    keys = np.unique(np.concatenate([at_the_end, rng.integers(0, 2**40, size=n_keys - 40)]))
+    path = tmp_path / "index.npy"
+    write_index(path, np.asarray(keys), memory=1)  # the smallest window: 2^16 slots, three windows here
+    slots = open_array(path)
+    assert slots.size == slot_count(keys.size) > 2 * 2**16
+    assert np.count_nonzero(slots[:8] >= 0) and sorted(slots[slots >= 0].tolist()) == list(range(keys.size))
+    index = ProbingIndex(keys, slots)
+    np.testing.assert_array_equal(index.find(keys[::-1]), np.arange(keys.size)[::-1])
+    absent = np.setdiff1d(rng.integers(0, 2**40, size=5000), keys)
+    assert (index.find(absent) == -1).all()
+
+
 def test_no_lines_score_to_nothing():
     lm = NGramLM(3, "kneser-ney").fit(TOY)
     assert lm.score_ids([]) == []

@@ -17,16 +17,21 @@ numbers have at most 9 significant digits (lmplz's, ours from float32 tables), f
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
+import re
 import secrets
+import threading
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, CorpusError, LangmodelsError
+from ..base import note
+from ..errors import ArpaFormatError, ConfigError, CorpusError
 from .tables import BackoffTables, OrderTable
 
 LN10 = math.log(10.0)
@@ -119,6 +124,19 @@ class _Words:
         self.start = {sep: starts + i * total for i, sep in enumerate(b" \t\n")}
         self.blob = np.frombuffer(b"".join(b"".join(word + bytes([sep]) for word in encoded) for sep in b" \t\n"),
                                   dtype=np.uint8)
+        self._scratch = threading.local()
+
+    def with_numbers(self, numbers: np.ndarray) -> np.ndarray:
+        """The vocabulary's bytes followed by `numbers` (a block's formatted numbers), in a buffer
+        kept per thread: copying the vocabulary (MBs) for every block cost more than the block."""
+        size = self.blob.size + numbers.size
+        buffer = getattr(self._scratch, "buffer", None)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(max(size, 2 * (buffer.size if buffer is not None else 0)), dtype=np.uint8)
+            buffer[: self.blob.size] = self.blob
+            self._scratch.buffer = buffer
+        buffer[self.blob.size : size] = numbers.ravel()
+        return buffer
 
 
 def _format_block(words: _Words, grams: np.ndarray, logprob10: np.ndarray, backoff10: np.ndarray,
@@ -136,7 +154,7 @@ def _format_block(words: _Words, grams: np.ndarray, logprob10: np.ndarray, backo
     prob_negative, backoff_negative = negative[:rows], negative[rows:]
     prob_base = words.blob.size
     backoff_base = prob_base + rows * width
-    blob = np.concatenate([words.blob, numbers.ravel()])
+    blob = words.with_numbers(numbers)
     source = np.empty((rows, n + 2), dtype=np.int64)
     length = np.zeros((rows, n + 2), dtype=np.int64)
     skip = (~prob_negative).astype(np.int64)  # no sign: start one byte later
@@ -236,57 +254,170 @@ def write_arpa(model, path) -> Path:
 
 # ---- reading --------------------------------------------------------------------------------
 
+UNKNOWN_MISSING_LOG10 = -100.0  # KenLM's config.unknown_missing_logprob: <unk>'s score where a file has none
+_COUNT_LINE = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)")
 
-def _read_sections(path: Path) -> list[list[str]]:
-    """The entry lines of each \\n-grams: section, after checking them against the header."""
+
+class _Lines:
+    """The file's lines with their numbers (1-based), read as UTF-8 text; .gz files through gzip."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.number = 0
+        try:
+            opener = gzip.open if path.suffix == ".gz" else open
+            self.handle = opener(path, "rt", encoding="utf-8", newline=None)  # closed by close()
+        except FileNotFoundError:
+            raise CorpusError(f"no ARPA file at {path}") from None
+        except IsADirectoryError:
+            raise CorpusError(f"{path} is a folder, not an ARPA file") from None
+        self.pending: str | None = None
+
+    def error(self, problem: str, line: int | None = None) -> ArpaFormatError:
+        return ArpaFormatError(f"{self.path}:{self.number if line is None else line}: {problem}")
+
+    def next(self) -> str | None:
+        """The next line without its end (None at the end of the file)."""
+        if self.pending is not None:
+            line, self.pending = self.pending, None
+            self.number += 1
+            return line
+        try:
+            line = self.handle.readline()
+        except UnicodeDecodeError as error:
+            raise self.error(f"not UTF-8 text (invalid byte at offset {error.start} of a block)",
+                             self.number + 1) from None
+        except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+            raise self.error(f"cannot be read ({error})", self.number + 1) from None
+        if not line:
+            return None
+        self.number += 1
+        return line.rstrip("\r\n")
+
+    def push_back(self, line: str) -> None:
+        self.pending = line
+        self.number -= 1
+
+    def next_non_blank(self) -> str | None:
+        while (line := self.next()) is not None and not line.strip():
+            pass
+        return line
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _read_sections(path: Path) -> tuple[list[list[str]], list[np.ndarray]]:
+    """The entry lines of each \n-grams: section and their line numbers, after KenLM's checks of
+    the layout (lm/read_arpa.cc): blank lines and # comments before \\data\\, one `ngram N=count`
+    line per order from 1, each declared section present under its title with exactly the
+    declared number of entries, then \\end\\ and nothing but blank lines after it."""
+    lines = _Lines(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CorpusError(f"no ARPA file at {path}") from None
-    except UnicodeDecodeError as error:
-        raise CorpusError(f"{path} is not UTF-8 (invalid byte at offset {error.start})") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder, not an ARPA file") from None
-    _, marker, body = text.partition("\\data\\")
-    if not marker:
-        raise LangmodelsError(f"{path} is not an ARPA file (no \\data\\ header)")
-    body = body.split("\\end\\")[0]
-    header, *parts = body.split("-grams:")
-    declared = {}
-    for line in header.splitlines():
-        if line.startswith("ngram "):
-            order, _, count = line[6:].partition("=")
-            declared[int(order)] = int(count)
-    sections = []
-    for n, part in enumerate(parts, start=1):
-        lines = part.splitlines()
-        if n < len(parts):
-            lines = lines[:-1]  # the next section's "\\k" title
-        entries = [line for line in lines if line.strip()]
-        if declared.get(n) != len(entries):
-            raise LangmodelsError(
-                f"{path}: header says {declared.get(n)} {n}-grams, the file has {len(entries)} (truncated?)"
-            )
-        sections.append(entries)
-    if not sections:
-        raise LangmodelsError(f"{path} has no n-gram sections")
-    return sections
+        line = lines.next()
+        while line is not None and (not line.strip() or line.startswith("#")):
+            line = lines.next()
+        if line is None:
+            raise lines.error("no \\data\\ header: the file is empty or only comments")
+        if line.strip() != "\\data\\":
+            raise lines.error(f"expected \\data\\ (an ARPA file), found {line.strip()[:60]!r}")
+        declared = []
+        while (line := lines.next()) is not None and line.strip() and not line.startswith("\\"):
+            match = _COUNT_LINE.fullmatch(line.strip())
+            if match is None:
+                raise lines.error(f"malformed count line {line.strip()[:60]!r} (expected 'ngram N=count')")
+            order, count = int(match.group(1)), int(match.group(2))
+            if order != len(declared) + 1:
+                raise lines.error(f"count line for order {order} where order {len(declared) + 1} was due "
+                                  "(orders are declared 1, 2, 3, ...)")
+            declared.append(count)
+        if line is not None and line.startswith("\\"):
+            lines.push_back(line)
+        if not declared:
+            raise lines.error("the \\data\\ header declares no 'ngram N=count' lines")
+        if declared[0] == 0:
+            raise lines.error("the header declares no unigrams (ngram 1=0)")
+        sections, numbers = [], []
+        for n, count in enumerate(declared, start=1):
+            title = lines.next_non_blank()
+            expected = f"\\{n}-grams:"
+            if title is None:
+                raise lines.error(f"the file ends before the {expected} section the header declares (cut short?)")
+            if title.strip() == "\\end\\":
+                raise lines.error(f"\\end\\ before the {expected} section the header declares")
+            if title.strip() != expected:
+                raise lines.error(f"expected {expected}, found {title.strip()[:60]!r}")
+            entries, where = [], []
+            while (line := lines.next()) is not None and line.strip() and not line.startswith("\\"):
+                entries.append(line)
+                where.append(lines.number)
+            stop = lines.number  # the line that ended the section: a blank line, the next title, the last line
+            if line is not None and line.startswith("\\"):
+                lines.push_back(line)
+            if len(entries) != count:
+                raise lines.error(f"the {expected} section has {len(entries)} entries but the header declares "
+                                  f"ngram {n}={count}" + (" (cut short?)" if line is None else ""), stop)
+            sections.append(entries)
+            numbers.append(np.array(where, dtype=np.int64))
+        end = lines.next_non_blank()
+        if end is None:
+            raise lines.error("no \\end\\ after the last section (cut short?)")
+        if end.strip() != "\\end\\":
+            found = end.strip()[:60]
+            if re.fullmatch(r"\\\d+-grams:", found):
+                raise lines.error(f"a {found} section the header does not declare")
+            raise lines.error(f"expected \\end\\, found {found!r}")
+        trailing = lines.next_non_blank()
+        if trailing is not None:
+            raise lines.error(f"text after \\end\\: {trailing.strip()[:60]!r}")
+    finally:
+        lines.close()
+    return sections, numbers
 
 
-def _parse_section(path: Path, n: int, lines: list[str], word_id):
-    """(log10 p, (G, n) word ids, log10 backoff) arrays of one section."""
+def _parse_section(path: Path, n: int, lines: list[str], numbers: np.ndarray, word_id: dict, highest: bool):
+    """(log10 p, (G, n) word ids, log10 backoff) arrays of one section, every entry checked:
+    n words, a finite log10 probability <= 0, a finite back-off (none but 0 at the highest
+    order, as KenLM's reader), every word a unigram."""
+    def error(index: int, problem: str) -> ArpaFormatError:
+        return ArpaFormatError(f"{path}:{numbers[index]}: {problem}")
+
     rows = [line.split() for line in lines]
     widths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     bad = np.flatnonzero((widths != n + 1) & (widths != n + 2))
     if bad.size:
-        raise LangmodelsError(f"{path}: {n}-gram entry {lines[bad[0]].strip()!r} does not have {n} words")
-    try:
-        logprob = np.array([row[0] for row in rows], dtype=np.float64)
-        backoff = np.array([row[n + 1] if len(row) > n + 1 else "0" for row in rows], dtype=np.float64)
-    except ValueError:
-        raise LangmodelsError(f"{path}: a {n}-gram probability or back-off is not a number") from None
-    words = word_id([word for row in rows for word in row[1 : n + 1]]).reshape(-1, n)
+        raise error(bad[0], f"a {n}-gram entry needs a log10 probability, {n} word(s) and an optional back-off, "
+                            f"found {lines[bad[0]].strip()[:60]!r}")
+    logprob = _numbers(error, [row[0] for row in rows], "log10 probability")
+    backoff = _numbers(error, [row[n + 1] if len(row) > n + 1 else "0" for row in rows], "back-off")
+    bad = np.flatnonzero(~np.isfinite(logprob) | (logprob > 0))
+    if bad.size:
+        problem = "is positive" if np.isfinite(logprob[bad[0]]) else "is not finite"
+        raise error(bad[0], f"log10 probability {rows[bad[0]][0]} {problem} (ARPA probabilities are finite "
+                            "log10 values <= 0; -99 is zero)")
+    bad = np.flatnonzero(~np.isfinite(backoff) | ((backoff != 0) & highest))
+    if bad.size:
+        problem = ("is not finite" if not np.isfinite(backoff[bad[0]])
+                   else f"is given to a {n}-gram of the highest order, which backs off to nothing")
+        raise error(bad[0], f"back-off {rows[bad[0]][n + 1]} {problem}")
+    flat = [word for row in rows for word in row[1 : n + 1]]
+    words = np.fromiter((word_id.get(word, -1) for word in flat), dtype=np.int64, count=len(flat)).reshape(-1, n)
+    bad = np.flatnonzero((words < 0).any(axis=1))
+    if bad.size:
+        raise error(bad[0], f"the {n}-gram '{' '.join(rows[bad[0]][1 : n + 1])}' has a word that is not a unigram")
     return logprob, words, backoff
+
+
+def _numbers(error, fields: list[str], what: str) -> np.ndarray:
+    try:
+        return np.array(fields, dtype=np.float64)
+    except ValueError:
+        for index, field in enumerate(fields):
+            try:
+                float(field)
+            except ValueError:
+                raise error(index, f"{what} {field[:30]!r} is not a number") from None
+        raise
 
 
 def _significant_digits(lines: list[str]) -> int:
@@ -300,18 +431,31 @@ def _significant_digits(lines: list[str]) -> int:
 
 
 def read_tables(path, vocabulary) -> tuple[BackoffTables, object]:
-    """Read an ARPA file (from KenLM, SRILM or `write_tables`) into back-off tables.
+    """Read an ARPA file (from KenLM, SRILM or `write_tables`; `.arpa.gz` too) into back-off
+    tables, refusing a malformed file with one ArpaFormatError line naming the file, the line
+    and the problem (the checks are KenLM's: see _read_sections and _parse_section; duplicates
+    are refused too).
 
-    vocabulary: a callable making the vocabulary (an object with `ids`, `bos_id` and len) from
-    the unigram words in file order. Returns (tables, vocabulary). The log-probabilities and
-    back-offs are float32 (contract C-3) when the file's numbers have at most 9 significant
+    vocabulary: a callable making the vocabulary (an object with `tokens`, `unk_id`, `bos_id`
+    and len) from the unigram words in file order. Returns (tables, vocabulary). A file without
+    <unk> scores unknown words log10 -100, as KenLM does, with one note. The log-probabilities
+    and back-offs are float32 (contract C-3) when the file's numbers have at most 9 significant
     digits, which give every float32 back exactly; float64 otherwise."""
     path = Path(path)
-    sections = _read_sections(path)
+    sections, numbers = _read_sections(path)
+    order = len(sections)
     dtype = np.float32 if _significant_digits(sections[0][:1000]) <= FLOAT32_DIGITS else np.float64
-    vocab = vocabulary(line.split()[1] for line in sections[0])
+    unigram_words = [line.split()[1] if len(line.split()) > 1 else "" for line in sections[0]]
+    seen: dict[str, int] = {}
+    for index, word in enumerate(unigram_words):
+        if word in seen:
+            raise ArpaFormatError(f"{path}:{numbers[0][index]}: the unigram {word!r} is listed twice "
+                                  f"(first at line {numbers[0][seen[word]]})")
+        seen[word] = index
+    vocab = vocabulary(word for word in unigram_words if word)
+    word_id = {token: i for i, token in enumerate(vocab.tokens)}
     size = len(vocab)
-    logprob10, words, backoff10 = _parse_section(path, 1, sections[0], vocab.ids)
+    logprob10, words, backoff10 = _parse_section(path, 1, sections[0], numbers[0], word_id, order == 1)
     ids = words[:, 0]
     logprob = np.full(size, -np.inf, dtype=dtype)
     logbackoff = np.zeros(size, dtype=dtype)
@@ -319,26 +463,38 @@ def read_tables(path, vocabulary) -> tuple[BackoffTables, object]:
     logbackoff[ids] = backoff10 * LN10
     support = np.zeros(size, dtype=bool)
     support[ids] = True
+    unk = vocab.tokens[vocab.unk_id]
+    if unk not in seen:  # KenLM: "The ARPA file is missing <unk>.  Substituting log10 probability -100."
+        logprob[vocab.unk_id] = UNKNOWN_MISSING_LOG10 * LN10
+        support[vocab.unk_id] = True
+        note(f"{path} has no {unk}: unknown words score log10 probability {UNKNOWN_MISSING_LOG10:g}, as KenLM "
+             "scores them")
     support[vocab.bos_id] = False
     logprob[vocab.bos_id] = -np.inf  # <s> is context only (ARPA writes -99)
     unigrams = OrderTable(np.arange(size, dtype=np.int64), logprob, logbackoff, np.zeros(size, dtype=bool))
     tables = BackoffTables([unigrams], size, support, bos_id=vocab.bos_id)
-    for n, lines in enumerate(sections[1:], start=2):
-        logprob10, words, backoff10 = _parse_section(path, n, lines, vocab.ids)
+    for n, (lines, where) in enumerate(zip(sections[1:], numbers[1:]), start=2):
+        logprob10, words, backoff10 = _parse_section(path, n, lines, where, word_id, n == order)
         context = words[:, 0].astype(np.int64)
         for column in range(1, n - 1):
             context = tables.lookup(column + 1, context, words[:, column])
         if np.any(context < 0):
-            bad = lines[int(np.flatnonzero(context < 0)[0])].split()[1 : n + 1]
-            raise LangmodelsError(f"{path}: the {n}-gram '{' '.join(bad)}' has no entry for its first {n - 1} words")
+            bad = int(np.flatnonzero(context < 0)[0])
+            raise ArpaFormatError(f"{path}:{where[bad]}: the {n}-gram '{' '.join(lines[bad].split()[1 : n + 1])}' "
+                                  f"has no entry for its first {n - 1} words")
         keys = context * size + words[:, -1]
-        order = np.argsort(keys, kind="stable")
+        order_of = np.argsort(keys, kind="stable")
+        repeated = np.flatnonzero(keys[order_of][1:] == keys[order_of][:-1])
+        if repeated.size:
+            first, again = sorted((int(order_of[repeated[0]]), int(order_of[repeated[0] + 1])))
+            raise ArpaFormatError(f"{path}:{where[again]}: the {n}-gram '{' '.join(lines[again].split()[1 : n + 1])}' "
+                                  f"is listed twice (first at line {where[first]})")
         tables.orders[-1].is_context[context] = True
         tables.append(
             OrderTable(
-                keys[order],
-                (logprob10[order] * LN10).astype(dtype),
-                (backoff10[order] * LN10).astype(dtype),
+                keys[order_of],
+                (logprob10[order_of] * LN10).astype(dtype),
+                (backoff10[order_of] * LN10).astype(dtype),
                 np.zeros(len(keys), dtype=bool),
             )
         )

@@ -34,8 +34,6 @@ here, each working on blocks whose size follows from the memory limit (external_
 
 from __future__ import annotations
 
-import mmap
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,7 +42,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .external_sort import Column, NpyWriter, Workspace, count_keys, gather, merge_runs, running_count
+from .external_sort import (
+    Column,
+    NpyWriter,
+    Workspace,
+    count_keys,
+    gather,
+    merge_runs,
+    release_freed_memory,
+    running_count,
+    slice_reader,
+)
 from .smoothing import ContextStats, Smoothing
 from .tables import FIELD_DTYPES
 
@@ -57,6 +65,11 @@ BYTES_PER_ROW = 224
 # Positions per block at most, whatever the limit: past a few million, sorting and scattering in
 # larger arrays ran slower per position (cache misses, page faults) than merging more runs.
 MAX_BLOCK = 1 << 23
+# The share of the limit the stages size their blocks by. Freed numpy blocks are not all handed
+# back to the system (glibc keeps freed heap and arena memory for reuse, fragmented), so the
+# process's resident memory runs above what the live arrays hold: measured on 15M and 100M words
+# (benchmarks/ngram_scale.py), sizing by the whole limit peaked at 1.3-1.55x it.
+WORKING_SHARE = 0.5
 SPECIAL_WORDS = 3  # <unk>, <s>, </s> (ids 0-2, as lmplz's) are never pruned
 
 
@@ -72,19 +85,6 @@ class Estimate:
     unseen_context_logbackoff: float = 0.0
     blocks: int = 1
     spilled_bytes: int = 0
-
-
-def slice_reader(array):
-    """(lo, hi) -> array[lo:hi] as an ordinary array. A memory-mapped file is read with
-    np.fromfile: pages of a mapping, once read, stay counted in the process's resident memory."""
-    filename = getattr(array, "filename", None)
-    whole_file = (isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and filename is not None
-                  and array.ndim == 1 and os.path.getsize(filename) == array.offset + array.nbytes)
-    if whole_file:  # (a slice of a mapping keeps its file's offset: only the whole mapping qualifies)
-        def read(lo, hi):
-            return np.fromfile(filename, dtype=array.dtype, count=hi - lo, offset=array.offset + lo * array.itemsize)
-        return read
-    return lambda lo, hi: np.asarray(array[lo:hi])
 
 
 class LinePositions:
@@ -227,6 +227,7 @@ class Estimator:
         self.support_size = int(self.support.sum())
         self.prune = list(prune) if prune is not None else [0] * order
         self.pruning = self.allowed is not None or any(self.prune)
+        memory = int(memory * WORKING_SHARE)  # the rest: what the allocator keeps of freed blocks
         self.memory = memory
         self.threads = max(1, int(threads))
         self.progress = progress
@@ -530,12 +531,15 @@ class Estimator:
     def run(self, corpus: PaddedCorpus, folder: Path) -> Estimate:
         try:
             orders = self.count(corpus)
+            release_freed_memory()
             counts = self.smoothing_counts(orders)
             self.prepare(counts)
             probs, pruned, gammas, kept = self.probabilities(orders, counts)
+            release_freed_memory()
             return self.write(Path(folder), orders, probs, pruned, gammas, kept)
         finally:
             self.workspace.close()
+            release_freed_memory()
 
 
 def estimate(flat, offsets, folder, *, order: int, vocab_size: int, bos_id: int, eos_id: int | None,

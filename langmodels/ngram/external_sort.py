@@ -11,6 +11,8 @@ never memory-mapped), so what the process holds is what the code asks for at a t
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 import shutil
@@ -40,6 +42,23 @@ def available_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 1 << 30
+
+
+def release_freed_memory() -> None:
+    """Hand the memory freed so far back to the system, where the C library allows it (glibc's
+    malloc_trim): between stages, what one stage freed would otherwise stay in the process's
+    resident memory, fragmented, under the next stage's arrays."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False  # not glibc: nothing to call
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
 
 
 def parse_memory(value) -> int:
@@ -392,6 +411,32 @@ def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], 
             at += taken[r][0].size
         base += unique.size
     return keys_out.finish(), counts_out.finish(), payload_out.finish(), [column.finish() for column in rows]
+
+
+def mapped_file(array) -> tuple[str, int] | None:
+    """(file name, byte offset) when `array` is one whole 1-D memory-mapped file (a np.memmap or
+    a plain view of one, as tables.open_array returns), else None."""
+    mapped = array
+    while mapped is not None and not isinstance(mapped, np.memmap):
+        mapped = getattr(mapped, "base", None)
+    if mapped is None or getattr(mapped, "filename", None) is None or array.ndim != 1:
+        return None
+    whole = (array.flags.c_contiguous and array.ctypes.data == mapped.ctypes.data and array.nbytes == mapped.nbytes
+             and os.path.getsize(mapped.filename) == mapped.offset + mapped.nbytes)
+    return (mapped.filename, mapped.offset) if whole else None
+
+
+def slice_reader(array):
+    """(lo, hi) -> array[lo:hi] as an ordinary array. A memory-mapped file is read with
+    np.fromfile: pages of a mapping, once read, stay counted in the process's resident memory."""
+    found = mapped_file(array)
+    if found is None:
+        return lambda lo, hi: np.asarray(array[lo:hi])
+    filename, offset = found
+
+    def read(lo, hi):
+        return np.fromfile(filename, dtype=array.dtype, count=max(hi - lo, 0), offset=offset + lo * array.itemsize)
+    return read
 
 
 class NpyWriter:

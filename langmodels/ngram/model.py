@@ -39,7 +39,9 @@ class NGramLM(LanguageModel):
 
     Estimation runs within a memory limit, spilling sorted blocks of n-grams to disk as KenLM's
     lmplz does (estimate.py): memory: '2G', '500M', '50%' (of the memory available) or bytes;
-    None: DEFAULT_MEMORY_FRACTION (half) of the memory available when fit starts. tmp_dir: where
+    None: DEFAULT_MEMORY_FRACTION (half) of the memory available when fit starts. Fitting and
+    saving stay within `memory` plus a constant of about 50 MiB (the interpreter, the imports, the
+    vocabulary: docs/design.md section 9, measured by benchmarks/ngram_scale.py). tmp_dir: where
     the spilled blocks go (default: the system's temporary folder). prune: lmplz's --prune, one
     count threshold per order ('0,1,1' or [0, 1, 1]; non-decreasing, the first 0, the last
     repeated for the higher orders): n-grams of order >= 2 whose count is at or below it are
@@ -235,6 +237,7 @@ class NGramLM(LanguageModel):
             tokenizer._load_state({"vocab": kept.to_dict()})  # as a checkpoint's vocabulary is restored
             vocab = tokenizer.vocab
         self.tables_, self.counts_ = self.load_tables(Path(folder.name), result.vocab_size, smoothing)
+        self.tables_.build_memory = memory // 4  # the hash indexes are built (at save, or first use) within the limit
         self._tables_folder = folder  # removed with the model (the tables are memory-mapped from it)
         self.estimation_ = {"memory": memory, "blocks": result.blocks, "spilled_bytes": result.spilled_bytes}
         self.mode_ = mode

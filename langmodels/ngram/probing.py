@@ -27,7 +27,8 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / phi, odd
 _EMPTY = -1
 LOAD = 0.25  # keys per slot
 SCHEME = "probing-fibonacci32-multiply-shift-load0.25"
-BUILD_BLOCK = 1 << 22  # keys inserted per batch: the build's temporaries stay ~ 200 MB at any size
+BUILD_BLOCK = 1 << 22  # keys hashed per batch while a window's keys are gathered
+BUILD_MEMORY = 1 << 29  # bytes one window of the build holds, by default (a model's fit sets its own)
 
 
 def slot_count(n_keys: int) -> int:
@@ -82,25 +83,65 @@ class ProbingIndex:
 
     @classmethod
     def build(cls, keys: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """Insert every key into the empty `slots` (a block of keys at a time) and return them.
+        """Insert every key into the empty in-memory `slots` and return them (see `place`)."""
+        def write(start, window):
+            slots[start : start + window.size] = window
 
-        Within a block, every key still homeless tries its current slot; where several try one
-        free slot, the write that lands wins (read back to see which) and the others step on,
-        like the keys that met a taken slot. A key only steps past taken slots, so lookups stay
-        correct whatever order the keys went in.
-        """
-        if slots.size >= 2**32:
-            raise ValueError(f"{keys.size} keys are more than one probing index holds")
-        for start in range(0, keys.size, BUILD_BLOCK):
-            block = np.asarray(keys[start : start + BUILD_BLOCK], dtype=np.int64)
-            pending = np.arange(start, start + block.size, dtype=slots.dtype)
-            position = cls.home(block, slots.size)
-            while pending.size:
-                free = slots[position] == _EMPTY
-                slots[position[free]] = pending[free]
-                placed = free & (slots[position] == pending)
-                pending, position = pending[~placed], cls.step(position[~placed], slots.size)
+        cls.place(lambda lo, hi: keys[lo:hi], len(keys), slots.size, slots.dtype, write,
+                  lambda lo, hi: slots[lo:hi].copy())
         return slots
+
+    @classmethod
+    def place(cls, read_keys, n_keys: int, n_slots: int, dtype, write, read_back, memory: int = BUILD_MEMORY):
+        """Build the slots of `n_keys` keys one window of slots at a time, in slot order, so that
+        no more than about `memory` bytes are held whatever the index's size: write(start, window)
+        receives each window once, in order; read_keys(lo, hi) gives keys[lo:hi]; read_back(lo, hi)
+        returns slots already written (only for the few keys that wrap past the last slot).
+
+        Within a window every key still homeless tries its current slot; where several try one
+        free slot, the write that lands wins (read back to see which) and the others step on,
+        like the keys that met a taken slot, so a key only steps past taken slots and lookups
+        stay correct whatever order the keys went in. A window's keys are found by one pass over
+        the keys; those that step past its end go on from the next window's first slot, and
+        those that step past the last slot take the first free slots from slot 0.
+        """
+        if n_slots >= 2**32:
+            raise ValueError(f"{n_keys} keys are more than one probing index holds")
+        # Per slot of a window: the slot itself and, at LOAD keys per slot, ~5 int64 temporaries per key.
+        window_slots = max(int(memory // (np.dtype(dtype).itemsize + 40 * LOAD)), 1 << 16)
+        carried = np.zeros(0, dtype=np.int64)  # rows that stepped past the previous window
+        for start in range(0, n_slots, window_slots):
+            stop = min(start + window_slots, n_slots)
+            homes, rows = [], []
+            for lo in range(0, n_keys, BUILD_BLOCK):
+                home = cls.home(read_keys(lo, min(lo + BUILD_BLOCK, n_keys)), n_slots)
+                inside = np.flatnonzero((home >= start) & (home < stop)) if window_slots < n_slots else None
+                homes.append(home - start if inside is None else home[inside] - start)
+                rows.append(lo + (np.arange(home.size) if inside is None else inside))
+            position = np.concatenate([np.zeros(carried.size, dtype=np.int64), *homes])  # relative to start
+            pending = np.concatenate([carried, *rows]).astype(dtype, copy=False)
+            width = stop - start
+            window = np.full(width, _EMPTY, dtype=dtype)
+            passed = []
+            while pending.size:
+                free = window[position] == _EMPTY
+                window[position[free]] = pending[free]
+                placed = free & (window[position] == pending)
+                pending, position = pending[~placed], position[~placed] + 1
+                out = position == width
+                if out.any():
+                    passed.append(pending[out])
+                    pending, position = pending[~out], position[~out]
+            write(start, window)
+            carried = np.concatenate(passed).astype(np.int64) if passed else np.zeros(0, dtype=np.int64)
+        lo = 0
+        while carried.size:  # wrapped past the last slot: the first free slots from slot 0, in order
+            hi = min(lo + BUILD_BLOCK, n_slots)
+            window = read_back(lo, hi)
+            free = np.flatnonzero(window == _EMPTY)[: carried.size]
+            window[free] = carried[: free.size]
+            write(lo, window)
+            carried, lo = carried[free.size :], hi
 
     def find(self, query: np.ndarray) -> np.ndarray:
         """Position of each query in `keys`, or -1 where it is absent (always for negative queries)."""

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import CheckpointError
 from .counting import NGramCounts
-from .probing import ProbingIndex, empty_slots, slot_count
+from .external_sort import slice_reader
+from .probing import BUILD_MEMORY, ProbingIndex, slot_count
 
 TABLE_FIELDS = ("keys", "logprob", "logbackoff", "is_context")
 FIELD_DTYPES = {"keys": np.int64, "logprob": np.float32, "logbackoff": np.float32, "is_context": np.bool_}
@@ -73,6 +74,29 @@ def save_array(path: Path, values: np.ndarray) -> Path:
         raise
     return path
 
+
+
+def write_index(path: Path, keys: np.ndarray, memory: int = BUILD_MEMORY) -> None:
+    """The probing index of `keys` written to `path` as a .npy file, one window of slots at a
+    time through file writes (never a writable mapping, whose touched pages would count in
+    the process's resident memory): about `memory` bytes are held at any size."""
+    dtype = np.dtype(np.int32 if keys.size < 2**31 else np.int64)
+    n_slots = slot_count(keys.size)
+    read_keys = slice_reader(keys)
+    with open(path, "w+b") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n_slots,)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.flush()
+        base, fd = handle.tell(), handle.fileno()
+
+        def write(start, window):
+            os.pwrite(fd, np.ascontiguousarray(window).data, base + start * dtype.itemsize)
+
+        def read_back(lo, hi):
+            data = os.pread(fd, (hi - lo) * dtype.itemsize, base + lo * dtype.itemsize)
+            return np.frombuffer(data, dtype=dtype).copy()
+
+        ProbingIndex.place(read_keys, keys.size, n_slots, dtype, write, read_back, memory)
 
 @dataclass
 class OrderTable:
@@ -143,6 +167,7 @@ class BackoffTables:
         self.lower = lower
         self.unseen_context_logbackoff = unseen_context_logbackoff
         self.index_folder = index_folder
+        self.build_memory = BUILD_MEMORY  # what building one hash index may hold (a fit sets its limit)
         self.sources: dict[str, Path] = {}
         self._index_data: dict[str, bytes] = {}
 
@@ -172,11 +197,7 @@ class BackoffTables:
             elif self.index_folder is not None:
                 path = Path(self.index_folder) / array_file(name)
                 temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                dtype = np.int32 if keys.size < 2**31 else np.int64
-                slots = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=(slot_count(keys.size),))
-                ProbingIndex.build(keys, empty_slots(keys.size, out=slots))
-                slots.flush()
-                del slots
+                write_index(temporary, keys, self.build_memory)
                 os.replace(temporary, path)
                 self.sources[name] = path
                 found = ProbingIndex(keys, open_array(path))
