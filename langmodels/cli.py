@@ -437,10 +437,13 @@ def build_parser() -> ArgumentParser:
                                  help="hash every byte of a checkpoint against its checksums (the deep check)")
     verify.add_argument("checkpoint", metavar="DIR",
                         help="the checkpoint folder to check (an ARPA file: read strictly)")
-    export = commands.add_parser("export", help="write a gpt checkpoint in Hugging Face's GPT-2 format")
-    export.add_argument("checkpoint", metavar="DIR", help="a gpt checkpoint folder")
-    export.add_argument("--format", required=True, choices=("hf",), help="hf: a folder transformers loads")
-    export.add_argument("--out", required=True, metavar="OUT", help="the folder to write")
+    export = commands.add_parser(
+        "export", help="write a gpt checkpoint in Hugging Face's GPT-2 format, or a back-off n-gram as ARPA")
+    export.add_argument("checkpoint", metavar="DIR", help="a gpt checkpoint folder (hf), or a word n-gram's (arpa)")
+    export.add_argument("--format", required=True, choices=("hf", "arpa"),
+                        help="hf: a folder transformers loads; arpa: an ARPA back-off file KenLM and SRILM read")
+    export.add_argument("--out", required=True, metavar="OUT",
+                        help="the folder to write (hf), or the .arpa file (arpa)")
     return parser
 
 
@@ -846,6 +849,14 @@ def cmd_complete(args) -> int:
 
 def cmd_export(args) -> int:
     model = load_model(args.checkpoint)
+    if args.format == "arpa":
+        if not isinstance(model, NGramLM):
+            raise ConfigError(f"{args.checkpoint} holds a {model.name}; only an n-gram model can be written as ARPA")
+        if not args.out.endswith(".arpa"):
+            raise ConfigError(f"--out {args.out!r}: an ARPA file's name ends in .arpa")
+        model.to_arpa(args.out)  # refuses in one line what ARPA cannot hold (check_writable)
+        print(f"wrote {args.out} (ARPA: KenLM's build_binary and query, SRILM's ngram -lm read it)")
+        return 0
     if not hasattr(model, "save_hf"):
         raise ConfigError(
             f"{args.checkpoint} holds a {model.name}; only a gpt checkpoint can be written in GPT-2's format")

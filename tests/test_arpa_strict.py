@@ -231,3 +231,21 @@ def test_random_edits_give_a_finite_model_or_one_format_error(edits, valid_text,
         distribution = model.logprobs_after(vocab.ids(context))
         assert np.isfinite(distribution[support]).all()
     assert np.isfinite(model.evaluate(["the cat sat on the zebra", "a dog"]).nll)
+
+
+def test_export_format_arpa_writes_what_kenlm_scores_as_the_checkpoint_does(tmp_path, capsys):
+    from cli_checks import assert_one_line_error, run
+
+    kenlm = pytest.importorskip("kenlm")
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("\n".join(TRAIN * 4) + "\n", encoding="utf-8")
+    code, _, _ = run(capsys, "train", "trigram", "--corpus", str(corpus), "--out", str(tmp_path / "kn3"))
+    assert code == 0
+    code, out, _ = run(capsys, "export", str(tmp_path / "kn3"), "--format", "arpa", "--out", str(tmp_path / "kn3.arpa"))
+    assert code == 0 and "wrote" in out
+    model, oracle = NGramLM.load(tmp_path / "kn3"), kenlm.Model(str(tmp_path / "kn3.arpa"))
+    for line in ["the cat sat on the log", "a dog and the mat", "zebra"]:
+        ours = model.score_ids([model.tokenizer.encode(line)])[0].sum() / math.log(10)
+        assert ours == pytest.approx(oracle.score(line, bos=True, eos=True), abs=1e-4)
+    code, _, err = run(capsys, "export", str(tmp_path / "kn3"), "--format", "arpa", "--out", str(tmp_path / "kn3.txt"))
+    assert_one_line_error(code, err, "ends in .arpa")
