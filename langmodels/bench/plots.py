@@ -4,37 +4,16 @@ Drawn from stored results only; each PNG is written atomically."""
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import write_atomic
+from ..inside.figures import pyplot, save_png
+from .results import models_of, primary_metric, ranking, reference_value, sweep_axes
+from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA
 
 MIN_LINES_AT_POSITION = 20  # a position's mean loss is drawn only when this many lines reach it
-LN2 = math.log(2)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure, path: Path) -> None:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue())
-
-
-def _metric(level: str) -> tuple[str, str]:
-    return ("bits_per_char", "bits per character") if level == "char" else ("word_perplexity", "word perplexity")
 
 
 def _colours(names: list[str]) -> dict:
@@ -43,31 +22,15 @@ def _colours(names: list[str]) -> dict:
     return {name: cycle[i % len(cycle)] for i, name in enumerate(dict.fromkeys(names))}
 
 
-def sweep_axes(keys: list[str], sweeps: list[dict]) -> tuple[str, list[str]]:
-    """The x axis of a sweep (its first swept setting whose values are all numbers, else its first)
-    and the settings that tell its lines apart."""
-    numeric = [k for k in keys if all(isinstance(s[k], (int, float)) and not isinstance(s[k], bool) for s in sweeps)]
-    x_key = numeric[0] if numeric else keys[0]
-    return x_key, [k for k in keys if k != x_key]
-
-
-def _reference_value(reference, metric: str) -> float | None:
-    """A quoted figure on the plot's axis, where the conversion is exact (nats -> bits: / ln 2)."""
-    if metric == "bits_per_char":
-        return {"bits_per_char": reference.value, "nats_per_char": reference.value / LN2}.get(reference.figure)
-    return reference.value if reference.figure == "word_perplexity" else None
-
-
 def quality(entries, levels: dict, references, path: Path) -> bool:
-    from .report import models_of, ranking
-
     corpora = [c for c in levels if models_of(entries, c)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(corpora), figsize=(6.2 * len(corpora), 4.2), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
-        metric, label = _metric(levels[corpus])
+        axis = primary_metric(levels[corpus])
+        metric, label = axis.key, axis.axis_label
         ranked = [e for e in ranking(models_of(entries, corpus))
                   if math.isfinite(e.mean(metric))]
         names = [e.model for e in ranked]
@@ -80,7 +43,7 @@ def quality(entries, levels: dict, references, path: Path) -> bool:
         for i, value in enumerate(values):
             ax.annotate(f"{value:.4g}", (value, i), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
         for reference in references:
-            value = _reference_value(reference, metric) if reference.corpus == corpus else None
+            value = reference_value(reference, metric) if reference.corpus == corpus else None
             if value is not None:
                 ax.axvline(value, color="#c44e52", linestyle="--", linewidth=1)
                 ax.annotate(f"external: {reference.label}", (value, len(ranked) - 0.5), rotation=90, fontsize=7,
@@ -91,7 +54,7 @@ def quality(entries, levels: dict, references, path: Path) -> bool:
         ax.set_title(corpus)
         ax.grid(True, axis="x", which="both", alpha=0.3)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -100,7 +63,7 @@ def learning_curves(entries, levels: dict, path: Path) -> bool:
     corpora = [c for c in levels if any(e.corpus == c for e in curves)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     colours = _colours([e.group for e in curves])
     figure, axes = plt.subplots(len(corpora), 2, figsize=(12, 3.8 * len(corpora)), squeeze=False)
     for row, corpus in zip(axes, corpora):
@@ -122,7 +85,7 @@ def learning_curves(entries, levels: dict, path: Path) -> bool:
             ax.grid(True, alpha=0.3)
         row[1].legend(fontsize=8)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -131,7 +94,7 @@ def loss_by_position(entries, levels: dict, path: Path) -> bool:
     corpora = [c for c in levels if any(e.corpus == c for e in chosen)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     colours = _colours([e.group for e in chosen])
     figure, axes = plt.subplots(1, len(corpora), figsize=(6.5 * len(corpora), 4.4), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
@@ -153,7 +116,7 @@ def loss_by_position(entries, levels: dict, path: Path) -> bool:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -162,10 +125,11 @@ def sweep(group: str, keys: list[str], entries, levels: dict, path: Path) -> boo
     corpora = [c for c in levels if any(e.corpus == c for e in chosen)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(corpora), figsize=(6.5 * len(corpora), 4.6), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
-        metric, label = _metric(levels[corpus])
+        axis = primary_metric(levels[corpus])
+        metric, label = axis.key, axis.axis_label
         here = [e for e in chosen if e.corpus == corpus]
         x_key, series_keys = sweep_axes(keys, [e.first["sweep"] for e in here])
         series: dict[tuple, list] = {}
@@ -192,7 +156,7 @@ def sweep(group: str, keys: list[str], entries, levels: dict, path: Path) -> boo
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -202,12 +166,10 @@ SCALING_AXIS_LABEL = {"parameters": "non-embedding parameters N", "data": "train
 def scaling(axis: str, curves, path: Path) -> bool:
     """Test loss against N or D on log-log axes: the points, the fit a x^-alpha + c (solid), the
     pure power law c = 0 (dashed), and a line of Kaplan et al.'s slope through the middle point."""
-    from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA
-
     chosen = [c for c in curves if c.axis == axis and c.points]
     if not chosen:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import FormatStrFormatter, NullLocator
 
     colours = _colours([c.label for c in chosen])
@@ -245,7 +207,7 @@ def scaling(axis: str, curves, path: Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -256,7 +218,7 @@ def sample_quality_figure(section: dict, path: Path) -> bool:
     rows = [row for row in section["rows"] if any(f["judge_word_perplexity"] is not None for f in row["figures"])]
     if not rows:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     colours = _colours([row["group"] for row in rows])
     figure, ax = plt.subplots(figsize=(7.5, 5))
     settings = section["settings"]
@@ -287,7 +249,7 @@ def sample_quality_figure(section: dict, path: Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 

@@ -72,9 +72,10 @@ TIMING = "last-invocation.json"
 # not the runs they mix.
 DERIVED = ("bench/mixtures.py", "bench/finetune.py", "bench/inside.py", "bench/sample_quality.py",
            "sample_metrics.py")
+REPORTING = ("bench/report.py", "bench/results.py", "bench/sections.py", "bench/markdown.py", "bench/exports.py",
+             "bench/plots.py", "bench/references.py", "bench/scaling.py")
 NOT_MEASURING = {"__main__.py", "cli.py", "families.py", "bench/__init__.py", "bench/config.py",
-                 "bench/runner.py", "bench/report.py", "bench/plots.py", "bench/references.py",
-                 "bench/scaling.py", "bench/memory.py", *DERIVED}
+                 "bench/runner.py", "bench/memory.py", *REPORTING, *DERIVED}
 
 
 def code_fingerprint() -> str:
