@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, Agg): quality per model, learning curves, loss by position in
-the line, one figure per sweep, and the scaling curves on log-log axes with their fitted power laws.
+the line, one figure per sweep, the scaling curves on log-log axes with their fitted power laws,
+the samples' quality against their diversity, and the compute to overtake the n-grams.
 Drawn from stored results only; each PNG is written atomically."""
 
 from __future__ import annotations
@@ -253,9 +254,10 @@ def sample_quality_figure(section: dict, path: Path) -> bool:
     return True
 
 
-def write_plots(folder: Path, config, entries, levels: dict, curves=(), *, sample_quality=()) -> dict:
+def write_plots(folder: Path, config, entries, levels: dict, curves=(), *, sample_quality=(), overtakes=()) -> dict:
     """Every figure the results allow (curves: the scaling curves, scaling.py; sample_quality:
-    sample_quality.gather's sections); returns {name: description} of those written."""
+    sample_quality.gather's sections; overtakes: overtake.overtakes' corpora); returns {name:
+    description} of those written."""
     if not entries:
         return {}
     written = {}
@@ -271,8 +273,56 @@ def write_plots(folder: Path, config, entries, levels: dict, curves=(), *, sampl
     for axis in ("parameters", "data"):
         if scaling(axis, curves, folder / f"scaling-{axis}.png"):
             written[f"scaling-{axis}"] = f"test loss against {SCALING_AXIS_LABEL[axis]}, log-log, with the fits"
+    for race_set in overtakes:
+        if overtake_figure(race_set, folder / f"overtake-{race_set.corpus}.png"):
+            written[f"overtake-{race_set.corpus}"] = (f"{race_set.corpus}: validation {race_set.axis.axis_label} "
+                                                      "against training seconds and FLOPs")
     for section in sample_quality:
         name = f"sample_quality-{section['corpus']}"
         if sample_quality_figure(section, folder / f"{name}.png"):
             written[name] = f"{section['corpus']}: judge word perplexity against distinct-2 of the samples"
     return written
+
+
+def overtake_figure(race_set, path: Path) -> bool:
+    """One corpus's compute to overtake (overtake.Overtake): each neural run's validation figure
+    against training seconds and against training FLOPs (log x), the best count-based model as a
+    horizontal line and each run's first point below it circled."""
+    races = [race for race in race_set.races if race.points]
+    if not races:
+        return False
+    plt = pyplot()
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    colours = _colours([race.group for race in races])
+    axis = race_set.axis
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.4), squeeze=False)
+    for ax, x in zip(axes[0], ("seconds", "flops")):
+        for race in races:
+            points = [p for p in race.points if getattr(p, x) is not None and getattr(p, x) > 0]
+            if not points:
+                continue
+            colour = colours[race.group]
+            ax.plot([getattr(p, x) for p in points], [p.value for p in points], "-o", markersize=3, color=colour,
+                    label=race.model)
+            crossing = race.crossing
+            if crossing is not None and getattr(crossing, x) is not None:
+                ax.plot(getattr(crossing, x), crossing.value, "o", markersize=11, markerfacecolor="none",
+                        markeredgecolor=colour, markeredgewidth=2)
+        ax.axhline(race_set.baseline_value, color="black", linestyle="--", linewidth=1,
+                   label=f"{race_set.baseline} (best count-based)")
+        ax.plot([], [], "o", markersize=11, markerfacecolor="none", markeredgecolor="black",
+                label="first point below the line")
+        ax.set_xscale("log")
+        if axis.key == "word_perplexity":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("training seconds (log scale)" if x == "seconds" else "training FLOPs, estimated (log scale)")
+        ax.set_ylabel(f"validation {axis.axis_label}")
+        ax.set_title(f"{race_set.corpus}: against training {'seconds' if x == 'seconds' else 'FLOPs'}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][1].legend(fontsize=8)
+    figure.tight_layout()
+    save_png(figure, path)
+    return True

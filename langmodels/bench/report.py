@@ -16,6 +16,8 @@ from ..checkpoint import write_atomic
 from . import plots
 from .exports import results_csv, results_json, samples_markdown
 from .markdown import markdown_table, show_text
+from .measure import watched_lines
+from .overtake import overtakes as find_overtakes
 from .references import references_for
 from .results import Entry, gather, models_of
 from .sample_quality import csv_figures
@@ -32,7 +34,9 @@ from .sections import (
     inside_section,
     mixture_sentences,
     models_section,
+    neural_verdict,
     novelty_rows,
+    overtake_section,
     references_table,
     sample_quality_section,
     scaling_section,
@@ -44,9 +48,11 @@ from .sections import (
 
 
 def build_report(config, manifest, runs, entries: list[Entry], missing: list[str], figures: dict,
-                 curves=(), *, corpora: dict | None = None, finetunes=(), inside=(), sample_quality=()) -> str:
+                 curves=(), *, corpora: dict | None = None, finetunes=(), inside=(), sample_quality=(),
+                 overtakes=()) -> str:
     """REPORT.md. corpora: every configured corpus's CorpusData by label; finetunes: (spec, stored
-    result) of the finished fine-tunes; inside: (folder, stored) of the stored Inside figures."""
+    result) of the finished fine-tunes; inside: (folder, stored) of the stored Inside figures;
+    overtakes: overtake.overtakes' corpora."""
     levels = {label: data.level for label, data in (corpora or {}).items()}
     for run in runs:
         levels.setdefault(run.spec.corpus, run.corpus.level)
@@ -70,9 +76,9 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
         level = levels[corpus.label]
         parts += [f"### {corpus.label}\n", markdown_table(SUMMARY_HEADER, summary_rows(chosen), "rlrrrrrrrrrr"), "",
                   summary_sentence(corpus.label, level, chosen), ""]
-        unk = unk_sentence(chosen)
-        if unk:
-            parts += [unk, ""]
+        for sentence in (neural_verdict(chosen, level), unk_sentence(chosen)):
+            if sentence:
+                parts += [sentence, ""]
         for sentence in mixture_sentences(chosen, level):
             parts += [sentence, ""]
         references = [ref for ref in config.references if ref.corpus == corpus.label]
@@ -87,6 +93,8 @@ def build_report(config, manifest, runs, entries: list[Entry], missing: list[str
     for name in ("quality", "learning_curves", "loss_by_position"):
         if name in figures:
             parts += [f"![{figures[name]}](plots/{name}.png)", ""]
+    if overtakes:
+        parts += ["## Compute to overtake\n", *overtake_section(overtakes, figures)]
     sweeps = sweep_section(config, entries, levels)
     if sweeps:
         parts += ["## Sweeps\n", *sweeps]
@@ -152,14 +160,17 @@ def write_report(out: Path, config, manifest: dict, runs, finished, *, corpora: 
     for run in runs:
         levels.setdefault(run.spec.corpus, run.corpus.level)
     curves = scaling_curves(config.scaling, entries)
-    figures = plots.write_plots(out / "plots", config, entries, levels, curves, sample_quality=sample_quality)
+    races = find_overtakes(entries, levels, {label: held_out_text(data) for label, data in (corpora or {}).items()})
+    figures = plots.write_plots(out / "plots", config, entries, levels, curves, sample_quality=sample_quality,
+                                overtakes=races)
     files = {
         "results.csv": results_csv(entries, csv_figures(sample_quality)),
         "results.json": results_json(config, entries, curves, finetunes, sample_quality),
         "samples.md": samples_markdown(config, entries, sample_quality),
         # last: it names the others
         "REPORT.md": build_report(config, manifest, runs, entries, missing, figures, curves, corpora=corpora,
-                                  finetunes=finetunes, inside=inside, sample_quality=sample_quality),
+                                  finetunes=finetunes, inside=inside, sample_quality=sample_quality,
+                                  overtakes=races),
     }
     copied = []
     for (model, name), stored in inside_files(inside).items():  # drawn from checkpoints, stored with the runs
@@ -168,3 +179,12 @@ def write_report(out: Path, config, manifest: dict, runs, finished, *, corpora: 
     for name, text in files.items():
         write_atomic(out / name, text.encode("utf-8"))
     return list(files) + [f"plots/{name}.png" for name in figures] + copied
+
+
+def held_out_text(data) -> str:
+    """What a corpus's learning curves are validated on (measure.train_and_test), in words."""
+    if data.valid is not None:
+        return f"the valid split's first {len(data.valid):,} lines" if data.spec.slices["valid"] else "the valid split"
+    watched = watched_lines(data.test)
+    return (f"the first {len(watched):,} lines of the test text, watched without early stopping (this corpus's "
+            "valid split is its test text)")

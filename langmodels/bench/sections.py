@@ -670,3 +670,90 @@ def inside_section(spec, inside) -> list[str]:
     if len(out) == 1:
         out += ["No figure: the configured corpus has no run with a checkpoint of the models the figures need.", ""]
     return out
+
+
+# ---- compute to overtake (overtake.py) ------------------------------------------------------------
+
+OVERTAKE_HEADER = ["neural run", "FLOPs per token", "crossed at step", "tokens", "seconds", "FLOPs", "figure then",
+                   "at the end: tokens, seconds, FLOPs", "figure at the end"]
+
+
+def fmt_flops(value: float | None) -> str:
+    return DASH if value is None else f"{value:.2e}"
+
+
+def overtake_rows(overtake) -> list[list[str]]:
+    rows = []
+    digits = overtake.axis.digits
+    for race in overtake.races:
+        last, cross = race.points[-1], race.crossing
+        spent = f"{fmt_count(last.tokens)}, {fmt_seconds(last.seconds)} s, {fmt_flops(last.flops)}"
+        if cross is None:
+            crossed = ["not within budget", DASH, DASH, DASH, DASH]
+        else:
+            crossed = [f"{cross.step:,}", fmt_count(cross.tokens), fmt_seconds(cross.seconds), fmt_flops(cross.flops),
+                       fmt_number(cross.value, digits)]
+        rows.append([race.model, fmt_flops(race.flops_per_token), *crossed, spent, fmt_number(last.value, digits)])
+    return rows
+
+
+def overtake_sentence(overtake) -> str:
+    """Who passes the line first (by training FLOPs, else tokens), or plainly that none does."""
+    axis, digits = overtake.axis, overtake.axis.digits
+    line = f"{overtake.baseline} ({axis.label} {fmt_number(overtake.baseline_value, digits)} on it)"
+    crossed = [race for race in overtake.races if race.crossing is not None]
+    if not crossed:
+        closest = min(overtake.races, key=lambda race: min(p.value for p in race.points))
+        best = min(p.value for p in closest.points)
+        return (f"On {overtake.corpus}, no neural run passes {line} within its budget: the closest, {closest.model}, "
+                f"gets down to {fmt_number(best, digits)}.")
+    by_flops = all(race.crossing.flops is not None for race in crossed)
+    first = min(crossed, key=lambda race: race.crossing.flops if by_flops else race.crossing.tokens)
+    c = first.crossing
+    sentence = (f"On {overtake.corpus}, {len(crossed)} of {len(overtake.races)} neural run(s) pass {line}; "
+                f"{first.model} first by {'compute' if by_flops else 'tokens'}, at step {c.step:,} "
+                f"({fmt_count(c.tokens)} tokens, {fmt_seconds(c.seconds)} s, {fmt_flops(c.flops)} FLOPs)")
+    behind = [race.model for race in overtake.races if race.crossing is None]
+    if behind:
+        sentence += f"; not within budget: {listing_and(behind)}"
+    return sentence + "."
+
+
+def overtake_section(overtakes, figures: dict) -> list[str]:
+    out = [("Each causal neural run's validation curve, read on the corpus's axis (word perplexity, or bits per "
+            "character), against the best count-based model's figure on the same text (the horizontal line); a "
+            "run crosses at the first validated point below it, so the figures in the table are upper bounds "
+            "within one validation interval. Training FLOPs are estimated per token as 6 M + 12 L T d "
+            "(langmodels/bench/compute.py): M the weights multiplied by every token (linear layers, LSTM gates, "
+            "the output layer over the vocabulary, which Kaplan et al. 2020's C = 6N leaves out; an adaptive "
+            "softmax's tail clusters weighted by their share of the training tokens), 2 FLOPs each forward and 4 "
+            "backward; 12 L T d is self-attention over a context of T positions in L layers of width d (PaLM, "
+            "Chowdhery et al. 2022, app. B); embeddings, biases, normalisations and activations are left out. The "
+            "masked LM is not drawn: its validation loss is over masked tokens only.\n")]
+    for overtake in overtakes:
+        out += [(f"**{overtake.corpus}** (validated on {overtake.held_out}; the line: {overtake.baseline}, "
+                 f"{overtake.axis.label} {fmt_number(overtake.baseline_value, overtake.axis.digits)})\n"),
+                markdown_table(OVERTAKE_HEADER, overtake_rows(overtake), "lrrrrrrrr"), "",
+                overtake_sentence(overtake), ""]
+        name = f"overtake-{overtake.corpus}"
+        if name in figures:
+            out += [f"![{figures[name]}](plots/{name}.png)", ""]
+    return out
+
+
+def neural_verdict(entries: list[Entry], level: str) -> str | None:
+    """On the test split: whether the best pure neural model (trained, not mixed) is below the best
+    count-based one on the corpus's axis, said plainly either way."""
+    axis = primary_metric(level)
+    ranked = [e for e in ranking(entries) if math.isfinite(e.mean(axis.key)) and not e.first.get("mixture")]
+    neural = [e for e in ranked if e.first["train"]["curve"]]
+    counted = [e for e in ranked if not e.first["train"]["curve"]]
+    if not neural or not counted:
+        return None
+    best, line = neural[0], counted[0]
+    a, b = fmt_number(best.mean(axis.key), axis.digits), fmt_number(line.mean(axis.key), axis.digits)
+    if best.mean(axis.key) < line.mean(axis.key):
+        return (f"The best pure neural model, {best.label} ({a}), is below the best count-based model, "
+                f"{line.label} ({b}).")
+    return (f"No pure neural model is below the best count-based model, {line.label} ({b}), on this test split within "
+            f"these budgets: the best, {best.label}, has {a}.")
