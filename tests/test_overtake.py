@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from langmodels.bench.compute import training_flops
 from langmodels.bench.overtake import overtakes
 from langmodels.bench.results import Entry
-from langmodels.bench.sections import overtake_rows, overtake_section, overtake_sentence
+from langmodels.bench.sections import neural_verdict, overtake_rows, overtake_section, overtake_sentence
 from langmodels.neural.gpt import GPTLM
 from langmodels.neural.lstm import LSTMLM
 
@@ -24,8 +24,11 @@ def held_out(word_perplexity: float, bits: float = 2.0) -> dict:
     return {**HELD_OUT, "word_perplexity": word_perplexity, "bits_per_char": bits}
 
 
-def result(run_id: str, curve=(), valid=None, flops_per_token=None, seed=None) -> dict:
+def result(run_id: str, curve=(), valid=None, flops_per_token=None, seed=None, unit=None) -> dict:
+    """A stored run: an n-gram model without a curve, a neural one with it (unit: its size's unit)."""
+    unit = unit or ("parameters" if curve else "n-grams")
     return {"run_id": run_id, "seed": seed, "sweep": {}, "causal": True, "normalised": True, "valid": valid,
+            "size_unit": unit,
             "train": {"curve": [dict(point) for point in curve]},
             "compute": None if flops_per_token is None else {"flops_per_token": flops_per_token}}
 
@@ -92,6 +95,7 @@ def test_character_corpora_are_read_in_bits_per_char():
 
 def test_no_line_without_a_count_based_model_on_the_held_out_text():
     entries = [entry("kn5", result("brown/kn5", valid=None)),
+               entry("gpt2", result("brown/gpt2", valid=held_out(50.0), unit="parameters")),  # pretrained: no curve
                entry("lstm", result("brown/lstm", [point(1, 200)], held_out(200), 1.0))]
     assert overtakes(entries, {"brown": "word"}) == []
 
@@ -160,3 +164,25 @@ def test_a_model_without_a_torch_module_has_no_estimate():
     from langmodels import NGramLM
 
     assert training_flops(NGramLM(order=2, smoothing="witten-bell").fit(LINES)) is None
+
+
+def scored(run_id: str, bits: float, *, neural: bool = False, mixture: bool = False) -> dict:
+    """A run scored on the whole test split, read on bits per character."""
+    stored = result(run_id, [point(1, 300)] if neural else (), unit="parameters" if neural or mixture else None)
+    stored.update(test={"bits_per_char": bits, "word_perplexity": 2 ** bits, "n_zero_prob": 0}, test_lines=None)
+    if mixture:
+        stored["mixture"] = {"components": ["lstm", "kn7"]}
+    return stored
+
+
+def test_the_results_say_plainly_whether_a_pure_neural_model_is_below_the_best_ngram():
+    line = entry("kn7", scored("s/kn7", 2.19))
+    mixed = entry("lstm+kn7", scored("s/mix", 2.05, mixture=True))  # below the line, but not pure neural
+    behind = [line, mixed, entry("lstm", scored("s/lstm", 2.30, neural=True))]
+    assert neural_verdict(behind, "char") == ("No pure neural model is below the best count-based model, kn7 "
+                                              "(2.1900), on this test split within these budgets: the best, lstm, "
+                                              "has 2.3000.")
+    ahead = [*behind, entry("gpt", scored("s/gpt", 2.1, neural=True))]
+    assert neural_verdict(ahead, "char") == ("The best pure neural model, gpt (2.1000), is below the best count-based "
+                                             "model, kn7 (2.1900).")
+    assert neural_verdict([line, mixed], "char") is None

@@ -226,12 +226,13 @@ def train_and_test(model, train, valid, test, budget: dict, stage=_silent, *, co
     figures on the valid split (or the watched lines) are stored too: the compute-to-overtake
     section compares every curve with the n-grams on that same text."""
     held_out = valid if valid is not None else watch
-    options = ({"select_on_valid": False} if valid is None and watch is not None and model.is_causal and _watches(model)
-               else {})
+    watched, options = valid, {}
+    if valid is None and watch is not None and model.is_causal and _watches(model):
+        watched, options = watch, {"select_on_valid": False}
     with warnings.catch_warnings(record=True) as caught, PeakMemory() as memory:
         warnings.simplefilter("always")
         start = time.perf_counter()
-        model.fit(train, valid if valid is not None else watch if options else None, **budget, **options)
+        model.fit(train, watched, **budget, **options)
         fit_seconds = time.perf_counter() - start
         evaluation = held_out_evaluation = None
         if model.is_normalised:

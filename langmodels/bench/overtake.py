@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .results import Axis, Entry, metric_of, primary_metric
+from .results import Axis, Entry, is_count_based, is_trained_neural, metric_of, primary_metric
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,6 @@ def curve_points(result: dict, axis: Axis) -> list[Point]:
     return points
 
 
-def _is_neural(result: dict) -> bool:
-    return bool(result["train"]["curve"]) and not result.get("mixture")
-
-
-def _is_count_based(result: dict) -> bool:
-    return not result["train"]["curve"] and not result.get("mixture")
-
-
 def _held_out_value(result: dict, axis: Axis) -> float | None:
     held_out = result.get("valid")
     if not (result["causal"] and result["normalised"]) or held_out is None:
@@ -93,7 +85,7 @@ def overtakes(entries: list[Entry], levels: dict, held_out: dict | None = None) 
     for corpus, level in levels.items():
         axis = primary_metric(level)
         here = [e for e in entries if e.corpus == corpus]
-        baselines = [(value, e) for e in here for r in e.results[:1] if _is_count_based(r)
+        baselines = [(value, e) for e in here for r in e.results[:1] if is_count_based(r)
                      and (value := _held_out_value(r, axis)) is not None]
         if not baselines:
             continue
@@ -103,7 +95,7 @@ def overtakes(entries: list[Entry], levels: dict, held_out: dict | None = None) 
             if entry.is_sweep or not entry.first["causal"]:
                 continue
             for result in entry.results:
-                points = curve_points(result, axis) if _is_neural(result) else []
+                points = curve_points(result, axis) if is_trained_neural(result) else []
                 if not points:
                     continue
                 label = entry.model + (f" (seed {result['seed']})" if len(entry.results) > 1 else "")

@@ -159,6 +159,16 @@ def gather(finished) -> list[Entry]:
     return list(entries.values())
 
 
+def is_count_based(result: dict) -> bool:
+    """An n-gram model (its size is stored n-grams), not a mixture with one."""
+    return result["size_unit"] == "n-grams" and not result.get("mixture")
+
+
+def is_trained_neural(result: dict) -> bool:
+    """A model trained by the neural trainer: it has a learning curve (a mixture has none)."""
+    return bool(result["train"]["curve"]) and not result.get("mixture")
+
+
 def ranking(entries: list[Entry]) -> list[Entry]:
     """Ranked entries, lowest mean word perplexity first (infinite last; ties keep config order)."""
     return sorted((e for e in entries if e.ranked), key=lambda e: e.mean("word_perplexity"))

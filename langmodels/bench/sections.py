@@ -27,6 +27,8 @@ from .markdown import (
 )
 from .results import (
     Entry,
+    is_count_based,
+    is_trained_neural,
     mean_of,
     metric_of,
     other_metric,
@@ -745,9 +747,9 @@ def neural_verdict(entries: list[Entry], level: str) -> str | None:
     """On the test split: whether the best pure neural model (trained, not mixed) is below the best
     count-based one on the corpus's axis, said plainly either way."""
     axis = primary_metric(level)
-    ranked = [e for e in ranking(entries) if math.isfinite(e.mean(axis.key)) and not e.first.get("mixture")]
-    neural = [e for e in ranked if e.first["train"]["curve"]]
-    counted = [e for e in ranked if not e.first["train"]["curve"]]
+    ranked = [e for e in ranking(entries) if math.isfinite(e.mean(axis.key))]
+    neural = [e for e in ranked if is_trained_neural(e.first)]
+    counted = [e for e in ranked if is_count_based(e.first)]
     if not neural or not counted:
         return None
     best, line = neural[0], counted[0]
