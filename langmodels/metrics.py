@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+LN2 = math.log(2)  # nats per bit
+
 
 def perplexity(nll: float, count: int) -> float:
     """exp(NLL / count): the geometric-mean inverse probability per counted unit."""
@@ -31,7 +33,7 @@ def bits_per_char(nll: float, n_chars: int) -> float:
     """NLL in bits divided by the characters of the text (newlines included)."""
     if n_chars <= 0:
         return float("nan")
-    return nll / (n_chars * math.log(2))
+    return nll / (n_chars * LN2)
 
 
 def bits_per_byte(nll: float, n_bytes: int) -> float:
@@ -39,7 +41,7 @@ def bits_per_byte(nll: float, n_bytes: int) -> float:
     the summed log-likelihood over bytes * ln 2, as Gao et al. 2020 report The Pile)."""
     if n_bytes <= 0:
         return float("nan")
-    return nll / (n_bytes * math.log(2))
+    return nll / (n_bytes * LN2)
 
 
 def count_bytes(text: str) -> int:

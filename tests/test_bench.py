@@ -23,9 +23,10 @@ from cli_checks import PNG_SIGNATURE, assert_one_line_error, bench, write_corpus
 from langmodels import cli, load
 from langmodels.base import LanguageModel
 from langmodels.bench import load_config
+from langmodels.bench.exports import MEASURED_COLUMNS
+from langmodels.bench.markdown import auto_digits, fmt_number
 from langmodels.bench.measure import generated_lines, loss_by_position, novelty
 from langmodels.bench.mixtures import cross_fitted
-from langmodels.bench.report import MEASURED_COLUMNS, auto_digits, fmt_number
 from langmodels.bench.runner import tidy_runs
 from langmodels.bench.slices import load_corpus
 from langmodels.errors import LangmodelsError

@@ -10,6 +10,7 @@ family: a class that implements LanguageModel is measured like the shipped ones.
 from __future__ import annotations
 
 import gc
+import inspect
 import io
 import json
 import math
@@ -29,6 +30,9 @@ import numpy as np
 from .. import __version__
 from ..corpora import split_text
 from ..metrics import count_words
+from .compute import training_flops
+
+WATCH_CHARS = 50_000  # a watched test slice (watched_lines): the neural trainer's own cap on what it validates on
 
 # ---- size and memory --------------------------------------------------------------------------
 
@@ -197,23 +201,48 @@ def _silent(stage: str) -> None:
     pass
 
 
+def watched_lines(test):
+    """What a corpus without a valid split of its own (its valid split is the test text) has its
+    learning curves validated on: the first lines of the test split within WATCH_CHARS characters,
+    watched only, never selected on (no early stopping, no best-weights restore)."""
+    ends = np.cumsum([len(line) + 1 for line in test])  # characters up to each line's end
+    return test[: max(int(np.searchsorted(ends, WATCH_CHARS, side="right")), 1)]
+
+
+def _watches(model) -> bool:
+    """The model's fit, or one it extends, can watch a valid text without selecting on it (the
+    neural trainer's select_on_valid)."""
+    fits = [klass.fit for klass in type(model).__mro__ if "fit" in vars(klass)]
+    return any("select_on_valid" in inspect.signature(fit).parameters for fit in fits)
+
+
 def train_and_test(model, train, valid, test, budget: dict, stage=_silent, *, count_train: bool = False,
-                   fit=None) -> dict:
+                   watch=None, fit=None) -> dict:
     """Fit on train (valid for early stopping, or None), score test; the run's figures.
     stage(text) is told when scoring starts (the runner's progress display); count_train: also
     measure the training text in the model's tokens (a data-scaling point's D; a subword
     tokenizer encodes the whole text for it); fit: what fits the model, as model.fit is called
-    (bench/launch.py's training on several processes), model.fit if None."""
+    (bench/launch.py's training on several processes), model.fit if None. watch: with no valid
+    split, lines of the test text (watched_lines) the learning curve is validated on without early
+    stopping (a launched run validates on nothing there). A causal model's
+    figures on the valid split (or the watched lines) are stored too: the compute-to-overtake
+    section compares every curve with the n-grams on that same text."""
+    held_out = valid if valid is not None else watch
+    watched, options = valid, {}
+    if valid is None and watch is not None and model.is_causal and _watches(model):
+        watched, options = watch, {"select_on_valid": False}
     with warnings.catch_warnings(record=True) as caught, PeakMemory() as memory:
         warnings.simplefilter("always")
         start = time.perf_counter()
-        (fit or model.fit)(train, valid, **budget)
+        (fit or model.fit)(train, watched, **budget, **options)
         fit_seconds = time.perf_counter() - start
-        evaluation = None
+        evaluation = held_out_evaluation = None
         if model.is_normalised:
             kind = "pseudo-likelihood, a pass per token" if not model.is_causal else "test split"
             stage(f"trained in {fit_seconds:.1f} s; scoring the {kind} ({len(test):,} lines)")
             evaluation = model.evaluate(test)
+            if model.is_causal and held_out is not None:  # the trainer's pass after training, if it made one
+                held_out_evaluation = getattr(model, "valid_evaluation_", None) or model.evaluate(held_out)
     tokens = training_tokens(model, train)
     size, unit = model_size(model)
     non_embedding = non_embedding_parameters(model)
@@ -235,6 +264,8 @@ def train_and_test(model, train, valid, test, budget: dict, stage=_silent, *, co
             "curve": curve,
         },
         "test": evaluation.to_dict() if evaluation is not None else None,
+        "valid": held_out_evaluation.to_dict() if held_out_evaluation is not None else None,
+        "compute": training_flops(model, train),
         "memory": memory.to_dict(),
         "notes": _recorded(caught),
         "environment": environment(),

@@ -1,40 +1,20 @@
 """The report's figures (matplotlib, Agg): quality per model, learning curves, loss by position in
-the line, one figure per sweep, and the scaling curves on log-log axes with their fitted power laws.
+the line, one figure per sweep, the scaling curves on log-log axes with their fitted power laws,
+the samples' quality against their diversity, and the compute to overtake the n-grams.
 Drawn from stored results only; each PNG is written atomically."""
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import write_atomic
+from ..inside.figures import pyplot, save_png
+from .results import models_of, primary_metric, ranking, reference_value, sweep_axes
+from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA
 
 MIN_LINES_AT_POSITION = 20  # a position's mean loss is drawn only when this many lines reach it
-LN2 = math.log(2)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure, path: Path) -> None:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue())
-
-
-def _metric(level: str) -> tuple[str, str]:
-    return ("bits_per_char", "bits per character") if level == "char" else ("word_perplexity", "word perplexity")
 
 
 def _colours(names: list[str]) -> dict:
@@ -43,31 +23,15 @@ def _colours(names: list[str]) -> dict:
     return {name: cycle[i % len(cycle)] for i, name in enumerate(dict.fromkeys(names))}
 
 
-def sweep_axes(keys: list[str], sweeps: list[dict]) -> tuple[str, list[str]]:
-    """The x axis of a sweep (its first swept setting whose values are all numbers, else its first)
-    and the settings that tell its lines apart."""
-    numeric = [k for k in keys if all(isinstance(s[k], (int, float)) and not isinstance(s[k], bool) for s in sweeps)]
-    x_key = numeric[0] if numeric else keys[0]
-    return x_key, [k for k in keys if k != x_key]
-
-
-def _reference_value(reference, metric: str) -> float | None:
-    """A quoted figure on the plot's axis, where the conversion is exact (nats -> bits: / ln 2)."""
-    if metric == "bits_per_char":
-        return {"bits_per_char": reference.value, "nats_per_char": reference.value / LN2}.get(reference.figure)
-    return reference.value if reference.figure == "word_perplexity" else None
-
-
 def quality(entries, levels: dict, references, path: Path) -> bool:
-    from .report import models_of, ranking
-
     corpora = [c for c in levels if models_of(entries, c)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(corpora), figsize=(6.2 * len(corpora), 4.2), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
-        metric, label = _metric(levels[corpus])
+        axis = primary_metric(levels[corpus])
+        metric, label = axis.key, axis.axis_label
         ranked = [e for e in ranking(models_of(entries, corpus))
                   if math.isfinite(e.mean(metric))]
         names = [e.model for e in ranked]
@@ -80,7 +44,7 @@ def quality(entries, levels: dict, references, path: Path) -> bool:
         for i, value in enumerate(values):
             ax.annotate(f"{value:.4g}", (value, i), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
         for reference in references:
-            value = _reference_value(reference, metric) if reference.corpus == corpus else None
+            value = reference_value(reference, metric) if reference.corpus == corpus else None
             if value is not None:
                 ax.axvline(value, color="#c44e52", linestyle="--", linewidth=1)
                 ax.annotate(f"external: {reference.label}", (value, len(ranked) - 0.5), rotation=90, fontsize=7,
@@ -91,7 +55,7 @@ def quality(entries, levels: dict, references, path: Path) -> bool:
         ax.set_title(corpus)
         ax.grid(True, axis="x", which="both", alpha=0.3)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -100,7 +64,7 @@ def learning_curves(entries, levels: dict, path: Path) -> bool:
     corpora = [c for c in levels if any(e.corpus == c for e in curves)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     colours = _colours([e.group for e in curves])
     figure, axes = plt.subplots(len(corpora), 2, figsize=(12, 3.8 * len(corpora)), squeeze=False)
     for row, corpus in zip(axes, corpora):
@@ -122,7 +86,7 @@ def learning_curves(entries, levels: dict, path: Path) -> bool:
             ax.grid(True, alpha=0.3)
         row[1].legend(fontsize=8)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -131,7 +95,7 @@ def loss_by_position(entries, levels: dict, path: Path) -> bool:
     corpora = [c for c in levels if any(e.corpus == c for e in chosen)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     colours = _colours([e.group for e in chosen])
     figure, axes = plt.subplots(1, len(corpora), figsize=(6.5 * len(corpora), 4.4), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
@@ -153,7 +117,7 @@ def loss_by_position(entries, levels: dict, path: Path) -> bool:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -162,10 +126,11 @@ def sweep(group: str, keys: list[str], entries, levels: dict, path: Path) -> boo
     corpora = [c for c in levels if any(e.corpus == c for e in chosen)]
     if not corpora:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(corpora), figsize=(6.5 * len(corpora), 4.6), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
-        metric, label = _metric(levels[corpus])
+        axis = primary_metric(levels[corpus])
+        metric, label = axis.key, axis.axis_label
         here = [e for e in chosen if e.corpus == corpus]
         x_key, series_keys = sweep_axes(keys, [e.first["sweep"] for e in here])
         series: dict[tuple, list] = {}
@@ -192,7 +157,7 @@ def sweep(group: str, keys: list[str], entries, levels: dict, path: Path) -> boo
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -202,12 +167,10 @@ SCALING_AXIS_LABEL = {"parameters": "non-embedding parameters N", "data": "train
 def scaling(axis: str, curves, path: Path) -> bool:
     """Test loss against N or D on log-log axes: the points, the fit a x^-alpha + c (solid), the
     pure power law c = 0 (dashed), and a line of Kaplan et al.'s slope through the middle point."""
-    from .scaling import AXIS_SYMBOL, KAPLAN_ALPHA
-
     chosen = [c for c in curves if c.axis == axis and c.points]
     if not chosen:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import FormatStrFormatter, NullLocator
 
     colours = _colours([c.label for c in chosen])
@@ -245,7 +208,7 @@ def scaling(axis: str, curves, path: Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
@@ -256,7 +219,7 @@ def sample_quality_figure(section: dict, path: Path) -> bool:
     rows = [row for row in section["rows"] if any(f["judge_word_perplexity"] is not None for f in row["figures"])]
     if not rows:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     colours = _colours([row["group"] for row in rows])
     figure, ax = plt.subplots(figsize=(7.5, 5))
     settings = section["settings"]
@@ -287,13 +250,14 @@ def sample_quality_figure(section: dict, path: Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     return True
 
 
-def write_plots(folder: Path, config, entries, levels: dict, curves=(), *, sample_quality=()) -> dict:
+def write_plots(folder: Path, config, entries, levels: dict, curves=(), *, sample_quality=(), overtakes=()) -> dict:
     """Every figure the results allow (curves: the scaling curves, scaling.py; sample_quality:
-    sample_quality.gather's sections); returns {name: description} of those written."""
+    sample_quality.gather's sections; overtakes: overtake.overtakes' corpora); returns {name:
+    description} of those written."""
     if not entries:
         return {}
     written = {}
@@ -309,8 +273,56 @@ def write_plots(folder: Path, config, entries, levels: dict, curves=(), *, sampl
     for axis in ("parameters", "data"):
         if scaling(axis, curves, folder / f"scaling-{axis}.png"):
             written[f"scaling-{axis}"] = f"test loss against {SCALING_AXIS_LABEL[axis]}, log-log, with the fits"
+    for race_set in overtakes:
+        if overtake_figure(race_set, folder / f"overtake-{race_set.corpus}.png"):
+            written[f"overtake-{race_set.corpus}"] = (f"{race_set.corpus}: validation {race_set.axis.axis_label} "
+                                                      "against training seconds and FLOPs")
     for section in sample_quality:
         name = f"sample_quality-{section['corpus']}"
         if sample_quality_figure(section, folder / f"{name}.png"):
             written[name] = f"{section['corpus']}: judge word perplexity against distinct-2 of the samples"
     return written
+
+
+def overtake_figure(race_set, path: Path) -> bool:
+    """One corpus's compute to overtake (overtake.Overtake): each neural run's validation figure
+    against training seconds and against training FLOPs (log x), the best count-based model as a
+    horizontal line and each run's first point below it circled."""
+    races = [race for race in race_set.races if race.points]
+    if not races:
+        return False
+    plt = pyplot()
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    colours = _colours([race.group for race in races])
+    axis = race_set.axis
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.4), squeeze=False)
+    for ax, x in zip(axes[0], ("seconds", "flops")):
+        for race in races:
+            points = [p for p in race.points if getattr(p, x) is not None and getattr(p, x) > 0]
+            if not points:
+                continue
+            colour = colours[race.group]
+            ax.plot([getattr(p, x) for p in points], [p.value for p in points], "-o", markersize=3, color=colour,
+                    label=race.model)
+            crossing = race.crossing
+            if crossing is not None and getattr(crossing, x) is not None:
+                ax.plot(getattr(crossing, x), crossing.value, "o", markersize=11, markerfacecolor="none",
+                        markeredgecolor=colour, markeredgewidth=2)
+        ax.axhline(race_set.baseline_value, color="black", linestyle="--", linewidth=1,
+                   label=f"{race_set.baseline} (best count-based)")
+        ax.plot([], [], "o", markersize=11, markerfacecolor="none", markeredgecolor="black",
+                label="first point below the line")
+        ax.set_xscale("log")
+        if axis.key == "word_perplexity":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("training seconds (log scale)" if x == "seconds" else "training FLOPs, estimated (log scale)")
+        ax.set_ylabel(f"validation {axis.axis_label}")
+        ax.set_title(f"{race_set.corpus}: against training {'seconds' if x == 'seconds' else 'FLOPs'}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][1].legend(fontsize=8)
+    figure.tight_layout()
+    save_png(figure, path)
+    return True

@@ -46,7 +46,7 @@ from ..families import build_model
 from . import finetune, inside, mixtures, sample_quality
 from .config import BenchConfig, FinetuneSpec, RunSpec, load_config
 from .launch import fit_on_processes
-from .measure import no_probe, probe, train_and_test
+from .measure import no_probe, probe, train_and_test, watched_lines
 from .memory import check_memory
 from .slices import CorpusData, load_corpus
 
@@ -73,9 +73,10 @@ TIMING = "last-invocation.json"
 # not the runs they mix.
 DERIVED = ("bench/mixtures.py", "bench/finetune.py", "bench/inside.py", "bench/sample_quality.py",
            "sample_metrics.py")
+REPORTING = ("bench/report.py", "bench/results.py", "bench/sections.py", "bench/markdown.py", "bench/exports.py",
+             "bench/plots.py", "bench/overtake.py", "bench/references.py", "bench/scaling.py")
 NOT_MEASURING = {"__main__.py", "cli.py", "families.py", "bench/__init__.py", "bench/config.py",
-                 "bench/runner.py", "bench/report.py", "bench/plots.py", "bench/references.py",
-                 "bench/scaling.py", "bench/memory.py", *DERIVED}
+                 "bench/runner.py", "bench/memory.py", *REPORTING, *DERIVED}
 
 
 def code_fingerprint() -> str:
@@ -432,7 +433,8 @@ def execute(run: Run, config: BenchConfig, progress: Progress, index: int, force
                                  run.folder.parent, prefix=STAGING)  # tidy_runs drops it after a crash
         measured = train_and_test(model, run.corpus.train_split(run.spec.train_fraction), run.corpus.valid,
                                   run.corpus.test_split(run.spec.test_lines), run.spec.budget, stage,
-                                  count_train=run.spec.train_fraction is not None, fit=fit)
+                                  count_train=run.spec.train_fraction is not None, fit=fit,
+                                  watch=watched_lines(run.corpus.test) if run.corpus.valid is None else None)
         settings = model.get_params()
     probed = probe(model, run.corpus, config.measure, stage) if run.spec.in_summary else no_probe(run.corpus)
     work = time.perf_counter() - start

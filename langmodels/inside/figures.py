@@ -14,10 +14,13 @@ VISIBLE = {" ": "\u2423", "\n": "\u21b5", "\t": "\u21e5"}  # open box, return ar
 
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed), as the benchmark report uses it."""
-    from ..bench.plots import _pyplot
+    """matplotlib.pyplot on the Agg backend (no display needed), imported only when a figure is drawn."""
+    import matplotlib
 
-    return _pyplot()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def check_figure_path(path) -> Path:
@@ -28,20 +31,27 @@ def check_figure_path(path) -> Path:
     return path
 
 
+def save_png(figure, path: Path) -> None:
+    """Write the figure atomically as a PNG at 100 dpi and close it (the benchmark report's figures too)."""
+    _write(figure, Path(path), "png", dpi=100)
+
+
 def save_figure(figure, path) -> Path:
     """Write the figure atomically as PNG or SVG (by suffix) and close it."""
     path = check_figure_path(path)
     if path.suffix.lower() == ".png":
-        from ..bench.plots import _save
+        save_png(figure, path)
+    else:
+        _write(figure, path, "svg")
+    return path
 
-        _save(figure, path)
-        return path
+
+def _write(figure, path: Path, fmt: str, **options) -> None:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg")
+    figure.savefig(buffer, format=fmt, **options)
     pyplot().close(figure)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, buffer.getvalue())
-    return path
 
 
 def token_label(token: str) -> str:
