@@ -30,8 +30,8 @@ from functools import partial
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..base import scoring_bar
 from ..errors import CheckpointError, ConfigError
 from .core import NeuralConfig, NeuralLM, map_batches, with_targets
 from .data import IGNORE, Batch, StreamBatches, pad_rows
@@ -191,8 +191,7 @@ class LSTMLM(NeuralLM):
             return self.output_logprobs(h[real], targets[real])  # the rows' scores, one after another
 
         batches = [order[begin : begin + SCORE_LINES] for begin in range(0, len(lines), SCORE_LINES)]
-        bar = partial(tqdm, desc=f"scoring {self.name}", unit="batch", disable=True if progress is False else None,
-                      leave=False)
+        bar = partial(scoring_bar, name=self.name, progress=progress, unit="batch")
         results: list[np.ndarray | None] = [None] * len(lines)
         for rows, scores in zip(batches, map_batches(score_batch, batches, device, progress=bar)):
             lengths = [len(lines[i]) + 1 for i in rows]  # each line's tokens and its </s>
