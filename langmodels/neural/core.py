@@ -34,7 +34,7 @@ from ..metrics import Evaluation
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
-from .output import SOFTMAXES
+from .output import SOFTMAX_SETTINGS
 from .trainer import EVALUATIONS
 
 SCORE_LOGITS = 1 << 24  # scores held at once when scoring (64 MB of float32)
@@ -101,8 +101,8 @@ class NeuralConfig:
             raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.softmax not in SOFTMAXES:
-            raise ConfigError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {self.softmax!r}")
+        if self.softmax not in SOFTMAX_SETTINGS:
+            raise ConfigError(f"softmax must be one of {', '.join(SOFTMAX_SETTINGS)}, got {self.softmax!r}")
 
 
 @contextmanager
