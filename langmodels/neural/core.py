@@ -34,7 +34,7 @@ from ..metrics import Evaluation
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
-from .output import SOFTMAX_SETTINGS
+from .output import SOFTMAXES
 from .trainer import EVALUATIONS
 
 SCORE_LOGITS = 1 << 24  # scores held at once when scoring (64 MB of float32)
@@ -101,8 +101,8 @@ class NeuralConfig:
             raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.softmax not in SOFTMAX_SETTINGS:
-            raise ConfigError(f"softmax must be one of {', '.join(SOFTMAX_SETTINGS)}, got {self.softmax!r}")
+        if self.softmax not in SOFTMAXES:
+            raise ConfigError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {self.softmax!r}")
 
 
 @contextmanager
@@ -572,7 +572,7 @@ class Validation:
     def final_pass(self, seconds_left: float | None, progress) -> Evaluation:
         """Score the whole split; or, if it was not expected to fit in FINAL_SHARE of the budget,
         its first lines, a fiftieth of the split at a time, while the next part fits in
-        `seconds_left` (the first part in any case, with a note). A split read as one stream is scored whole."""
+        `seconds_left` (with a note). A split read as one stream is scored whole."""
         whole = float(self.line_chars[-1]) * self.seconds_per_char
         if seconds_left is None or self.mode == "stream" or whole <= FINAL_SHARE * self.max_seconds:
             return self.model.evaluate(self.lines, mode=self.mode, progress=progress)
@@ -580,7 +580,7 @@ class Validation:
         size = max(len(lines) // 50, 1)
         begin = time.perf_counter()
         targets, logprobs, done, slowest = [], [], 0, 0.0
-        while done < len(lines) and (not done or time.perf_counter() - begin + slowest <= seconds_left):
+        while done < len(lines) and (done == 0 or time.perf_counter() - begin + slowest <= seconds_left):  # >= 1 part
             started = time.perf_counter()
             ids = token_ids(lines[done : done + size], self.model.tokenizer)
             logprobs.append(self.model.score_lines(ids.ids, ids.lengths, progress=False))

@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SOFTMAXES = ("full", "adaptive")  # the two layers
-SOFTMAX_SETTINGS = ("auto", *SOFTMAXES)  # what the softmax setting may say
+SOFTMAXES = ("auto", "full", "adaptive")  # auto: one of the other two, by vocabulary size
 AUTO_ADAPTIVE_VOCAB = 8192  # softmax="auto" is adaptive from this vocabulary size (word vocabularies), else full
 HEAD_SIZE = 2000  # most tokens in the adaptive head; each tail cluster is 4x larger than the one before
 DIV_VALUE = 4  # each tail cluster's projection is this much narrower than the previous one
