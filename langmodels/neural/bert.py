@@ -11,7 +11,9 @@ like a word, because scoring asks the model for it (docs/design.md 2 counts the 
 
 A bidirectional model has no left-to-right factorisation, so it has no perplexity. It is scored
 by pseudo-log-likelihood (Salazar et al. 2020): PLL(line) = sum_t log P(w_t | line with w_t
-masked), each term one masked copy of the line, all copies in one batch. Everything evaluate()
+masked), each term one masked copy of the line; the copies of lines of about the same length
+share a forward pass, which computes the first block's projections once per line and the last
+block and the output layer only at the masked positions (`masked_copies`). Everything evaluate()
 reports for it is therefore a pseudo-perplexity (base.evaluate flags it from `is_causal`).
 It generates by Gibbs sampling (Wang & Cho 2019): masks after the prompt, resampled in sweeps.
 """
