@@ -60,6 +60,17 @@ def note(message: str) -> None:
     warnings.warn(message, LangmodelsWarning, stacklevel=level)
 
 
+#: seconds of scoring before its progress bar shows (tqdm's delay): a quick score prints nothing.
+SCORING_BAR_DELAY = 2.0
+
+
+def scoring_bar(iterable=None, *, name: str, progress: bool | None, **options) -> tqdm:
+    """tqdm over a scoring loop of model `name`, on stderr once it has run SCORING_BAR_DELAY
+    seconds; progress False: never, None: on a terminal only (tqdm's disable=None)."""
+    return tqdm(iterable, desc=f"scoring {name}", disable=True if progress is False else None,
+                delay=SCORING_BAR_DELAY, leave=False, **options)
+
+
 class NotFittedError(LangmodelsError):
     """The model has no learned state yet."""
 
@@ -155,8 +166,7 @@ class LanguageModel(ABC):
         scored = np.zeros(int(out[-1]))
         by_length = np.argsort(lengths, kind="stable")  # batches of similar lengths pad little
         step = self.score_batch_lines
-        for begin in tqdm(range(0, len(lengths), step), desc=f"scoring {self.name}", unit="batch",
-                          disable=True if progress is False else None, leave=False):
+        for begin in scoring_bar(range(0, len(lengths), step), name=self.name, progress=progress, unit="batch"):
             chosen = by_length[begin : begin + step]
             batch = [np.asarray(flat[starts[i] : starts[i + 1]], dtype=np.int64) for i in chosen]
             for i, scores in zip(chosen, self.score_ids(batch)):

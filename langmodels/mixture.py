@@ -164,7 +164,7 @@ class InterpolatedLM(LanguageModel):
             columns = [model.score_stream(ids) for model in self.models]
         elif mode == "lines":
             flat, lengths = tokenizer.encode_lines(list(lines))
-            columns = [model.score_lines(flat, lengths) for model in self.models]
+            columns = [model.line_logprobs(flat, lengths) for model in self.models]
         else:
             raise LangmodelsError(f"unknown evaluation mode {mode!r}; use 'lines' or 'stream'")
         return np.stack(columns, axis=1)
@@ -219,6 +219,18 @@ class InterpolatedLM(LanguageModel):
     def score_stream(self, ids) -> np.ndarray:
         self._check_fitted()
         return self._mix([model.score_stream(ids) for model in self.models])
+
+    def line_logprobs(self, flat, lengths, *, progress=None) -> np.ndarray:
+        """Plain lines, each component ending a line its own way (a stream-trained character
+        model with the newline it learned, the others with </s>): the mixture's end of a line is
+        then sum_i lambda_i P_i(component i's end of line)."""
+        self._check_fitted()
+        return self._mix([model.line_logprobs(flat, lengths, progress=progress) for model in self.models])
+
+    def line_end_id(self) -> int:
+        """The components' end of line where they agree; </s> (any end of line) where they do not."""
+        ends = {model.line_end_id() for model in self.models}
+        return ends.pop() if len(ends) == 1 else self._check_fitted().vocab.eos_id
 
     # ---- checkpoints: the mixture's config and a subfolder per component ---------------------
 

@@ -18,6 +18,7 @@ from langmodels import InterpolatedLM, NGramLM, corpora
 from langmodels.corpora import Split
 from langmodels.errors import CheckpointError, ConfigError, LangmodelsError
 from langmodels.mixture import fit_mixture_weights, mix_logprobs
+from langmodels.neural.gpt import GPTLM
 from langmodels.neural.lstm import LSTMLM
 
 
@@ -169,6 +170,32 @@ def test_em_scores_the_tokens_that_evaluate_scores(mode, kn3, brown, shakespeare
     assert evaluation.nats_per_token == pytest.approx(-mixed.em_history_[-1], rel=1e-9)
     for model, loglik in zip(models, mixed.component_logliks_):
         assert model.evaluate(valid).nats_per_token == pytest.approx(-loglik, rel=1e-9)
+
+
+def test_stream_trained_character_models_mix_on_plain_lines(shakespeare):
+    """A character GPT and a character 5-gram trained on a stream end a line with the newline they
+    learned; their mixture scores a list of lines (finite perplexity), each token's probability the
+    weighted sum of the components' next-character probabilities (read one prefix at a time)."""
+    gpt = GPTLM(n_layer=1, n_head=2, n_embd=16, context=32, batch_size=8, dropout=0.0, threads=1)
+    gpt.fit(shakespeare[0], max_steps=5, progress=False)
+    char5 = NGramLM(order=5).fit(shakespeare[0])
+    lines = ["ROMEO: The king", "First Citizen:", "Speak, speak."]
+    for weights in ([0.3, 0.7], None):
+        mixed = InterpolatedLM([gpt, char5], weights=weights)
+        if weights is None:
+            mixed.fit_weights(lines)  # EM on plain lines scores them as evaluate does
+            assert np.all(np.diff(mixed.em_history_) >= 0)
+        newline = gpt.tokenizer.vocab["\n"]
+        expected = []
+        for line in lines:
+            ids = gpt.tokenizer.encode(line)
+            for k, target in enumerate([*ids, newline]):
+                p = [np.exp(model.next_logprobs(ids[:k])[target]) for model in (gpt, char5)]
+                expected.append(np.log(mixed.mixture_weights() @ p))
+        evaluation = mixed.evaluate(lines)
+        assert np.isfinite(evaluation.perplexity) and evaluation.n_zero_prob == 0
+        assert evaluation.nll == pytest.approx(-np.sum(expected), rel=1e-5)
+        assert mixed.logprob(lines[0]) == pytest.approx(np.sum(expected[: len(lines[0]) + 1]), rel=1e-5)
 
 
 def test_generate_is_repeatable_with_a_seed(mixture):

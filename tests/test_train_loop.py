@@ -98,3 +98,19 @@ def test_every_train_and_evaluate_option_says_what_it_does_and_its_default():
             assert action.help and len(action.help) > 15, (name, action.dest)
             if action.option_strings:  # options; positionals are always given
                 assert "default" in action.help or "required" in action.help, (name, action.dest, action.help)
+
+
+def test_a_budget_spent_before_the_final_pass_still_scores_the_first_lines(small):
+    """On a busy machine training can leave no time for the pass over valid: its first fiftieth is
+    scored all the same (with a note), never an empty pass."""
+    from langmodels.base import LangmodelsWarning
+    from langmodels.neural.core import Validation
+
+    corpus = corpora.load(small)
+    model = LSTMLM(n_embd=16, hidden=16, n_layer=1, batch_size=8, threads=1).fit(corpus.train, max_steps=2,
+                                                                                 progress=False)
+    validation = Validation(model, corpus.valid, "lines", max_seconds=1e-6)
+    with pytest.warns(LangmodelsWarning, match="left room to score the first"):
+        evaluation = validation.final_pass(-1.0, progress=False)
+    first = list(corpus.valid)[: len(corpus.valid) // 50]
+    assert evaluation.nll == pytest.approx(model.evaluate(first).nll, rel=1e-9)

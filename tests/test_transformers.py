@@ -4,6 +4,7 @@ checkpoints, and the masked LM's masking, pseudo-log-likelihood, fill-mask and G
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -192,6 +193,43 @@ def test_gpt_token_by_token_equals_batched_scores_and_distributions_sum_to_one(p
             assert logprobs.shape == (len(model.tokenizer.vocab),)
             assert abs(np.exp(logprobs).sum() - 1) < 1e-5
             assert abs(logprobs[target] - scores[k]) < 1e-5
+
+
+def test_softmax_auto_is_adaptive_for_a_word_vocabulary_only():
+    from langmodels.neural.output import AUTO_ADAPTIVE_VOCAB, OutputLayer
+
+    assert OutputLayer(AUTO_ADAPTIVE_VOCAB, 32, softmax="auto").is_adaptive
+    assert not OutputLayer(AUTO_ADAPTIVE_VOCAB - 1, 32, softmax="auto").is_adaptive
+    assert GPTLM.Config().softmax == "auto" and langmodels.LSTMLM.Config().softmax == "auto"
+
+
+def test_an_adaptive_gpt_starts_at_the_unigram_distribution():
+    """Its head has a bias, set before the first step to the training tokens' add-one log
+    frequencies and each tail cluster's log mass: what the output layer gives a zero vector (the
+    part of the first distributions the random weights do not move) is that unigram, uniform
+    inside a tail cluster (whose layers have no bias), with <s>, <pad> and <mask> excluded."""
+    model = GPTLM(**{**TINY, "softmax": "adaptive", "lr": 1e-12}).fit(TOY, max_steps=1, progress=False)
+    vocab = model.tokenizer.vocab
+    targets = np.concatenate([[*encode(model, line), vocab.eos_id] for line in TOY])
+    counts = np.bincount(targets, minlength=len(vocab)) + 1.0
+    counts[[vocab.bos_id, vocab.pad_id, vocab.mask_id]] = 0
+    bounds = [*model.module_.output.cutoffs, len(vocab)]
+    for low, high in itertools.pairwise(bounds):  # a tail cluster: its mass shared out evenly
+        counts[low:high] = counts[low:high].mean()
+    with torch.no_grad():
+        start = model.log_softmax(model.module_.output(torch.zeros(1, TINY["n_embd"])))[0]
+    np.testing.assert_allclose(np.exp(start.double().numpy()), counts / counts.sum(), atol=1e-6)
+
+
+def test_a_gpt_saved_before_its_adaptive_head_had_a_bias_loads_as_the_same_model():
+    model = untrained(GPTLM, softmax="adaptive")
+    with torch.no_grad():
+        model.module_.output.adaptive.head.bias.zero_()
+    state = {k: v for k, v in model.module_.state_dict().items() if k != "output.adaptive.head.bias"}
+    rebuilt = untrained(GPTLM, softmax="adaptive", init_seed=1)
+    rebuilt.module_.load_state_dict(state)
+    ids = encode(model, TOY[0])
+    np.testing.assert_array_equal(rebuilt.next_logprobs(ids), model.next_logprobs(ids))
 
 
 @pytest.mark.parametrize("softmax", ["full", "adaptive"])

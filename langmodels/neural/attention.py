@@ -159,6 +159,7 @@ class SelfAttention(nn.Module):
         cache: KVCache | None = None,
         need_weights: bool = False,
         at: torch.Tensor | None = None,
+        qkv: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, T, C) -> (y (B, T, C), weights (B, H, T, S) or None), S the positions attended to.
 
@@ -168,12 +169,24 @@ class SelfAttention(nn.Module):
         need_weights: take the explicit path and return the attention weights.
         at: (B,) one position per row whose query alone is computed (T becomes 1): every key and
         value are still read, so y equals the full pass's y[arange(B), at] (not with causal).
+        qkv: (B, T, 3C) the projections of x, if the caller has them (masked copies of one line
+        share most of theirs: bert.py); x is then not read.
         """
-        B, T, C = x.shape
-        qkv = self.qkv(x)  # (B, T, 3C): every head's query, key and value
-        q, k, v = split_heads(qkv, self.n_head)  # each (B, H, T, D)
-        if at is not None:
-            q, T = q[torch.arange(B), :, at][:, :, None], 1  # (B, H, 1, D)
+        B, T, C = x.shape if qkv is None else (*qkv.shape[:2], qkv.size(2) // 3)
+        if at is not None and qkv is None:
+            # One query per row: project the keys and values of every position, the query at `at` only.
+            rows = torch.arange(B, device=x.device)
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[rows, at], weight[:C], None if bias is None else bias[:C])  # (B, C)
+            kv = F.linear(x, weight[C:], None if bias is None else bias[C:])  # (B, T, 2C)
+            k, v = kv.view(B, T, 2, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T, D)
+            q, T = q.view(B, self.n_head, 1, C // self.n_head), 1  # (B, H, 1, D)
+        else:
+            if qkv is None:
+                qkv = self.qkv(x)  # (B, T, 3C): every head's query, key and value
+            q, k, v = split_heads(qkv, self.n_head)  # each (B, H, T, D)
+            if at is not None:
+                q, T = q[torch.arange(B, device=q.device), :, at][:, :, None], 1  # (B, H, 1, D)
         if cache is not None:
             _, k, v = split_heads(cache.extend(qkv), self.n_head)  # each (B, H, S, D): the cached positions' too
         S = k.size(2)
@@ -234,15 +247,17 @@ class Block(nn.Module):
         cache: KVCache | None = None,
         need_weights: bool = False,
         at: torch.Tensor | None = None,
+        qkv: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, T, C) -> (x (B, T, C), weights (B, H, T, S) or None); with `at` (B,) positions,
-        only those positions' outputs, (B, 1, C) (see SelfAttention)."""
+        only those positions' outputs, (B, 1, C); qkv: the attention's projections of ln_1(x),
+        if the caller has them (see SelfAttention)."""
         attended, weights = self.attn(
-            self.ln_1(x), causal=causal, key_padding_mask=key_padding_mask, cache=cache, need_weights=need_weights,
-            at=at,
+            x if qkv is not None else self.ln_1(x), causal=causal, key_padding_mask=key_padding_mask, cache=cache,
+            need_weights=need_weights, at=at, qkv=qkv,
         )
         if at is not None:
-            x = x[torch.arange(len(x)), at][:, None]  # (B, 1, C)
+            x = x[torch.arange(len(x), device=x.device), at][:, None]  # (B, 1, C)
         x = x + attended  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))  # (B, T, C)
         return x, weights

@@ -11,7 +11,9 @@ like a word, because scoring asks the model for it (docs/design.md 2 counts the 
 
 A bidirectional model has no left-to-right factorisation, so it has no perplexity. It is scored
 by pseudo-log-likelihood (Salazar et al. 2020): PLL(line) = sum_t log P(w_t | line with w_t
-masked), each term one masked copy of the line, all copies in one batch. Everything evaluate()
+masked), each term one masked copy of the line; the copies of lines of about the same length
+share a forward pass, which computes the first block's projections once per line and the last
+block and the output layer only at the masked positions (`masked_copies`). Everything evaluate()
 reports for it is therefore a pseudo-perplexity (base.evaluate flags it from `is_causal`).
 It generates by Gibbs sampling (Wang & Cho 2019): masks after the prompt, resampled in sweeps.
 """
@@ -20,19 +22,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import join_sample, most_probable, note
+from ..base import join_sample, most_probable, note, scoring_bar
 from ..errors import ConfigError, LangmodelsError
 from ..options import RUN, check_text
 from ..sampling import sample_next
 from ..tokenizers import Vocabulary
 from .attention import Block, PositionEncoding, TransformerConfig, init_transformer_weights
-from .core import NeuralLM
+from .core import NeuralLM, map_batches
 from .data import IGNORE, Batch
 from .output import OutputLayer
 
@@ -53,7 +56,7 @@ class MaskedLMConfig(TransformerConfig):
     random_token_prob: float = 0.1  # of the chosen: replaced by a random token (the rest stay)
     n_segments: int = 2  # segment (sentence A / B) embeddings; single lines use segment 0
     gibbs_sweeps: int = 4  # passes over the generated positions in `generate`
-    pll_batch_tokens: int = 32768  # tokens per forward pass when scoring masked copies
+    pll_batch_tokens: int = 4096  # copies x width per forward pass when scoring: small passes stay in cache
 
     def check(self, *, machine: bool = False) -> None:
         super().check(machine=machine)
@@ -62,13 +65,18 @@ class MaskedLMConfig(TransformerConfig):
         check_masking(self)
 
 
+def padding_mask(idx: torch.Tensor) -> torch.Tensor | None:
+    """(B, T) True for real tokens, False for <pad>; None where nothing is padded (SDPA's fastest path)."""
+    real = idx != Vocabulary.pad_id  # (B, T)
+    return None if bool(real.all()) else real
+
+
 class BertEncoder(nn.Module):
     """ids (B, T) -> logits (B, T, V) for the token at each position, attending both ways."""
 
     def __init__(self, vocab_size: int, config: MaskedLMConfig):
         super().__init__()
         C = config.n_embd
-        self.pad_id = Vocabulary.pad_id
         self.token_embedding = nn.Embedding(vocab_size, C)  # E, also the MLM output layer
         self.position = PositionEncoding(config.positions, config.context, C)
         self.segment_embedding = nn.Embedding(config.n_segments, C)
@@ -84,6 +92,16 @@ class BertEncoder(nn.Module):
         self.output = OutputLayer(vocab_size, C, softmax=config.softmax, tied=self.token_embedding)
         init_transformer_weights(self, config.n_layer)
 
+    def embed(self, idx: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, T) -> the first block's input (B, T, C): token + position + segment (0 by default)."""
+        T = idx.size(1)
+        x = self.token_embedding(idx) * self.embedding_scale + self.position(0, T)  # (B, T, C)
+        if segments is None:
+            x = x + self.segment_embedding.weight[0]  # (B, T, C): every token in segment 0
+        else:
+            x = x + self.segment_embedding(segments)  # (B, T, C)
+        return self.drop(x)
+
     def hidden(
         self, idx: torch.Tensor, segments: torch.Tensor | None = None, need_weights: bool = False,
         at: torch.Tensor | None = None,
@@ -94,15 +112,8 @@ class BertEncoder(nn.Module):
         at: (B,) one position per row: the final states there only, (B, 1, C), the last block
         run for those queries alone (scoring reads nothing else of it).
         """
-        T = idx.size(1)
-        x = self.token_embedding(idx) * self.embedding_scale + self.position(0, T)  # (B, T, C)
-        if segments is None:
-            x = x + self.segment_embedding.weight[0]  # (B, T, C): every token in segment 0
-        else:
-            x = x + self.segment_embedding(segments)  # (B, T, C)
-        x = self.drop(x)
-        real = idx != self.pad_id  # (B, T)
-        key_padding_mask = None if bool(real.all()) else real  # no mask lets SDPA take its fastest path
+        x = self.embed(idx, segments)  # (B, T, C)
+        key_padding_mask = padding_mask(idx)
         weights = []
         for layer, block in enumerate(self.blocks):
             last = layer == len(self.blocks) - 1
@@ -110,6 +121,34 @@ class BertEncoder(nn.Module):
                          at=at if last else None)  # (B, T, C), or (B, 1, C) at the end with `at`
             weights.append(w)
         return self.ln_f(x), weights
+
+    def masked_copies(self, idx: torch.Tensor, row_of: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """The final state at the masked position of each masked copy of some rows, (R, C).
+
+        idx (N, T): rows, <pad>-filled on the right; copy r is row row_of[r] with position at[r]
+        replaced by <mask>. Equal to hidden(copies, at=at)[0][:, 0], computed without repeating
+        what the copies share: a row's embeddings and first-block projections (LayerNorm and
+        q, k, v act on each position alone) are computed once per row and once for <mask> at
+        each position, then gathered per copy; attention and everything after it run per copy.
+        """
+        R, T = len(at), idx.size(1)
+        copies = torch.arange(R, device=idx.device)
+        x = self.embed(idx)  # (N, T, C)
+        masks = self.embed(torch.full((1, T), Vocabulary.mask_id, device=idx.device))[0]  # (T, C): <mask> anywhere
+        first = self.blocks[0]
+        shared = first.attn.qkv(first.ln_1(torch.cat([x.flatten(0, 1), masks])))  # (N T + T, 3C)
+        qkv = shared[: x.size(0) * T].view(*idx.shape, -1)[row_of]  # (R, T, 3C)
+        qkv[copies, at] = shared[x.size(0) * T :][at]
+        x = x[row_of]  # (R, T, C)
+        x[copies, at] = masks[at]
+        key_padding_mask = padding_mask(idx)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask[row_of]  # (R, T)
+        for layer, block in enumerate(self.blocks):
+            last = layer == len(self.blocks) - 1
+            x, _ = block(x, key_padding_mask=key_padding_mask, at=at if last else None,
+                         qkv=qkv if layer == 0 else None)  # (R, T, C), (R, 1, C) after the last block
+        return self.ln_f(x[:, 0])  # (R, C)
 
     def transform(self, h: torch.Tensor) -> torch.Tensor:
         """Hidden states (..., C) -> what the output layer reads (..., C)."""
@@ -265,70 +304,76 @@ class MaskedLM(NeuralLM):
 
     # ---- pseudo-log-likelihood -----------------------------------------------------------------
 
-    def _copies(self, sequence: np.ndarray, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-        """One row per target position p in first..last-1 of `sequence` (unmasked yet): (rows (R, W), p in row (R,)).
+    def _copies(self, sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The masked copies of `sequence` (unmasked yet), one per position after <s>:
+        (rows (N, W), row of each copy (R,), its masked position in that row (R,)), in target order.
 
-        A sequence that fits the context is copied whole; a longer one gives each target the
-        window of `context` tokens centred on it (clipped to the sequence).
+        A sequence that fits the context is one row with every position masked in turn; a longer
+        one gives each target the window of `context` tokens centred on it (clipped to the
+        sequence), one row per distinct window.
         """
         window = self.config.context
-        targets = np.arange(first, last)
+        targets = np.arange(1, len(sequence))
         if len(sequence) <= window:
-            return np.tile(sequence, (len(targets), 1)), targets
+            return sequence[None], np.zeros(len(targets), dtype=np.int64), targets
         start = np.clip(targets - window // 2, 0, len(sequence) - window)  # (R,)
-        return sequence[start[:, None] + np.arange(window)[None, :]], targets - start
+        starts, row_of = np.unique(start, return_inverse=True)
+        return sequence[starts[:, None] + np.arange(window)[None, :]], row_of, targets - start
 
-    @torch.no_grad()
-    def _score_copies(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """log P(rows[r, positions[r]] | row r with that position masked), (R,) float64."""
+    @torch.inference_mode()
+    def _score_copies(self, rows: np.ndarray, row_of: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """log P(true token | its masked copy) for copies given as in `_copies`, (R,) float64."""
         module = self._fitted_module()
         module.eval()
-        index = np.arange(len(rows))
-        true = torch.from_numpy(rows[index, positions]).to(self.device)  # (R,)
-        masked = rows.copy()
-        masked[index, positions] = Vocabulary.mask_id
-        h, _ = module.hidden(torch.from_numpy(masked).to(self.device),
-                             at=torch.from_numpy(positions).to(self.device))  # (R, 1, C)
-        logits = module.head(h[:, 0]).float()  # (R, V)
-        logprobs = self.log_softmax(logits)
-        return logprobs.gather(1, true[:, None])[:, 0].double().cpu().numpy()
+        idx = torch.from_numpy(rows).to(self.device)
+        row_of, at = torch.from_numpy(row_of).to(self.device), torch.from_numpy(positions).to(self.device)
+        h = module.masked_copies(idx, row_of, at)  # (R, C)
+        return self.output_logprobs(module.transform(h), idx[row_of, at])
 
-    def _pll(self, sequences: list[np.ndarray]) -> list[np.ndarray]:
+    def _pll(self, sequences: list[np.ndarray], progress: bool | None = False) -> list[np.ndarray]:
         """Per sequence (starting with <s>), the PLL term of every position after the first.
 
-        Each sequence's masked copies go through together (a sequence of length L is one batch of
-        L - 1 copies, unless it is longer than `pll_batch_tokens` allows); copies of consecutive
-        sequences share a forward pass, padded to a common width, up to pll_batch_tokens tokens.
+        The sequences are taken by length, so that the masked copies of sequences of about the
+        same length share a forward pass, their rows padded to a common width, while copies x
+        width stay within pll_batch_tokens (a sequence with more copies is split). The passes are
+        shared out among CPU threads (core.map_batches).
         """
-        window, budget = self.config.context, self.config.pll_batch_tokens
-        chunks = []  # (rows (R, W), positions (R,)), in target order
-        for sequence in sequences:
-            width = min(len(sequence), window)
-            step = max(budget // width, 1)
-            for first in range(1, len(sequence), step):
-                chunks.append(self._copies(sequence, first, min(first + step, len(sequence))))
-        scored, group, group_rows, group_width = [], [], 0, 0
+        budget = self.config.pll_batch_tokens
+        order = np.argsort([len(sequence) for sequence in sequences], kind="stable")
+        chunks = []  # (rows (N, W), row of each copy (R,), positions (R,)), in target order
+        for i in order:
+            rows, row_of, positions = self._copies(sequences[i])
+            step = max(budget // rows.shape[1], 1)
+            for first in range(0, len(positions), step):
+                used, inverse = np.unique(row_of[first : first + step], return_inverse=True)
+                chunks.append((rows[used], inverse, positions[first : first + step]))
+        passes, group, copies, width = [], [], 0, 0
 
-        def flush():
-            width = max(rows.shape[1] for rows, _ in group)
-            padded = np.full((group_rows, width), Vocabulary.pad_id, dtype=np.int64)  # (R, W)
-            offset = 0
-            for rows, _ in group:
+        def close_pass():
+            offsets = np.cumsum([0] + [len(rows) for rows, _, _ in group])
+            padded = np.full((offsets[-1], width), Vocabulary.pad_id, dtype=np.int64)  # (N, W)
+            for (rows, _, _), offset in zip(group, offsets):
                 padded[offset : offset + len(rows), : rows.shape[1]] = rows
-                offset += len(rows)
-            scored.append(self._score_copies(padded, np.concatenate([positions for _, positions in group])))
+            row_of = np.concatenate([inverse + offset for (_, inverse, _), offset in zip(group, offsets)])
+            passes.append((padded, row_of, np.concatenate([positions for _, _, positions in group])))
 
-        for rows, positions in chunks:
-            if group and (group_rows + len(rows)) * max(group_width, rows.shape[1]) > budget:
-                flush()
-                group, group_rows, group_width = [], 0, 0
-            group.append((rows, positions))
-            group_rows += len(rows)
-            group_width = max(group_width, rows.shape[1])
+        for rows, inverse, positions in chunks:
+            if group and (copies + len(positions)) * max(width, rows.shape[1]) > budget:
+                close_pass()
+                group, copies, width = [], 0, 0
+            group.append((rows, inverse, positions))
+            copies += len(positions)
+            width = max(width, rows.shape[1])
         if group:
-            flush()
+            close_pass()
+        bar = partial(scoring_bar, name=self.name, progress=progress, unit="pass")
+        scored = map_batches(lambda batch: self._score_copies(*batch), passes, self.device, progress=bar)
         flat = np.concatenate(scored) if scored else np.zeros(0)
-        return np.split(flat, np.cumsum([len(s) - 1 for s in sequences])[:-1])
+        by_length = np.split(flat, np.cumsum([len(sequences[i]) - 1 for i in order])[:-1])
+        results: list[np.ndarray | None] = [None] * len(sequences)
+        for i, terms in zip(order, by_length):
+            results[i] = terms
+        return results
 
     def score_ids(self, batch) -> list[np.ndarray]:
         """Pseudo-log-likelihood terms (Salazar et al. 2020) of each line: entry i is
@@ -337,6 +382,16 @@ class MaskedLM(NeuralLM):
         return self._pll(
             [np.concatenate([[vocab.bos_id], np.asarray(ids, dtype=np.int64), [vocab.eos_id]]) for ids in batch]
         )
+
+    def score_lines(self, flat, lengths, *, progress: bool | None = None) -> np.ndarray:
+        """score_ids of every line at once (one set of passes, lines of like length together)."""
+        vocab = self._check_fitted().vocab
+        flat = np.asarray(flat, dtype=np.int64)
+        ends = np.cumsum(lengths)
+        sequences = [np.concatenate([[vocab.bos_id], flat[end - length : end], [vocab.eos_id]])
+                     for end, length in zip(ends, lengths)]
+        scored = self._pll(sequences, progress)
+        return np.concatenate(scored) if scored else np.zeros(0)
 
     def score_stream(self, ids) -> np.ndarray:
         """PLL terms of each token of a stream, each masked in the window of `context` around it."""

@@ -3,7 +3,7 @@
 Data flows top to bottom through this file: token + position embeddings, n_layer pre-LayerNorm
 blocks of causal multi-head self-attention and a GELU MLP (attention.py), a final LayerNorm, and
 an output layer that reuses the token embedding matrix (tied weights; Press & Wolf 2017), or an
-adaptive softmax (softmax="adaptive", output.py):
+adaptive softmax (output.py; the default for a word vocabulary):
 
     h_0 = E[idx] + P[0..T-1]                     (B, T, C)
     h_l = Block_l(h_{l-1}),  l = 1..n_layer      causal: position t sees tokens <= t
@@ -36,7 +36,7 @@ from .attention import (
     without_onednn,
 )
 from .core import NeuralLM
-from .output import OutputLayer
+from .output import OutputLayer, resolve_softmax
 
 
 @dataclass
@@ -45,6 +45,14 @@ class GPTConfig(TransformerConfig):
     nanoGPT's baby-GPT learning rate as the default."""
 
     lr: float = 1e-3
+    softmax: str = "auto"  # adaptive for a word vocabulary, full for characters and subwords (output.py)
+
+
+def zero_head_bias_if_missing(module: GPT, state_dict: dict, prefix: str, *_) -> None:
+    """A checkpoint written before the adaptive head had a bias loads with a zero one: the same model."""
+    key = f"{prefix}output.adaptive.head.bias"
+    if module.output.is_adaptive and key not in state_dict:
+        state_dict[key] = torch.zeros_like(module.output.adaptive.head.bias)
 
 
 class GPT(nn.Module):
@@ -63,8 +71,13 @@ class GPT(nn.Module):
             [Block(C, config.n_head, config.dropout, config.bias) for _ in range(config.n_layer)]
         )
         self.ln_f = nn.LayerNorm(C, bias=config.bias)
-        self.output = OutputLayer(vocab_size, C, softmax=config.softmax, tied=self.token_embedding, bias=False)
+        # The tied output layer has no bias, as GPT-2's lm_head (so that it exports to GPT-2's
+        # format); an adaptive softmax has one in its head, which fit() starts at the unigram
+        # distribution, so that a short run begins there rather than at uniform.
+        adaptive = resolve_softmax(config.softmax, vocab_size) == "adaptive"
+        self.output = OutputLayer(vocab_size, C, softmax=config.softmax, tied=self.token_embedding, bias=adaptive)
         init_transformer_weights(self, config.n_layer)
+        self.register_load_state_dict_pre_hook(zero_head_bias_if_missing)
 
     def embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:
         """Token ids (..., T) at positions start .. start+T-1 -> h_0 = E[idx] (scaled) + P, (..., T, C)."""

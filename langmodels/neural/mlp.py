@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..base import scoring_bar
 from ..errors import ConfigError
 from ..tokenizers import Vocabulary
 from .core import SCORE_LOGITS, NeuralConfig, NeuralLM
@@ -137,8 +137,7 @@ class MLPLM(NeuralLM):
         device = self.device
         rows = max(1, SCORE_LOGITS // len(self.tokenizer.vocab))  # bounds the (rows, V) logits
         out = np.empty(len(targets))
-        for begin in tqdm(range(0, len(targets), rows), desc=f"scoring {self.name}", unit="batch",
-                          disable=True if progress is False else None, leave=False):
+        for begin in scoring_bar(range(0, len(targets), rows), name=self.name, progress=progress, unit="batch"):
             end = begin + rows
             chunk = torch.tensor(windows[begin:end], device=device)  # (rows, window)
             picked = torch.from_numpy(targets[begin:end]).to(device)  # (rows,)

@@ -3,6 +3,7 @@
     full:      logits = h W^T + b        W (V, width): the input embedding (tied; Press & Wolf 2017)
                                          or a matrix of its own
     adaptive:  Grave et al. 2017's adaptive softmax (torch.nn.AdaptiveLogSoftmaxWithLoss)
+    auto:      adaptive for a vocabulary of AUTO_ADAPTIVE_VOCAB tokens or more (words), else full
 
 The adaptive softmax puts the `cutoffs[0]` most frequent tokens and one entry per tail cluster in a
 head softmax; a rarer token's probability is its cluster's head probability times its probability
@@ -21,9 +22,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SOFTMAXES = ("full", "adaptive")
+SOFTMAXES = ("auto", "full", "adaptive")  # auto: one of the other two, by vocabulary size
+AUTO_ADAPTIVE_VOCAB = 8192  # softmax="auto" is adaptive from this vocabulary size (word vocabularies), else full
 HEAD_SIZE = 2000  # most tokens in the adaptive head; each tail cluster is 4x larger than the one before
 DIV_VALUE = 4  # each tail cluster's projection is this much narrower than the previous one
+
+
+def resolve_softmax(softmax: str, vocab_size: int) -> str:
+    """'full' or 'adaptive': softmax="auto" is the adaptive one for a vocabulary of AUTO_ADAPTIVE_VOCAB
+    tokens or more, where the full one's width x V products are most of a step (Brown's 14k words:
+    about three quarters of a 2x256 LSTM's), and the full one for characters and subword pieces."""
+    if softmax == "auto":
+        return "adaptive" if vocab_size >= AUTO_ADAPTIVE_VOCAB else "full"
+    return softmax
 
 
 def adaptive_cutoffs(vocab_size: int) -> list[int]:
@@ -51,7 +62,8 @@ class OutputLayer(nn.Module):
         tails = 0
         while width // DIV_VALUE ** (tails + 1) >= 1:
             tails += 1
-        self.cutoffs = adaptive_cutoffs(vocab_size)[:tails] if softmax == "adaptive" else []
+        adaptive = resolve_softmax(softmax, vocab_size) == "adaptive"
+        self.cutoffs = adaptive_cutoffs(vocab_size)[:tails] if adaptive else []
         self._tied = (tied,) if tied is not None and not self.cutoffs else ()  # a tuple: not a submodule
         self.linear = None
         self.adaptive = None
