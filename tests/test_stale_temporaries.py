@@ -205,18 +205,20 @@ def test_dead_writers_temporaries_go_and_live_ones_stay(kind, tmp_path):
     assert live.read_bytes() == b"a live writer's half-written file"
 
 
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
 @pytest.mark.parametrize("kind", WRITERS)
-def test_a_full_disk_names_the_path_and_leaves_nothing_half_written(kind, tmp_path, monkeypatch):
+def test_a_full_disk_names_the_path_and_leaves_nothing_half_written(kind, code, tmp_path, monkeypatch):
     writer = WRITERS[kind]
     folder = writer.folder(tmp_path)
     intact = writer.before(tmp_path)
     listed = sorted(os.listdir(folder))
+    monkeypatch.setattr(sys.modules[__name__], "NO_SPACE", OSError(code, os.strerror(code)))
     writer.full_disk(monkeypatch)
     with pytest.raises(DiskFullError) as caught:
         writer.write(tmp_path)
     message = str(caught.value)
     assert isinstance(caught.value, LangmodelsError) and "\n" not in message
-    assert "No space left on device" in message and writer.named(tmp_path) in message, message
+    assert os.strerror(code) in message and writer.named(tmp_path) in message, message
     monkeypatch.undo()
     assert sorted(os.listdir(folder)) == listed  # no temporary, no scratch folder left behind
     intact()
