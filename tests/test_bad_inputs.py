@@ -7,13 +7,14 @@ import json
 import math
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from cli_checks import TOY, assert_one_line_error, run, write_corpus
 
-from langmodels import LanguageModel, NGramLM, corpora, inside, options
-from langmodels.bench import load_config
+from langmodels import InterpolatedLM, LanguageModel, NGramLM, corpora, inside, options
+from langmodels.bench import load_config, run_benchmark
 from langmodels.errors import ConfigError, CorpusError, InputError, LangmodelsError
 from langmodels.families import build_model, model_class_named
 from langmodels.neural.gpt import GPTLM
@@ -491,3 +492,32 @@ def test_a_deep_graph_stops_when_no_new_state_is_reached(ngram):
     layers = max(layer for _, layer in deep.nodes(data="layer"))
     shallow = inside.successor_graph(ngram, "the", depth=layers + 1, k=1)
     assert sorted(deep.edges) == sorted(shallow.edges) and deep.number_of_nodes() == shallow.number_of_nodes()
+
+
+# ---- the rest of the public API: each argument that reached numpy, torch or Python unchecked ------------
+
+# (id, call on (n-gram model, gpt model), error class, fragment)
+API_CASES = [
+    ("Embeddings.nearest([])", lambda n, g: g.embeddings().nearest([]), InputError, "token must be text"),
+    ("Embeddings.analogy(c=None)", lambda n, g: g.embeddings().analogy("the", "cat", None), InputError,
+     "token must be text"),
+    ("InterpolatedLM(None)", lambda n, g: InterpolatedLM(None), ConfigError, "models must be a list"),
+    ("InterpolatedLM(3)", lambda n, g: InterpolatedLM(3), ConfigError, "models must be a list"),
+    ("InterpolatedLM('ab')", lambda n, g: InterpolatedLM("ab"), ConfigError, "models must be a list"),
+    ("InterpolatedLM([n, 'x']).evaluate", lambda n, g: InterpolatedLM([n, "x"]).evaluate(TOY), ConfigError,
+     "component 2 is a str"),
+    ("NGramLM(smoothing=[])", lambda n, g: NGramLM(smoothing=[]).fit(TOY), ConfigError, "unknown smoothing"),
+    ("NGramLM.to_arpa(None)", lambda n, g: n.to_arpa(None), InputError, "to_arpa's file"),
+    ("NGramLM.to_dot(3)", lambda n, g: n.to_dot(3), InputError, "to_dot's file"),
+    ("load_config(None)", lambda n, g: load_config(None), InputError, "benchmark config"),
+    ("run_benchmark(config, None)", lambda n, g: run_benchmark(CONFIG_EXAMPLE, None), InputError, "report folder"),
+]
+CONFIG_EXAMPLE = Path(__file__).resolve().parents[1] / "benchmarks" / "default.toml"
+
+
+@pytest.mark.parametrize("case, call, error, fragment", API_CASES, ids=[case[0] for case in API_CASES])
+def test_a_public_function_refuses_a_bad_argument_in_one_line(ngram, gpt, case, call, error, fragment):
+    with pytest.raises(error) as caught:
+        call(ngram, gpt)
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message

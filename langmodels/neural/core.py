@@ -31,7 +31,7 @@ from ..base import LanguageModel, NotFittedError, note
 from ..corpora import split_level, split_mode
 from ..errors import CheckpointError, ConfigError, LangmodelsError
 from ..metrics import Evaluation
-from ..options import NEURAL, RUN, THREADS_HERE, check_decay, check_settings, shown
+from ..options import NEURAL, RUN, THREADS_HERE, check_decay, check_settings, check_text, shown
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
@@ -625,6 +625,7 @@ class Embeddings:
         self.unit = matrix / np.maximum(norms, 1e-12)
 
     def vector(self, token: str) -> np.ndarray:
+        check_text(token, "token")
         if token not in self.vocab:
             raise LangmodelsError(f"{token!r} is not in the vocabulary")
         return self.unit[self.vocab[token]]
