@@ -503,6 +503,10 @@ API_CASES = [
     ("NGramLM.to_dot(3)", lambda n, g: n.to_dot(3), InputError, "to_dot's file"),
     ("load_config(None)", lambda n, g: load_config(None), InputError, "benchmark config"),
     ("run_benchmark(config, None)", lambda n, g: run_benchmark(CONFIG_EXAMPLE, None), InputError, "report folder"),
+    ("corpora.split_text(None)", lambda n, g: corpora.split_text(None), InputError, "split_text takes a list"),
+    ("corpora.split_blocks('text')", lambda n, g: corpora.split_blocks("the cat"), InputError, "split_blocks"),
+    ("corpora.split_sha256(3)", lambda n, g: corpora.split_sha256(3), InputError, "split_sha256"),
+    ("corpora.split_named(None)", lambda n, g: corpora.split_named(None), InputError, "file name must be text"),
 ]
 CONFIG_EXAMPLE = Path(__file__).resolve().parents[1] / "benchmarks" / "default.toml"
 
