@@ -14,7 +14,7 @@ from ..base import LanguageModel, NotFittedError
 from ..checkpoint import write_atomic
 from ..corpora import split_mode, split_text
 from ..errors import CheckpointError, ConfigError, LangmodelsError
-from ..options import NGRAM, check_settings
+from ..options import NGRAM, check_path, check_settings
 from ..token_ids import fit_token_ids
 from ..tokenizers import CharTokenizer, Vocabulary, WordTokenizer
 from .counting import NGramCounts
@@ -156,7 +156,7 @@ class NGramLM(LanguageModel):
         self.prune_thresholds()
         if self.tmp_dir is not None and not isinstance(self.tmp_dir, (str, os.PathLike)):
             raise ConfigError(f"tmp_dir must be a folder path, got {self.tmp_dir!r}")
-        estimator = SMOOTHINGS.get(self.smoothing)
+        estimator = SMOOTHINGS.get(self.smoothing) if isinstance(self.smoothing, str) else None
         if estimator is None:
             raise ConfigError(f"unknown smoothing {self.smoothing!r}; choose one of: {', '.join(SMOOTHINGS)}")
         if estimator is KneserNey:
@@ -317,6 +317,8 @@ class NGramLM(LanguageModel):
         """Graphviz DOT text of `graph()` (the 50 most frequent contexts by default); written to path if given."""
         from .graph import to_dot
 
+        if path is not None:
+            check_path(path, "to_dot's file")
         text = to_dot(self.graph(max_contexts=max_contexts))
         if path is not None:
             write_atomic(path, text.encode("utf-8"))
@@ -326,6 +328,7 @@ class NGramLM(LanguageModel):
         """Write the model as an ARPA back-off file (KenLM and SRILM read it)."""
         from .arpa import write_arpa
 
+        check_path(path, "to_arpa's file")
         write_arpa(self, path)
 
     @classmethod
