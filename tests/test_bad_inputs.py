@@ -499,6 +499,8 @@ API_CASES = [
     ("InterpolatedLM([n, 'x']).evaluate", lambda n, g: InterpolatedLM([n, "x"]).evaluate(TOY), ConfigError,
      "component 2 is a str"),
     ("NGramLM(smoothing=[])", lambda n, g: NGramLM(smoothing=[]).fit(TOY), ConfigError, "unknown smoothing"),
+    ("NGramLM(memory=nan)", lambda n, g: NGramLM(memory=float("nan")).fit(TOY), ConfigError,
+     "memory must be a size"),
     ("NGramLM.to_arpa(None)", lambda n, g: n.to_arpa(None), InputError, "to_arpa's file"),
     ("NGramLM.to_dot(3)", lambda n, g: n.to_dot(3), InputError, "to_dot's file"),
     ("load_config(None)", lambda n, g: load_config(None), InputError, "benchmark config"),

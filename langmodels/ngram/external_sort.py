@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import math
 import os
 import re
 import shutil
@@ -73,6 +74,8 @@ def parse_memory(value) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"memory must be a size such as '2G', '500M' or '50%', got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"memory must be a size such as '2G', '500M' or '50%', got {value!r}")
         size = int(value)
     elif isinstance(value, str):
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([%bBkKmMgGtT]?)\s*", value)
