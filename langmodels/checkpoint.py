@@ -69,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, DiskFullError
 
 FORMAT = "langmodels-checkpoint"
 FORMAT_VERSION = 2  # 2: manifest.json covers config.json, the state records the config's sha256
@@ -209,16 +209,32 @@ def _open_inside(folder: Path, name: str):
 # ---- writing ----------------------------------------------------------------------------------
 
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # out of space, out of quota
+
+
+def named_error(error: OSError, path) -> OSError:
+    """`error` naming `path` where it names no file (write() on a full disk: `[Errno 28] No space
+    left on device`), as a DiskFullError (a LangmodelsError: one line, exit 2) where space or
+    quota ran out; other errors are returned as they are."""
+    filename = str(path) if error.filename is None else error.filename
+    if error.errno in FULL_DISK and not isinstance(error, DiskFullError):
+        return DiskFullError(error.errno, error.strerror or os.strerror(error.errno), filename)
+    if error.filename is None:
+        return OSError(error.errno, error.strerror or str(error), filename)
+    return error
+
+
 @contextlib.contextmanager
 def naming(path):
-    """An OSError without a file name (a full disk during write(): `[Errno 28] No space left on
-    device`) is raised again naming `path`, the thing being written."""
+    """An OSError raised inside is raised again by `named_error`: naming `path`, the thing being
+    written, where it names nothing, and as DiskFullError when the disk is full."""
     try:
         yield
     except OSError as error:
-        if error.filename is None:
-            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
-        raise
+        named = named_error(error, path)
+        if named is error:
+            raise
+        raise named from None
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -260,24 +276,37 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write one file as a temporary sibling, then rename it over `path` (after removing the
-    temporaries of `path` that dead processes left).
-
-    open(..., "x") rather than mkstemp, so the file gets the usual permissions (umask).
-    """
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike):
+    """Write `path` atomically: yields the temporary sibling to write (`temporary_name`), after
+    removing the temporaries of `path` that dead processes left (`tidy_folder`); renamed over
+    `path` when the block ends, removed if it fails; an OSError names `path` (`naming`)."""
     path = Path(path)
-    tidy_folder(path.parent, path.name)
-    temporary = temporary_name(path)
+    temporary = new_temporary(path)
     try:
         with naming(path):
-            with open(temporary, "xb") as handle:
-                handle.write(data)
+            yield temporary
             os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    return path
+
+
+def new_temporary(path: Path) -> Path:
+    """A temporary name for a new `path` (`temporary_name`), after removing the temporaries of
+    `path` that dead processes left (`tidy_folder`)."""
+    tidy_folder(path.parent, path.name)
+    return temporary_name(path)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write one file as a temporary sibling, then rename it over `path` (`replacing`).
+
+    open(..., "x") rather than mkstemp, so the file gets the usual permissions (umask).
+    """
+    with replacing(path) as temporary, open(temporary, "xb") as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def staging_folder(target: Path) -> Path:

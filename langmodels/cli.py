@@ -102,6 +102,8 @@ PARAMETER_READERS: dict[str, Callable[[str, str], object]] = {
     "backoff": _number,
     "level": _text,
     "min_count": _whole_number,
+    "context": _whole_number,  # a Hugging Face model's defaults to None (the model's own)
+    "stride": _whole_number,
 }
 NONE_WORDS = ("none", "null")
 

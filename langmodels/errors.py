@@ -29,3 +29,11 @@ class InputError(LangmodelsError):
 
 class ArpaFormatError(LangmodelsError):
     """An ARPA file that breaks the format (KenLM's checks): the message names the file and line."""
+
+
+class DiskFullError(LangmodelsError, OSError):
+    """A write that ran out of space (ENOSPC) or of quota (EDQUOT): the message names the path
+    being written. Also an OSError (errno, strerror, filename), for callers that handle those."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"

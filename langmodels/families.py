@@ -82,10 +82,10 @@ def build_model(model_class: type[LanguageModel], params: dict) -> LanguageModel
             model.make_tokenizer(None)  # and a level given (word, char or bpe), before any reading
     elif dataclasses.is_dataclass(getattr(model, "config", None)) and hasattr(model.config, "check"):
         model.config.check(machine=True)  # a neural model's settings
+    elif callable(getattr(model, "check_params", None)):
+        model.check_params()  # a Hugging Face model's settings (hf.py, by options.py's tables), before it is loaded
     else:
-        # A family of its own (hf.py): the settings it shares with the neural families by name
-        # (lr, batch_size, seed, ...) keep their ranges, then its own checks.
+        # A family of its own (a plugin): the settings it shares with the neural families by name
+        # (lr, batch_size, seed, ...) keep their ranges.
         check_settings({key: value for key, value in params.items() if value is not None}, NEURAL)
-        if callable(getattr(model, "check_params", None)):
-            model.check_params()  # a Hugging Face model's settings (hf.py), before it is loaded
     return model

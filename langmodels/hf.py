@@ -48,6 +48,7 @@ from .base import METRICS_FILE, LanguageModel, most_probable, note
 from .checkpoint import write_checkpoint
 from .corpora import split_mode
 from .errors import CheckpointError, ConfigError, LangmodelsError
+from .options import HF, NEURAL, check_decay, check_settings, shown
 from .tokenizers import Tokenizer
 
 EXTRA = "pip install 'langmodels[hf]'"
@@ -263,19 +264,18 @@ class HFModel(LanguageModel):
         return f"hf:{self.model}" + (" (fine-tuned)" if self.finetuned_from_ else "")
 
     def check_params(self) -> None:
+        """ConfigError naming the first setting of the wrong type or out of range, before anything
+        is read: the settings shared with the neural families by name (lr, batch_size, seed, ...)
+        by options.NEURAL's ranges, this family's own (context, batch_tokens, stride) by options.HF's."""
         if not isinstance(self.model, str) or not self.model:
-            raise ConfigError(f"model must be a Hugging Face model name or folder, got {self.model!r}")
-        for name, value, least in (("context", self.context, 2), ("batch_tokens", self.batch_tokens, 1)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-                raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}")
+            raise ConfigError(f"model must be a Hugging Face model name or folder, got {shown(self.model)}")
+        params = self.get_params()
+        check_settings({name: value for name, value in params.items() if value is not None}, {**NEURAL, **HF})
+        check_decay(self.lr, self.weight_decay)
+        if not isinstance(self.download, bool):
+            raise ConfigError(f"download must be True or False, got {shown(self.download)}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("batch_size", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+            raise ConfigError(f"device must be auto, cpu or cuda, got {shown(self.device)}")
 
     # ---- loading ---------------------------------------------------------------------------------
 
@@ -501,12 +501,6 @@ class HFCausalLM(HFModel):
                          lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, weight_decay=weight_decay,
                          grad_clip=grad_clip, eval_every=eval_every, patience=patience, seed=seed)
         self.stride = stride
-
-    def check_params(self) -> None:
-        super().check_params()
-        if self.stride is not None and (isinstance(self.stride, bool) or not isinstance(self.stride, int)
-                                        or self.stride < 1):
-            raise ConfigError(f"stride must be a whole number >= 1, got {self.stride!r}")
 
     def _vocabulary(self, hf_tokenizer, config) -> HFVocabulary:
         bos, eos = hf_tokenizer.bos_token_id, hf_tokenizer.eos_token_id

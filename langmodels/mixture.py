@@ -18,7 +18,7 @@ checkpoint in a subfolder, every file checksummed by the mixture's config.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .base import TOKENIZER_FILE, LanguageModel, NotFittedError, note
 from .checkpoint import CONFIG_FILE, config_json
 from .corpora import split_mode
 from .errors import CheckpointError, ConfigError, LangmodelsError
+from .options import shown
 
 
 class InterpolatedLM(LanguageModel):
@@ -42,6 +43,8 @@ class InterpolatedLM(LanguageModel):
 
     def __init__(self, models: Sequence[LanguageModel] = (), weights: Sequence[float] | None = None, *,
                  tol: float = 1e-6, max_iter: int = 500):
+        if isinstance(models, (str, bytes)) or not isinstance(models, Iterable):
+            raise ConfigError(f"models must be a list of language models, got {shown(models)}")
         self.models = list(models)
         self.weights = weights
         self.tol = tol
@@ -99,7 +102,7 @@ class InterpolatedLM(LanguageModel):
         """Raise a LangmodelsError unless every component is a fitted, causal, normalised model
         tokenizing exactly as the first does (their serialised tokenizers agree); the mixture's
         tokenizer is then theirs."""
-        key = (tuple(map(id, self.models)), tuple(id(model.tokenizer) for model in self.models))
+        key = (tuple(map(id, self.models)), tuple(id(getattr(model, "tokenizer", None)) for model in self.models))
         if key == self._checked:
             return
         self._check_models()

@@ -202,10 +202,30 @@ RUN = _table(
     whole("k", 1, meaning="how many tokens"),
     whole("lines", 1, meaning="lines to score"),
     whole("depth", 1, meaning="levels of successors"),
+    whole("max_contexts", 1, meaning="contexts kept in a transition graph, the most frequent"),
+    whole("n_tokens", 1, meaning="most probable next tokens shown"),
     whole("checkpoint_every", 0, meaning="steps between training-state writes (0: only on Ctrl-C)"),
     SEED,
     whole("projection seed", 0, PROJECTION_SEED_MAX, "seed of the 2-D projection"),
 )
+
+
+# A Hugging Face model's own counted settings (hf.py); the training settings it shares with the
+# neural families by name (lr, batch_size, seed, ...) keep NEURAL's ranges. A window holds at
+# least a start token and one token to predict (a masked model: [CLS] and [SEP] around it).
+HF = _table(
+    whole("context", 2, MAX_WIDTH, "tokens a window holds (None: the model's own maximum)"),
+    whole("batch_tokens", 1, meaning="tokens per forward pass when scoring"),
+    whole("stride", 1, meaning="tokens each scoring window advances (None: half the context)"),
+)
+
+
+def check_decay(lr, weight_decay) -> None:
+    """lr x weight_decay < 1 (both already in range): AdamW's decoupled decay multiplies each
+    weight by 1 - lr x weight_decay at every step (Loshchilov & Hutter 2019)."""
+    if lr * weight_decay >= 1:
+        raise ConfigError(f"lr x weight_decay must be < 1, got {lr!r} x {weight_decay!r}: AdamW "
+                          "multiplies each weight by 1 - lr x weight_decay at every step")
 
 
 def check_settings(values: dict, table: dict[str, Option]) -> None:
@@ -260,6 +280,16 @@ def check_context(context, what: str = "context") -> None:
         return
     if not isinstance(context, Sequence) or not all(isinstance(token, str) for token in context):
         raise InputError(f"{what} must be text, a list of token strings or None, got {shown(context)}")
+
+
+def check_tokens(tokens, what: str) -> list[str]:
+    """A list (or tuple) of token or word strs as a list; InputError for one str, None or a non-str entry."""
+    if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
+        raise InputError(f"{what} must be a list of words (strs), got {shown(tokens)}")
+    i = next((i for i, token in enumerate(tokens) if not isinstance(token, str)), None)
+    if i is not None:
+        raise InputError(f"{what}: every word must be a str; entry {i} is {shown(tokens[i])}")
+    return list(tokens)
 
 
 def check_path(path, what: str = "path") -> None:

@@ -10,8 +10,12 @@ the same text and the same tokenizer, from any model or run, maps that entry ins
 tokenizing again; a changed text or tokenizer has another key. Beside the arrays, ``meta.json``
 holds the line and token counts, the dtype and the sha256 of both arrays' bytes, all checked on
 reading: a damaged or truncated entry is rebuilt. An entry is written in a temporary folder and
-renamed into place, so a reader never sees half of one. Texts of fewer than MIN_CACHED_LINES
-lines (a prompt, a few lines in a test) are tokenized in memory and leave nothing on disk.
+renamed into place, so a reader never sees half of one; the folder carries its writer's pid
+(checkpoint.staging_folder), and those of dead writers are removed when the entry is next
+written. An unwritable cache means ids held in memory, but a full disk (or quota) while writing
+one is a DiskFullError naming the path, nothing half-written left behind. Texts of fewer than
+MIN_CACHED_LINES lines (a prompt, a few lines in a test) are tokenized in memory and leave
+nothing on disk.
 """
 
 from __future__ import annotations
@@ -21,15 +25,15 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .checkpoint import naming, staging_folder
 from .corpora import cache_dir, split_sha256
-from .errors import CorpusError, LangmodelsError
+from .errors import CorpusError, DiskFullError, LangmodelsError
 from .tokenizers import BLOCK_CHARS, Tokenizer, text_blocks
 
 FORMAT = "langmodels.token_ids"
@@ -130,6 +134,8 @@ def token_ids(source, tokenizer: Tokenizer, *, cache: bool = True, progress: boo
         return found
     try:
         return _write_entry(folder, source, tokenizer, progress, block_chars)
+    except DiskFullError:
+        raise
     except OSError:  # an unwritable cache just means no cache
         return _encode_in_memory(source, tokenizer, block_chars)
 
@@ -263,51 +269,51 @@ def _npy_header(dtype: np.dtype, n: int) -> bytes:
 def _write_entry(folder: Path, source, tokenizer, progress, block_chars, encoded=None) -> TokenIds:
     """Tokenize the text block by block straight into a new cache entry, then map it.
     encoded: the blocks' (ids, lengths) already made (fit_token_ids'), else encode_block's."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
     dtype = id_dtype(len(tokenizer.vocab))
-    work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}-", dir=folder.parent))
+    work = staging_folder(folder)  # after removing what dead writers of this entry left
     try:
-        # The number of ids is known only at the end: room is left for the .npy header, whose
-        # length does not depend on it (numpy pads it to 128 bytes), and it is written last.
-        room = len(_npy_header(dtype, 0))
-        ids_sha, n_tokens, lengths = hashlib.sha256(), 0, []
-        bar = tqdm(desc="token ids", unit="B", unit_scale=True, unit_divisor=1000, leave=False,
-                   disable=True if progress is False else None)
-        with open(work / IDS_FILE, "wb") as f, bar:
-            f.write(b"\0" * room)
-            if encoded is None:
-                encoded = _encoded_blocks(source, tokenizer, dtype, block_chars, bar)
-            for ids, line_lengths in encoded:
-                data = ids.tobytes()
-                f.write(data)
-                ids_sha.update(data)
-                n_tokens += len(ids)
-                lengths.append(line_lengths)
-            header = _npy_header(dtype, n_tokens)
-            if len(header) != room:
-                raise ValueError("the .npy header grew")  # cannot happen for a 1-D array
-            f.seek(0)
-            f.write(header)
-            f.flush()
-            os.fsync(f.fileno())
-        offsets = _offsets(lengths)
-        _check_lines(source, len(offsets) - 1)
-        np.save(work / OFFSETS_FILE, offsets, allow_pickle=False)
-        meta = {
-            "format": FORMAT, "version": FORMAT_VERSION,
-            "n_lines": len(offsets) - 1, "n_tokens": n_tokens, "dtype": dtype.name,
-            "final_newline": _final_newline(source),
-            "ids_sha256": ids_sha.hexdigest(),
-            "offsets_sha256": hashlib.sha256(offsets.tobytes()).hexdigest(),
-            "tokenizer": tokenizer.kind, "vocab_size": len(tokenizer.vocab),
-        }
-        (work / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        _remove(folder)  # a damaged entry that could not be removed on reading
-        try:
-            os.rename(work, folder)
-        except OSError:
-            if not folder.is_dir():  # not merely another process that finished first
-                raise
+        with naming(folder):
+            # The number of ids is known only at the end: room is left for the .npy header, whose
+            # length does not depend on it (numpy pads it to 128 bytes), and it is written last.
+            room = len(_npy_header(dtype, 0))
+            ids_sha, n_tokens, lengths = hashlib.sha256(), 0, []
+            bar = tqdm(desc="token ids", unit="B", unit_scale=True, unit_divisor=1000, leave=False,
+                       disable=True if progress is False else None)
+            with open(work / IDS_FILE, "wb") as f, bar:
+                f.write(b"\0" * room)
+                if encoded is None:
+                    encoded = _encoded_blocks(source, tokenizer, dtype, block_chars, bar)
+                for ids, line_lengths in encoded:
+                    data = ids.tobytes()
+                    f.write(data)
+                    ids_sha.update(data)
+                    n_tokens += len(ids)
+                    lengths.append(line_lengths)
+                header = _npy_header(dtype, n_tokens)
+                if len(header) != room:
+                    raise ValueError("the .npy header grew")  # cannot happen for a 1-D array
+                f.seek(0)
+                f.write(header)
+                f.flush()
+                os.fsync(f.fileno())
+            offsets = _offsets(lengths)
+            _check_lines(source, len(offsets) - 1)
+            np.save(work / OFFSETS_FILE, offsets, allow_pickle=False)
+            meta = {
+                "format": FORMAT, "version": FORMAT_VERSION,
+                "n_lines": len(offsets) - 1, "n_tokens": n_tokens, "dtype": dtype.name,
+                "final_newline": _final_newline(source),
+                "ids_sha256": ids_sha.hexdigest(),
+                "offsets_sha256": hashlib.sha256(offsets.tobytes()).hexdigest(),
+                "tokenizer": tokenizer.kind, "vocab_size": len(tokenizer.vocab),
+            }
+            (work / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            _remove(folder)  # a damaged entry that could not be removed on reading
+            try:
+                os.rename(work, folder)
+            except OSError:
+                if not folder.is_dir():  # not merely another process that finished first
+                    raise
     finally:
         _remove(work)
     # Just written and checksummed on the way: mapped without reading it all once more.
@@ -340,7 +346,9 @@ def fit_token_ids(source, tokenizer: Tokenizer, *, workers: int | None = None, p
         return token_ids(source, tokenizer.fit(source), progress=progress, block_chars=block_chars)
     try:
         (cache_dir() / "ids").mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".first-seen-", dir=cache_dir() / "ids"))
+        work = staging_folder(cache_dir() / "ids" / "first-seen")  # dead workers' leftovers removed first
+    except DiskFullError:
+        raise
     except OSError:
         return token_ids(source, tokenizer.fit(source), progress=progress, block_chars=block_chars)
     try:
@@ -361,6 +369,8 @@ def fit_token_ids(source, tokenizer: Tokenizer, *, workers: int | None = None, p
             part.renumber = np.array([vocab._index.get(word, vocab.unk_id) for word in part.words], dtype=dtype)
         try:
             return _write_entry(folder, source, tokenizer, progress, block_chars, _renumbered(parts))
+        except DiskFullError:
+            raise
         except OSError:
             return _encode_in_memory(source, tokenizer, block_chars)
     finally:

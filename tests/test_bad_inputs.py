@@ -5,14 +5,16 @@ is refused from its settings, with the estimate, before anything is built."""
 
 import json
 import math
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from cli_checks import TOY, assert_one_line_error, run, write_corpus
 
-from langmodels import LanguageModel, NGramLM, corpora, options
-from langmodels.bench import load_config
+from langmodels import InterpolatedLM, LanguageModel, NGramLM, corpora, inside, options
+from langmodels.bench import load_config, run_benchmark
 from langmodels.errors import ConfigError, CorpusError, InputError, LangmodelsError
 from langmodels.families import build_model, model_class_named
 from langmodels.neural.gpt import GPTLM
@@ -335,3 +337,186 @@ def test_the_neural_extras_check_their_arguments_too(gpt):
         bert.fill_mask(None)
     with pytest.raises(ConfigError, match="k must be a whole number >= 1, got -1"):
         gpt.embeddings().nearest("cat", k=-1)
+
+
+# ---- Hugging Face models built in Python: the same table, the same line as the command line ------------
+
+# (id, family, settings, fragment): HFCausalLM / HFMaskedLM keywords, typed as `--set` reads them.
+HF_CASES = [
+    ("lr -1", "hf", {"lr": -1.0}, "lr must be a number in (0, 1]"),
+    ("lr 2", "hf", {"lr": 2.0}, "about lr"),
+    ("lr x weight_decay", "hf", {"lr": 0.5, "weight_decay": 2.0}, "lr x weight_decay must be < 1"),
+    ("weight_decay -1", "hf", {"weight_decay": -1.0}, "weight_decay must be a number >= 0"),
+    ("seed -1", "hf", {"seed": -1}, "seed must be a whole number >= 0"),
+    ("seed 2**64", "hf", {"seed": 2**64}, "64 bits"),
+    ("warmup_steps -1", "hf", {"warmup_steps": -1}, "warmup_steps"),
+    ("grad_clip 0", "hf", {"grad_clip": 0.0}, "grad_clip must be a number > 0"),
+    ("patience -1", "hf", {"patience": -1}, "patience"),
+    ("eval_every -1", "hf", {"eval_every": -1}, "eval_every"),
+    ("context 1", "hf", {"context": 1}, "context must be a whole number from 2 to"),
+    ("stride 0", "hf", {"stride": 0}, "stride must be a whole number >= 1"),
+    ("masked seed -1", "hf-masked", {"seed": -1}, "seed must be a whole number >= 0"),
+    ("masked lr 0", "hf-masked", {"lr": 0.0}, "lr must be a number in (0, 1]"),
+]
+HF_TEXT = ["the cat sat on the mat", "a dog ran after the cat", "the dog was brown"] * 4
+
+
+@pytest.fixture(scope="module")
+def hf_folders(work):
+    """A tiny random GPT-2 and BERT with word-level tokenizers over HF_TEXT, saved locally (no network)."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = sorted({word for line in HF_TEXT for word in line.split()})
+    folders = {}
+    for family, specials in (("hf", ["<|endoftext|>"]), ("hf-masked", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])):
+        vocab = {token: i for i, token in enumerate([*specials, *words])}
+        backend = Tokenizer(models.WordLevel(vocab, unk_token=specials[-4] if len(specials) > 1 else specials[0]))
+        backend.pre_tokenizer = pre_tokenizers.Whitespace()
+        torch.manual_seed(0)
+        if family == "hf":
+            tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|endoftext|>",
+                                                             eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+            module = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+                vocab_size=len(vocab), n_positions=16, n_embd=8, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0))
+        else:
+            tokenizer = transformers.PreTrainedTokenizerFast(
+                tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                mask_token="[MASK]")
+            module = transformers.BertForMaskedLM(transformers.BertConfig(
+                vocab_size=len(vocab), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                max_position_embeddings=16, pad_token_id=0))
+        folder = work / family
+        module.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[family] = str(folder)
+    return folders
+
+
+@pytest.mark.parametrize("case, family, settings, fragment", HF_CASES, ids=[case[0] for case in HF_CASES])
+def test_a_hugging_face_model_built_in_python_refuses_a_bad_setting_as_the_command_line_does(
+        capsys, tmp_path, small, hf_folders, case, family, settings, fragment):
+    model_class = model_class_named(family)
+    with pytest.raises(ConfigError) as direct:
+        model_class(hf_folders[family], **settings).fit(HF_TEXT, max_steps=1)
+    message = str(direct.value)
+    assert fragment in message and "\n" not in message
+    with pytest.raises(ConfigError) as built:  # build_model: the bench's path
+        build_model(model_class, {"model": hf_folders[family], **settings})
+    assert str(built.value) == message
+    assert_one_line_error(*run(capsys, "train", family, "--corpus", small, "--out", tmp_path / "out",
+                               "--set", f"model={hf_folders[family]}",
+                               *[f"--set={key}={value}" for key, value in settings.items()])[::2], message)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_hugging_face_model_in_range_still_fine_tunes(hf_folders):
+    """The range checks refuse only what is out of range: the edges of each range fine-tune."""
+    from langmodels.hf import HFCausalLM
+
+    model = HFCausalLM(hf_folders["hf"], lr=1.0, weight_decay=0.0, seed=options.SEED_MAX, batch_size=2, context=2,
+                       stride=1, eval_every=0, patience=0, warmup_steps=0, batch_tokens=1)
+    assert model.fit(HF_TEXT, max_steps=1).curve_
+
+
+# ---- langmodels.inside called from Python: checked in the functions, by options.py's table ---------------
+
+# (id, call on (n-gram model, gpt model), error class, fragment)
+INSIDE_CASES = [
+    ("successor_graph word=None", lambda n, g: inside.successor_graph(n, None), InputError, "start word must be text"),
+    ("successor_graph word=3", lambda n, g: inside.successor_graph(n, 3), InputError, "start word must be text"),
+    ("graph(max_contexts=0)", lambda n, g: n.graph(max_contexts=0), ConfigError, "max_contexts must be"),
+    ("to_dot(max_contexts=-1)", lambda n, g: n.to_dot(max_contexts=-1), ConfigError, "max_contexts"),
+    ("graph(max_contexts=2.5)", lambda n, g: n.graph(max_contexts=2.5), ConfigError, "max_contexts"),
+    ("attention_maps(None text)", lambda n, g: inside.attention_maps(g, None), InputError, "text must be text"),
+    ("attention_maps(3)", lambda n, g: inside.attention_maps(g, 3), InputError, "text must be text"),
+    ("attention_maps(no model)", lambda n, g: inside.attention_maps(None, "the cat"), ConfigError, "no attention"),
+    ("close_words(n=-1)", lambda n, g: inside.close_words("cat", n.tokenizer.vocab, n=-1), ConfigError, "n must be"),
+    ("close_words(None)", lambda n, g: inside.close_words(None, n.tokenizer.vocab), InputError, "token must be text"),
+    ("embedding_projection(seed=-1)", lambda n, g: inside.embedding_projection(g, ["cat", "dog"], seed=-1),
+     ConfigError, "seed must be a whole number from 0 to 4,294,967,295"),
+    ("embedding_projection(seed=2**32)", lambda n, g: inside.embedding_projection(g, ["cat", "dog"], seed=2**32),
+     ConfigError, "4,294,967,295"),
+    ("embedding_projection(tsne, seed=2.5)",
+     lambda n, g: inside.embedding_projection(g, ["cat", "dog", "the"], method="tsne", seed=2.5), ConfigError, "seed"),
+    ("embedding_projection(words=None)", lambda n, g: inside.embedding_projection(g, None), InputError,
+     "words must be a list of words"),
+    ("embedding_projection(one string)", lambda n, g: inside.embedding_projection(g, "cat dog"), InputError,
+     "words must be a list of words"),
+    ("embedding_projection([1, 2])", lambda n, g: inside.embedding_projection(g, [1, 2]), InputError, "entry 0 is 1"),
+    ("analogy_accuracy(2 words)", lambda n, g: inside.analogy_accuracy(g, [("cat", "dog")]), InputError,
+     "entry 0 must be 4 words"),
+    ("analogy_accuracy([None])", lambda n, g: inside.analogy_accuracy(g, [None]), InputError, "entry 0"),
+    ("analogy_accuracy(3)", lambda n, g: inside.analogy_accuracy(g, 3), InputError, "questions must be a list"),
+    ("read_analogies(3)", lambda n, g: inside.read_analogies(3), InputError, "read_analogies' file"),
+    ("next_token_distributions(temperatures=0.5)",
+     lambda n, g: inside.next_token_distributions(n, "the", temperatures=0.5), ConfigError,
+     "temperatures must be a list of numbers"),
+    ("next_token_distributions(temperatures=None)",
+     lambda n, g: inside.next_token_distributions(n, "the", temperatures=None), ConfigError, "temperatures"),
+    ("next_token_distributions(model=None)", lambda n, g: inside.next_token_distributions(None, "the"),
+     ConfigError, "model must be a fitted language model"),
+    ("next_token_distributions(context=3)", lambda n, g: inside.next_token_distributions(n, 3), InputError,
+     "context must be text"),
+    ("temperature_samples(samples=10**7)", lambda n, g: inside.temperature_samples(n, "the", samples=10**7),
+     ConfigError, "1,000,000"),
+    ("temperature_samples(samples=0, seed=-1)", lambda n, g: inside.temperature_samples(n, "the", samples=0, seed=-1),
+     ConfigError, "seed"),
+    ("temperature_samples(seed + i beyond 64 bits)",
+     lambda n, g: inside.temperature_samples(n, "the", seed=options.SEED_MAX, samples=2), ConfigError,
+     "seed + samples - 1 must be at most"),
+    ("temperature_samples(temperatures=[inf])",
+     lambda n, g: inside.temperature_samples(g, "the", temperatures=[math.inf], samples=0), ConfigError, "inf"),
+    ("temperature_samples(temperatures=[])", lambda n, g: inside.temperature_samples(n, "the", temperatures=[]),
+     ConfigError, "at least one temperature"),
+    ("temperature_samples(samples=0, max_tokens=-1)",
+     lambda n, g: inside.temperature_samples(n, "the", samples=0, max_tokens=-1), ConfigError, "max_tokens"),
+    ("temperature_samples(model=3)", lambda n, g: inside.temperature_samples(3, "the"), ConfigError, "model must be"),
+]
+
+
+def test_a_deep_graph_stops_when_no_new_state_is_reached(ngram):
+    """depth is bounded by the states reached (at most MAX_NODES), not walked level by level:
+    depth 10**9 with k = 1 returns at once, the same graph as the depth at which it stopped growing."""
+    started = time.perf_counter()
+    deep = inside.successor_graph(ngram, "the", depth=10**9, k=1)
+    assert time.perf_counter() - started < 10  # level by level: about 40 s on this machine
+    layers = max(layer for _, layer in deep.nodes(data="layer"))
+    shallow = inside.successor_graph(ngram, "the", depth=layers + 1, k=1)
+    assert sorted(deep.edges) == sorted(shallow.edges) and deep.number_of_nodes() == shallow.number_of_nodes()
+
+
+# ---- the rest of the public API: each argument that reached numpy, torch or Python unchecked ------------
+
+# (id, call on (n-gram model, gpt model), error class, fragment)
+API_CASES = [
+    ("Embeddings.nearest([])", lambda n, g: g.embeddings().nearest([]), InputError, "token must be text"),
+    ("Embeddings.analogy(c=None)", lambda n, g: g.embeddings().analogy("the", "cat", None), InputError,
+     "token must be text"),
+    ("InterpolatedLM(None)", lambda n, g: InterpolatedLM(None), ConfigError, "models must be a list"),
+    ("InterpolatedLM(3)", lambda n, g: InterpolatedLM(3), ConfigError, "models must be a list"),
+    ("InterpolatedLM('ab')", lambda n, g: InterpolatedLM("ab"), ConfigError, "models must be a list"),
+    ("InterpolatedLM([n, 'x']).evaluate", lambda n, g: InterpolatedLM([n, "x"]).evaluate(TOY), ConfigError,
+     "component 2 is a str"),
+    ("NGramLM(smoothing=[])", lambda n, g: NGramLM(smoothing=[]).fit(TOY), ConfigError, "unknown smoothing"),
+    ("NGramLM(memory=nan)", lambda n, g: NGramLM(memory=float("nan")).fit(TOY), ConfigError,
+     "memory must be a size"),
+    ("NGramLM.to_arpa(None)", lambda n, g: n.to_arpa(None), InputError, "to_arpa's file"),
+    ("NGramLM.to_dot(3)", lambda n, g: n.to_dot(3), InputError, "to_dot's file"),
+    ("load_config(None)", lambda n, g: load_config(None), InputError, "benchmark config"),
+    ("run_benchmark(config, None)", lambda n, g: run_benchmark(CONFIG_EXAMPLE, None), InputError, "report folder"),
+    ("corpora.split_text(None)", lambda n, g: corpora.split_text(None), InputError, "split_text takes a list"),
+    ("corpora.split_blocks('text')", lambda n, g: corpora.split_blocks("the cat"), InputError, "split_blocks"),
+    ("corpora.split_sha256(3)", lambda n, g: corpora.split_sha256(3), InputError, "split_sha256"),
+    ("corpora.split_named(None)", lambda n, g: corpora.split_named(None), InputError, "file name must be text"),
+]
+CONFIG_EXAMPLE = Path(__file__).resolve().parents[1] / "benchmarks" / "default.toml"
+
+
+@pytest.mark.parametrize("case, call, error, fragment", INSIDE_CASES + API_CASES,
+                         ids=[case[0] for case in INSIDE_CASES + API_CASES])
+def test_an_inside_or_public_function_refuses_a_bad_argument_in_one_line(ngram, gpt, case, call, error, fragment):
+    with pytest.raises(error) as caught:
+        call(ngram, gpt)
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message

@@ -11,7 +11,7 @@ from cli_checks import one_line_error
 
 from langmodels import corpora
 from langmodels.corpora import Split, split_mode, split_text
-from langmodels.errors import CorpusError
+from langmodels.errors import CorpusError, InputError
 
 # Published facts, not our own output: docs/design.md section 4 and the corpora README.
 BROWN = {
@@ -339,7 +339,7 @@ def test_text_conventions():
     assert split_mode(split) == "lines"
     assert split_mode(["x"]) == "lines"
     assert split_mode(["x"], default="stream") == "stream"
-    with pytest.raises(TypeError):
+    with pytest.raises(InputError, match="split_text takes a list of lines"):
         split_text("a str is not a list of lines")
 
 

@@ -9,6 +9,7 @@ import json
 import math
 import warnings
 
+import numpy as np
 import pytest
 from cli_checks import TOY, write_corpus
 from hypothesis import HealthCheck, given, settings
@@ -228,3 +229,33 @@ def test_a_neural_fit_that_succeeds_scores_finite(lr, weight_decay, warmup_steps
         assert "\n" not in str(error)
         return
     assert math.isfinite(model.evaluate(TOY).perplexity)
+
+
+ANY_NUMBER = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+                       st.text(max_size=3))
+
+
+@FAST
+@given(temperatures=st.one_of(ANY_NUMBER, st.lists(ANY_NUMBER, max_size=3)), top_k=ANY_NUMBER, top_p=ANY_NUMBER,
+       n_tokens=ANY_NUMBER, depth=st.one_of(ANY_NUMBER, st.integers(1, 10**9)), k=ANY_NUMBER)
+def test_the_inside_functions_answer_or_raise_their_own_error(temperatures, top_k, top_p, n_tokens, depth, k):
+    """langmodels.inside called from Python with any values: a result of probabilities in [0, 1]
+    and a finite entropy, or one LangmodelsError line; never a bare error or a hang."""
+    from langmodels import inside
+
+    model = bigram_model()
+    try:
+        _, shaped = inside.next_token_distributions(model, "the", temperatures=temperatures, top_k=top_k,
+                                                    top_p=top_p, n_tokens=n_tokens)
+    except LangmodelsError as error:
+        assert "\n" not in str(error)
+    else:
+        for setting in shaped:
+            probabilities = setting.probabilities
+            assert np.all((probabilities >= 0) & (probabilities <= 1)) and math.isfinite(setting.entropy_bits)
+    try:
+        graph = inside.successor_graph(model, "the", depth=depth, k=k)
+    except LangmodelsError as error:
+        assert "\n" not in str(error)
+    else:
+        assert 0 < graph.number_of_nodes() <= inside.graphs.MAX_NODES

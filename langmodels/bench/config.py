@@ -128,7 +128,7 @@ from .. import corpora
 from ..errors import ConfigError
 from ..families import BUDGET_KEYS, build_model, model_class_named, model_parameters, takes_budget
 from ..mixture import InterpolatedLM
-from ..options import INT64_MAX, shown
+from ..options import INT64_MAX, check_path, shown
 
 SPLIT_SLICES = ("train_lines", "valid_lines", "test_lines")
 # Swept by the harness itself, not passed to the model's constructor.
@@ -293,6 +293,7 @@ class BenchConfig:
 
 def load_config(path) -> BenchConfig:
     """Read and check a benchmark config; ConfigError (one line, naming the problem) otherwise."""
+    check_path(path, "the benchmark config")
     path = Path(path)
     try:
         data = path.read_bytes()

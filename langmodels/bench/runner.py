@@ -43,6 +43,7 @@ from ..base import LanguageModel
 from ..checkpoint import naming, replace_folder, tidy_folder, write_atomic
 from ..errors import ConfigError, LangmodelsError
 from ..families import build_model
+from ..options import check_path
 from . import finetune, inside, mixtures, sample_quality
 from .config import BenchConfig, FinetuneSpec, RunSpec, load_config
 from .launch import fit_on_processes
@@ -601,6 +602,7 @@ def run_benchmark(config_path, out, *, only: list[str] | None = None, force: boo
     started = time.perf_counter()
     stream = stream or sys.stderr
     config = load_config(config_path)
+    check_path(out, "the report folder")
     out = Path(out)
     leftover = (RUNS,) if holds_no_run(out / RUNS) else ()  # an earlier first invocation's bookkeeping
     check_output(out, config, ours=leftover)

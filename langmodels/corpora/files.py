@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langmodels.errors import CorpusError
+from langmodels.options import check_text
 
 from .reading import BLOCK_BYTES, FileScan, is_binary, line_blocks, scan
 from .split import ALL, SPLITS, Corpus, Split, default_mode
@@ -46,6 +47,7 @@ def _lines(n):
 def split_named(filename):
     """The split a file name names ("train", "valid" or "test"), or None; a name with two
     different split words (``train-test.txt``) is an error."""
+    check_text(filename, "split_named's file name")
     found = {SPLIT_WORDS[part] for part in NAME_PARTS.split(filename.lower()) if part in SPLIT_WORDS}
     if len(found) > 1:
         raise CorpusError(f"{filename} names two splits ({', '.join(s for s in SPLITS if s in found)}); "

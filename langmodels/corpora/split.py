@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from langmodels.errors import CorpusError
+from langmodels.errors import CorpusError, InputError
 from langmodels.metrics import TextCounts
+from langmodels.options import shown
 
 SPLITS = ("train", "valid", "test")
 ALL = "all"  # every line of a corpus, in order: a whole file scored as it is
@@ -202,10 +203,16 @@ class Split(Sequence):
         )
 
 
+def check_iterable(lines, what: str) -> None:
+    """InputError unless `lines` is an iterable of lines (a Split, a list, a generator), not one
+    str; the lines themselves are not scanned here (these run on whole corpora)."""
+    if isinstance(lines, (str, bytes)) or not isinstance(lines, Iterable):
+        raise InputError(f"{what} takes a list of lines or a Corpus split, got {shown(lines)}")
+
+
 def split_text(lines):
     """The exact text of a Split, or of a plain list of lines ("\\n"-joined, final newline)."""
-    if isinstance(lines, str):
-        raise TypeError("split_text() takes a list of lines, not a str")
+    check_iterable(lines, "split_text")
     text = getattr(lines, "text", None)
     if callable(text):
         return text()
@@ -215,8 +222,7 @@ def split_text(lines):
 
 def split_blocks(lines, block_chars=BLOCK_CHARS):
     """Chunks of split_text(lines), each ending just after a newline (a Split's own blocks())."""
-    if isinstance(lines, str):
-        raise TypeError("split_blocks() takes a list of lines, not a str")
+    check_iterable(lines, "split_blocks")
     blocks = getattr(lines, "blocks", None)
     if callable(blocks):
         return blocks(block_chars)
@@ -240,6 +246,7 @@ def split_sha256(lines):
     sha256 = getattr(lines, "sha256", None)
     if callable(sha256):
         return sha256()
+    check_iterable(lines, "split_sha256")
     digest = hashlib.sha256()
     for block in split_blocks(lines):
         digest.update(block.encode("utf-8"))

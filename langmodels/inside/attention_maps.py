@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ..options import check_text
 from .figures import check_figure_path, pyplot, save_figure, token_label
 
 CELL_INCHES = (0.22, 2.2, 5.0)  # inches per token, and the smallest and largest heat map
@@ -18,7 +19,8 @@ CELL_INCHES = (0.22, 2.2, 5.0)  # inches per token, and the smallest and largest
 def check_attention(model) -> None:
     """Refuse a model that has no attention weights to show, in one line."""
     if not callable(getattr(model, "attention", None)):
-        raise ConfigError(f"{model.name} has no attention to show; attention maps need a gpt or bert model")
+        name = getattr(model, "name", type(model).__name__)
+        raise ConfigError(f"{name} has no attention to show; attention maps need a gpt or bert model")
 
 
 def attention_tokens(model, text: str, length: int) -> list[str]:
@@ -39,7 +41,8 @@ def attention_maps(model, text: str, *, path=None) -> tuple[np.ndarray, list[str
     check_attention(model)
     if path is not None:
         check_figure_path(path)
-    if not text or not text.strip():
+    check_text(text, "attention_maps' text")
+    if not text.strip():
         raise ConfigError("give a non-empty text to look at")
     weights = np.asarray(model.attention(text))  # (L, H, T, T)
     labels = attention_tokens(model, text, weights.shape[-1])

@@ -10,12 +10,14 @@ exactly as `Embeddings.analogy` answers one question.
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..corpora import corpora_dir
-from ..errors import ConfigError, CorpusError
+from ..errors import ConfigError, CorpusError, InputError
+from ..options import RUN, check_path, check_tokens, shown
 from .figures import check_figure_path, pyplot, save_figure, token_label
 from .lookup import require_tokens
 
@@ -63,10 +65,11 @@ def embedding_projection(model, words, *, method: str = "pca", path=None, seed: 
     'tsne'; the scatter plot is written to path (.png or .svg) when given."""
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    RUN["projection seed"].check(seed, "seed")
+    words = list(dict.fromkeys(check_tokens(words, "embedding_projection's words")))
     if path is not None:
         check_figure_path(path)
     embeddings = embeddings_of(model)
-    words = list(dict.fromkeys(words))
     if len(words) < 2:
         raise ConfigError(f"a map needs at least 2 different words, got {len(words)}")
     require_tokens(words, embeddings.vocab)
@@ -95,6 +98,8 @@ def embedding_projection(model, words, *, method: str = "pca", path=None, seed: 
 def read_analogies(path=None) -> list[AnalogyQuestion]:
     """Questions from a file of lines 'a b c d' (a : b :: c : d) under ': category' headers;
     '#' lines are comments. The default is the set shipped in corpora/analogies.txt."""
+    if path is not None:
+        check_path(path, "read_analogies' file")
     path = Path(path) if path is not None else corpora_dir() / ANALOGIES_FILE
     if not path.is_file():
         raise CorpusError(f"{path}: no analogy question file there")
@@ -120,6 +125,15 @@ def _tally(correct: int, answered: int, skipped: int) -> dict:
             "answered": answered, "skipped": skipped}
 
 
+def _question(question, index: int) -> AnalogyQuestion:
+    """An AnalogyQuestion from (category, a, b, c, d) or (a, b, c, d) strs; InputError otherwise."""
+    if (isinstance(question, str) or not isinstance(question, Sequence) or len(question) not in (4, 5)
+            or not all(isinstance(word, str) for word in question)):
+        raise InputError(f"questions: entry {index} must be 4 words (a, b, c, d) or a category and 4 words, "
+                         f"got {shown(question)}")
+    return AnalogyQuestion(*question) if len(question) == 5 else AnalogyQuestion("", *question)
+
+
 def analogy_accuracy(embeddings, questions=None) -> dict:
     """3CosAdd accuracy over questions (AnalogyQuestion or (category, a, b, c, d) tuples; by
     default the shipped set) of an `Embeddings` or a neural model.
@@ -131,7 +145,9 @@ def analogy_accuracy(embeddings, questions=None) -> dict:
     embeddings = embeddings_of(embeddings)
     questions = read_analogies() if questions is None else questions
     vocab, unit = embeddings.vocab, embeddings.unit
-    questions = [AnalogyQuestion(*q) if len(q) == 5 else AnalogyQuestion("", *q) for q in questions]
+    if isinstance(questions, str) or not isinstance(questions, Sequence):
+        raise InputError(f"questions must be a list of analogy questions, got {shown(questions)}")
+    questions = [_question(q, i) for i, q in enumerate(questions)]
     known = np.array([all(w in vocab for w in q[1:]) for q in questions], dtype=bool)
     ids = np.array([[vocab[w] for w in q[1:]] for q in questions], dtype=np.int64).reshape(-1, 4)[known]
     hits = np.zeros(len(ids), dtype=bool)

@@ -22,6 +22,7 @@ import numpy as np
 from ..base import most_probable
 from ..errors import ConfigError
 from ..ngram import NGramLM
+from ..options import RUN, check_text
 from .figures import check_figure_path, pyplot, save_figure, token_label
 from .lookup import require_tokens
 
@@ -31,6 +32,7 @@ ROOT_COLOUR, NODE_COLOUR, EDGE_COLOUR = "#f4a261", "#cfe3f5", "#3b6ea5"
 
 
 def _check_model(model) -> NGramLM:
+    """The model, if it is a fitted n-gram model of order 2 or more; else ConfigError in one line."""
     if not isinstance(model, NGramLM):
         name = getattr(model, "name", type(model).__name__)
         raise ConfigError(f"{name} is not an n-gram model; transition graphs need a bigram, trigram or ngram model")
@@ -41,13 +43,13 @@ def _check_model(model) -> NGramLM:
 
 
 def _check_size(depth, k) -> None:
-    for name, value in (("depth", depth), ("k", k)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    RUN["depth"].check(depth)
+    RUN["k"].check(k)
 
 
 def start_state(model: NGramLM, word: str) -> tuple[int, ...]:
     """Ids of the start word (or words: 'of the' for a trigram), its last order-1 tokens."""
+    check_text(word, "the start word")
     tokens = model.tokenizer.tokenize(word) if word else []
     if not tokens:
         raise ConfigError("give a word to start the graph from")
@@ -129,6 +131,8 @@ def successor_graph(model: NGramLM, word: str, *, depth: int = 2, k: int = 5, we
                     reached.append(child)
                 graph.add_edge(name(state), name(child), token=vocab.token(token), probability=probability, count=count)
         frontier = reached
+        if not frontier:  # nothing new to expand: the deeper levels are empty
+            break
     return graph
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from ..errors import LangmodelsError
+from ..options import RUN, check_text
 
 SUGGESTIONS = 5
 
@@ -16,6 +17,8 @@ class UnknownWordError(LangmodelsError):
 def close_words(token: str, vocab, n: int = SUGGESTIONS) -> list[str]:
     """Up to n vocabulary entries that look like `token`: the same word in another case first,
     then difflib's closest matches (case-insensitive), equally close ones most frequent first."""
+    check_text(token, "close_words' token")
+    RUN["k"].check(n, "n")
     rank: dict[str, int] = {}  # lower-cased entry -> its first (most frequent) spelling's id
     for i, entry in enumerate(vocab.tokens[len(vocab.SPECIALS) :], start=len(vocab.SPECIALS)):
         rank.setdefault(entry.lower(), i)

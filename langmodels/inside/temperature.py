@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..base import LanguageModel
 from ..errors import ConfigError
+from ..options import RUN, SEED_MAX, shown
 from ..sampling import check_sampling_options, shape_distribution
 from .figures import check_figure_path, pyplot, save_figure, token_label
 
@@ -38,12 +40,30 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def settings_for(temperatures=TEMPERATURES, top_k: int | None = 5, top_p: float | None = 0.9) -> list[Setting]:
-    """The temperatures, then top-k and top-p (each at T = 1; None leaves it out), checked."""
-    temperatures = list(temperatures)
+def check_model(model) -> None:
+    if not isinstance(model, LanguageModel):
+        raise ConfigError(f"model must be a fitted language model, got {shown(model)}")
+
+
+def check_temperatures(temperatures) -> list[float]:
+    """The temperatures as a list, each in options.RUN's range; ConfigError for none or a bad one."""
+    try:
+        listed = None if isinstance(temperatures, (str, bytes)) else list(temperatures)
+    except TypeError:
+        listed = None
+    if listed is None:
+        raise ConfigError(f"temperatures must be a list of numbers, got {shown(temperatures)}")
+    temperatures = listed
     if not temperatures:
         raise ConfigError("give at least one temperature")
-    settings = [Setting(f"T = {_number(t)}", t) for t in temperatures]
+    for temperature in temperatures:
+        RUN["temperature"].check(temperature)
+    return list(temperatures)
+
+
+def settings_for(temperatures=TEMPERATURES, top_k: int | None = 5, top_p: float | None = 0.9) -> list[Setting]:
+    """The temperatures, then top-k and top-p (each at T = 1; None leaves it out), checked."""
+    settings = [Setting(f"T = {_number(t)}", t) for t in check_temperatures(temperatures)]
     if top_k is not None:
         settings.append(Setting(f"top-k = {top_k} (T = 1)", 1.0, top_k=top_k))
     if top_p is not None:
@@ -59,13 +79,13 @@ def next_token_distributions(model, context: str = "", *, temperatures=TEMPERATU
     """The n_tokens most probable next tokens after `context` and, per setting, their shaped
     probabilities (plus the mass left to all other tokens). One bar panel per setting is
     written to path (.png or .svg) when given."""
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
-        raise ConfigError(f"n_tokens must be a whole number >= 1, got {n_tokens!r}")
+    check_model(model)
+    RUN["n_tokens"].check(n_tokens)
     settings = settings_for(temperatures, top_k, top_p)
     if path is not None:
         check_figure_path(path)
     model._check_fitted()
-    logprobs = model.next_logprobs(model.encode_context(context))
+    logprobs = model.next_logprobs(model.encode_context(context, "context"))
     possible = int(np.count_nonzero(np.isfinite(logprobs)))
     shown = np.argsort(-logprobs, kind="stable")[: min(n_tokens, possible)]
     tokens = [model.tokenizer.token_text(int(i)) for i in shown]  # BPE pieces as text
@@ -84,8 +104,14 @@ def temperature_samples(model, context: str = "", *, temperatures=TEMPERATURES, 
                         max_tokens: int = 30) -> dict[float, list[str]]:
     """`samples` continuations of `context` at each temperature; sample i uses seed + i at every
     temperature, so the rows differ by temperature only."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
-        raise ConfigError(f"samples must be a whole number >= 0, got {samples!r}")
+    check_model(model)
+    temperatures = check_temperatures(temperatures)
+    RUN["samples"].check(samples)
+    RUN["max_tokens"].check(max_tokens)
+    RUN["seed"].check(seed)
+    if samples and seed + samples - 1 > SEED_MAX:  # sample i's seed, seed + i, must be a seed too
+        raise ConfigError(f"seed + samples - 1 must be at most {SEED_MAX:,} (sample i uses seed + i), "
+                          f"got {shown(seed)} + {samples} - 1")
     return {
         t: [model.generate(context, max_tokens, temperature=t, seed=seed + i) for i in range(samples)]
         for t in temperatures

@@ -31,7 +31,7 @@ from ..base import LanguageModel, NotFittedError, note
 from ..corpora import split_level, split_mode
 from ..errors import CheckpointError, ConfigError, LangmodelsError
 from ..metrics import Evaluation
-from ..options import NEURAL, RUN, THREADS_HERE, check_settings, shown
+from ..options import NEURAL, RUN, THREADS_HERE, check_decay, check_settings, check_text, shown
 from ..token_ids import token_ids
 from ..tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from .data import IGNORE, Batch, LineBatches, StreamBatches, pad_rows
@@ -102,9 +102,7 @@ class NeuralConfig:
             raise ConfigError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
         if self.softmax not in SOFTMAXES:
             raise ConfigError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {self.softmax!r}")
-        if self.lr * self.weight_decay >= 1:
-            raise ConfigError(f"lr x weight_decay must be < 1, got {self.lr!r} x {self.weight_decay!r}: AdamW "
-                              "multiplies each weight by 1 - lr x weight_decay at every step")
+        check_decay(self.lr, self.weight_decay)
         parse_device(self.device)  # the spelling; whether this machine has it is checked by fit
 
 
@@ -627,6 +625,7 @@ class Embeddings:
         self.unit = matrix / np.maximum(norms, 1e-12)
 
     def vector(self, token: str) -> np.ndarray:
+        check_text(token, "token")
         if token not in self.vocab:
             raise LangmodelsError(f"{token!r} is not in the vocabulary")
         return self.unit[self.vocab[token]]

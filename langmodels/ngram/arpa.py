@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import re
-import secrets
 import threading
 import zlib
 from collections import deque
@@ -31,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..base import note
+from ..checkpoint import replacing
 from ..errors import ArpaFormatError, ConfigError, CorpusError
 from .tables import BackoffTables, OrderTable
 
@@ -221,25 +220,20 @@ def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int)
         digits = max(digits_for(table.logprob.dtype), digits_for(table.logbackoff.dtype))
         return _format_block(words, grams, logprob10, backoff10, has_backoff, digits)
 
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as handle, ThreadPoolExecutor(max_workers=2) as pool:
-            header = ["\\data\\", *(f"ngram {n}={size}" for n, size in enumerate(sizes, start=1))]
-            handle.write(("\n".join(header) + "\n").encode("ascii"))
-            for n in range(1, tables.order + 1):
-                handle.write(f"\n\\{n}-grams:\n".encode("ascii"))
-                pending = deque()
-                for start in range(0, sizes[n - 1], BLOCK_ROWS):
-                    pending.append(pool.submit(block, n, start))
-                    if len(pending) > 2:  # two blocks formatting while one is written
-                        handle.write(memoryview(pending.popleft().result()))
-                while pending:
+    with replacing(target) as temporary, open(temporary, "xb") as handle, \
+            ThreadPoolExecutor(max_workers=2) as pool:
+        header = ["\\data\\", *(f"ngram {n}={size}" for n, size in enumerate(sizes, start=1))]
+        handle.write(("\n".join(header) + "\n").encode("ascii"))
+        for n in range(1, tables.order + 1):
+            handle.write(f"\n\\{n}-grams:\n".encode("ascii"))
+            pending = deque()
+            for start in range(0, sizes[n - 1], BLOCK_ROWS):
+                pending.append(pool.submit(block, n, start))
+                if len(pending) > 2:  # two blocks formatting while one is written
                     handle.write(memoryview(pending.popleft().result()))
-            handle.write(b"\n\\end\\\n")
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+            while pending:
+                handle.write(memoryview(pending.popleft().result()))
+        handle.write(b"\n\\end\\\n")
     return target
 
 

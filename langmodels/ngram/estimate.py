@@ -232,6 +232,7 @@ class Estimator:
         self.threads = max(1, int(threads))
         self.progress = progress
         self.workspace = Workspace(memory, tmp_dir, resident_share=0.25)
+        self.writers: list[NpyWriter] = []  # the table files being written (write), removed on failure
         self.slice_rows = max(memory // (2 * BYTES_PER_ROW), 1024)  # half the limit: one slice's work
         self.gather_budget = max(memory // 8, 1 << 16)
 
@@ -470,6 +471,7 @@ class Estimator:
                 writers = {name: NpyWriter(folder / f"{name}_{n}.npy", dtype, size) for name, dtype in
                            (("keys", np.int64), ("logprob", TABLE_FLOAT), ("logbackoff", TABLE_FLOAT),
                             ("is_context", bool), ("count", np.int64))}
+                self.writers = list(writers.values())  # discarded by `run` if this fails
                 new_rows = ws.column(np.int64, "new-rows") if self.pruning else None
                 next_row = 0
                 above = gammas[n] if n < self.order else None
@@ -521,6 +523,7 @@ class Estimator:
         unseen = 0.0 if self.smoothing.normalised else float(np.log(getattr(self.smoothing, "backoff", 1.0)))
         for name, values in (("support", support), ("scalars", np.array([unseen], dtype=np.float64))):
             writer = NpyWriter(folder / f"{name}.npy", values.dtype, values.size)
+            self.writers = [writer]
             writer.append(values)
             writer.close()
         return Estimate(folder, list(kept_sizes), new_V, support,
@@ -537,6 +540,10 @@ class Estimator:
             probs, pruned, gammas, kept = self.probabilities(orders, counts)
             release_freed_memory()
             return self.write(Path(folder), orders, probs, pruned, gammas, kept)
+        except BaseException:  # a failure or Ctrl-C: no half-written table left in `folder`
+            for writer in self.writers:
+                writer.discard()
+            raise
         finally:
             self.workspace.close()
             release_freed_memory()

@@ -11,17 +11,21 @@ never memory-mapped), so what the process holds is what the code asks for at a t
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import math
 import os
 import re
 import shutil
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import named_error, new_temporary, staging_folder
 from ..errors import ConfigError
 
 DEFAULT_MEMORY_FRACTION = 0.5  # of the memory available when a fit starts (lmplz's default is 80 % of physical)
@@ -70,6 +74,8 @@ def parse_memory(value) -> int:
     if isinstance(value, bool):
         raise ConfigError(f"memory must be a size such as '2G', '500M' or '50%', got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"memory must be a size such as '2G', '500M' or '50%', got {value!r}")
         size = int(value)
     elif isinstance(value, str):
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([%bBkKmMgGtT]?)\s*", value)
@@ -84,6 +90,20 @@ def parse_memory(value) -> int:
     return size
 
 
+class ScratchFolder:
+    """A new folder `.NAME.tmp-PID-HEX` in `tmp_dir` (the system's temporary folder by default),
+    made after removing those that dead processes left there (checkpoint.staging_folder), and
+    removed by `cleanup`, or with this object, or at exit (as tempfile.TemporaryDirectory)."""
+
+    def __init__(self, tmp_dir, name: str):
+        parent = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
+        self.path = staging_folder(parent / name)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
+
+    def cleanup(self) -> None:
+        self._finalizer()
+
+
 class Workspace:
     """The memory limit of one estimation, and the temporary folder its spilled columns go to.
 
@@ -96,17 +116,15 @@ class Workspace:
         self.resident_limit = int(memory * resident_share)
         self.resident = 0
         self.tmp_dir = tmp_dir
-        self._folder: Path | None = None
+        self._folder: ScratchFolder | None = None
         self._names = 0
         self.spilled_bytes = 0
         self.lock = threading.Lock()
 
     def folder(self) -> Path:
         if self._folder is None:
-            if self.tmp_dir is not None:
-                Path(self.tmp_dir).mkdir(parents=True, exist_ok=True)
-            self._folder = Path(tempfile.mkdtemp(prefix="langmodels-ngram-", dir=self.tmp_dir))
-        return self._folder
+            self._folder = ScratchFolder(self.tmp_dir, "langmodels-ngram")
+        return self._folder.path
 
     def column(self, dtype, name: str = "column") -> Column:
         self._names += 1
@@ -114,7 +132,7 @@ class Workspace:
 
     def close(self) -> None:
         if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder.cleanup()
             self._folder = None
 
     def __enter__(self):
@@ -156,22 +174,31 @@ class Column:
             else:
                 self.workspace.spilled_bytes += piece.nbytes
         if self.path is not None:
-            self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
+            try:
+                self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
+            except OSError as error:  # a full disk names the spill file
+                raise named_error(error, self.path) from None
         self.starts.append(self.starts[-1] + piece.size)
 
     def _spill(self) -> None:
         self.path = self.workspace.folder() / f"{self.name}.bin"
-        self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/drop)
-        for piece in self.pieces:
-            self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
-            self.workspace.resident -= piece.nbytes
-            self.workspace.spilled_bytes += piece.nbytes
+        try:
+            self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/drop)
+            for piece in self.pieces:
+                self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
+                self.workspace.resident -= piece.nbytes
+                self.workspace.spilled_bytes += piece.nbytes
+        except OSError as error:  # a full disk names the spill file
+            raise named_error(error, self.path) from None
         self.pieces = []
 
     def finish(self) -> Column:
         """Done appending: flush the file (reads may follow)."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as error:
+                raise named_error(error, self.path) from None
             self._file = None
         if self.path is None and len(self.pieces) > 1:  # one piece: slices are views, no copies
             whole = np.concatenate(self.pieces)
@@ -440,28 +467,52 @@ def slice_reader(array):
 
 
 class NpyWriter:
-    """One .npy file of a known length, written in pieces, under a temporary name until `close`
-    renames it into place (an interrupted estimation leaves no half-written table)."""
+    """One .npy file of a known length, written in pieces, under a temporary name
+    (checkpoint.new_temporary: `.NAME.tmp-PID-HEX`, dead writers' ones removed first) until
+    `close` renames it into place; `discard` (or any failure) removes it, so an interrupted
+    estimation leaves no half-written table. A full disk names the table's path."""
 
     def __init__(self, path, dtype, length: int):
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.tmp = new_temporary(self.path)
         self.dtype = np.dtype(dtype)
         self.length = int(length)
         self.written = 0
-        self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by close)
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.length,)}
-        np.lib.format.write_array_header_1_0(self._file, header)
+        try:
+            self._file = open(self.tmp, "xb")  # noqa: SIM115 (closed by close)
+            header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                      "shape": (self.length,)}
+            np.lib.format.write_array_header_1_0(self._file, header)
+        except OSError as error:
+            self.discard()
+            raise named_error(error, self.path) from None
 
     def append(self, piece) -> None:
         piece = np.ascontiguousarray(piece, dtype=self.dtype)
-        self._file.write(piece.data)
+        try:
+            self._file.write(piece.data)
+        except OSError as error:
+            self.discard()
+            raise named_error(error, self.path) from None
         self.written += piece.size
 
     def close(self) -> Path:
-        self._file.close()
-        if self.written != self.length:
-            self.tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"{self.path.name}: wrote {self.written} elements, expected {self.length}")
-        os.replace(self.tmp, self.path)
+        try:
+            self._file.close()
+            if self.written != self.length:
+                raise RuntimeError(f"{self.path.name}: wrote {self.written} elements, expected {self.length}")
+            os.replace(self.tmp, self.path)
+        except OSError as error:
+            self.discard()
+            raise named_error(error, self.path) from None
+        except BaseException:
+            self.discard()
+            raise
         return self.path
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (a failed or interrupted estimation)."""
+        with contextlib.suppress(OSError):
+            if getattr(self, "_file", None) is not None:
+                self._file.close()
+        self.tmp.unlink(missing_ok=True)

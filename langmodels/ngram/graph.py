@@ -11,6 +11,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from ..options import RUN
+
 BLOCK_ROWS = 1 << 20  # n-grams read per block when choosing the most frequent contexts
 
 
@@ -50,6 +52,8 @@ def transition_graph(model, *, max_contexts: int | None = None) -> nx.DiGraph:
     only their continuations are read from the tables (one pass over the top order's keys and
     counts picks them), so a memory-mapped model of any size gives its graph in bounded memory.
     """
+    if max_contexts is not None:
+        RUN["max_contexts"].check(max_contexts)
     tables = model._check_tables()
     vocab = model.tokenizer.vocab
     joiner = " " if model.tokenizer.level == "word" else ""

@@ -5,21 +5,21 @@ from __future__ import annotations
 import io
 import itertools
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..base import LanguageModel, NotFittedError
+from ..checkpoint import write_atomic
 from ..corpora import split_mode, split_text
 from ..errors import CheckpointError, ConfigError, LangmodelsError
-from ..options import NGRAM, check_settings
+from ..options import NGRAM, check_path, check_settings
 from ..token_ids import fit_token_ids
 from ..tokenizers import CharTokenizer, Vocabulary, WordTokenizer
 from .counting import NGramCounts
 from .estimate import estimate
-from .external_sort import parse_memory
+from .external_sort import ScratchFolder, parse_memory
 from .probing import SCHEME as INDEX_SCHEME
 from .smoothing import SMOOTHINGS, AbsoluteDiscounting, KneserNey, Lidstone, Smoothing, StupidBackoff
 from .tables import BackoffTables, OrderTable, array_file
@@ -156,7 +156,7 @@ class NGramLM(LanguageModel):
         self.prune_thresholds()
         if self.tmp_dir is not None and not isinstance(self.tmp_dir, (str, os.PathLike)):
             raise ConfigError(f"tmp_dir must be a folder path, got {self.tmp_dir!r}")
-        estimator = SMOOTHINGS.get(self.smoothing)
+        estimator = SMOOTHINGS.get(self.smoothing) if isinstance(self.smoothing, str) else None
         if estimator is None:
             raise ConfigError(f"unknown smoothing {self.smoothing!r}; choose one of: {', '.join(SMOOTHINGS)}")
         if estimator is KneserNey:
@@ -227,16 +227,20 @@ class NGramLM(LanguageModel):
                 raise ConfigError("limit_vocab works on word or character models (subword pieces depend on each other)")
             allowed = np.zeros(len(vocab), dtype=bool)
             allowed[[vocab[word] for word in words if word in vocab]] = True
-        folder = tempfile.TemporaryDirectory(prefix="langmodels-ngram-tables-", dir=self.tmp_dir)
-        result = estimate(flat, offsets, Path(folder.name), order=self.order, vocab_size=len(vocab),
-                          bos_id=vocab.bos_id, eos_id=eos, smoothing=smoothing, support=support, memory=memory,
-                          tmp_dir=self.tmp_dir, prune=prune, allowed=allowed, separator=separator, final=final,
-                          threads=min(os.cpu_count() or 1, 2))
+        folder = ScratchFolder(self.tmp_dir, "langmodels-ngram-tables")  # dead fits' folders removed first
+        try:
+            result = estimate(flat, offsets, folder.path, order=self.order, vocab_size=len(vocab),
+                              bos_id=vocab.bos_id, eos_id=eos, smoothing=smoothing, support=support, memory=memory,
+                              tmp_dir=self.tmp_dir, prune=prune, allowed=allowed, separator=separator, final=final,
+                              threads=min(os.cpu_count() or 1, 2))
+        except BaseException:
+            folder.cleanup()
+            raise
         if result.kept_words is not None:  # the model's vocabulary is the allowed words (and the specials)
             kept = type(vocab)(vocab.tokens[i] for i in result.kept_words.tolist())
             tokenizer._load_state({"vocab": kept.to_dict()})  # as a checkpoint's vocabulary is restored
             vocab = tokenizer.vocab
-        self.tables_, self.counts_ = self.load_tables(Path(folder.name), result.vocab_size, smoothing)
+        self.tables_, self.counts_ = self.load_tables(folder.path, result.vocab_size, smoothing)
         self.tables_.build_memory = memory // 4  # the hash indexes are built (at save, or first use) within the limit
         self._tables_folder = folder  # removed with the model (the tables are memory-mapped from it)
         self.estimation_ = {"memory": memory, "blocks": result.blocks, "spilled_bytes": result.spilled_bytes}
@@ -313,15 +317,18 @@ class NGramLM(LanguageModel):
         """Graphviz DOT text of `graph()` (the 50 most frequent contexts by default); written to path if given."""
         from .graph import to_dot
 
+        if path is not None:
+            check_path(path, "to_dot's file")
         text = to_dot(self.graph(max_contexts=max_contexts))
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            write_atomic(path, text.encode("utf-8"))
         return text
 
     def to_arpa(self, path) -> None:
         """Write the model as an ARPA back-off file (KenLM and SRILM read it)."""
         from .arpa import write_arpa
 
+        check_path(path, "to_arpa's file")
         write_arpa(self, path)
 
     @classmethod

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import replacing
 from ..errors import CheckpointError
 from .counting import NGramCounts
 from .external_sort import slice_reader
@@ -63,15 +64,9 @@ def open_array(path: Path) -> np.ndarray:
 
 
 def save_array(path: Path, values: np.ndarray) -> Path:
-    """Write one array as .npy under a temporary name, then rename it into place."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            np.lib.format.write_array(handle, np.ascontiguousarray(values), allow_pickle=False)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Write one array as .npy under a temporary name, then rename it into place (`replacing`)."""
+    with replacing(path) as temporary, open(temporary, "xb") as handle:
+        np.lib.format.write_array(handle, np.ascontiguousarray(values), allow_pickle=False)
     return path
 
 
@@ -196,9 +191,8 @@ class BackoffTables:
                     raise CheckpointError(f"{array_file(name)}: {error}") from None
             elif self.index_folder is not None:
                 path = Path(self.index_folder) / array_file(name)
-                temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                write_index(temporary, keys, self.build_memory)
-                os.replace(temporary, path)
+                with replacing(path) as temporary:
+                    write_index(temporary, keys, self.build_memory)
                 self.sources[name] = path
                 found = ProbingIndex(keys, open_array(path))
             else:
