@@ -384,14 +384,17 @@ def _parse_section(path: Path, n: int, lines: list[str], numbers: np.ndarray, wo
                             f"found {lines[bad[0]].strip()[:60]!r}")
     logprob = _numbers(error, [row[0] for row in rows], "log10 probability")
     backoff = _numbers(error, [row[n + 1] if len(row) > n + 1 else "0" for row in rows], "back-off")
-    bad = np.flatnonzero(~np.isfinite(logprob) | (logprob > 0))
+    # finite as the tables hold them (float32, as KenLM's): -1e40 is finite in float64 only
+    with np.errstate(over="ignore"):
+        logprob32, backoff32 = logprob.astype(np.float32), backoff.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(logprob32) | (logprob > 0))
     if bad.size:
-        problem = "is positive" if np.isfinite(logprob[bad[0]]) else "is not finite"
+        problem = "is positive" if np.isfinite(logprob32[bad[0]]) else "is not a finite 32-bit float"
         raise error(bad[0], f"log10 probability {rows[bad[0]][0]} {problem} (ARPA probabilities are finite "
                             "log10 values <= 0; -99 is zero)")
-    bad = np.flatnonzero(~np.isfinite(backoff) | ((backoff != 0) & highest))
+    bad = np.flatnonzero(~np.isfinite(backoff32) | ((backoff != 0) & highest))
     if bad.size:
-        problem = ("is not finite" if not np.isfinite(backoff[bad[0]])
+        problem = ("is not a finite 32-bit float" if not np.isfinite(backoff32[bad[0]])
                    else f"is given to a {n}-gram of the highest order, which backs off to nothing")
         raise error(bad[0], f"back-off {rows[bad[0]][n + 1]} {problem}")
     flat = [word for row in rows for word in row[1 : n + 1]]
