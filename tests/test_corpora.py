@@ -10,7 +10,7 @@ import pytest
 from cli_checks import one_line_error
 
 from langmodels import corpora
-from langmodels.corpora import Split, split_mode, split_text
+from langmodels.corpora import Split, split_mode, split_sha256, split_text
 from langmodels.errors import CorpusError, InputError
 
 # Published facts, not our own output: docs/design.md section 4 and the corpora README.
@@ -341,6 +341,10 @@ def test_text_conventions():
     assert split_mode(["x"], default="stream") == "stream"
     with pytest.raises(InputError, match="split_text takes a list of lines"):
         split_text("a str is not a list of lines")
+    with pytest.raises(InputError, match="split_text takes lines of text .str., got a line 1"):
+        split_text([1, 2])
+    with pytest.raises(InputError, match="takes lines of text .str., got a line None"):
+        split_sha256(["a", None])
 
 
 @pytest.mark.parametrize("text", ["", "a", "a\n", "a\n\nb", "\n", "\n\n", "x\ny\n"])

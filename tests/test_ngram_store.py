@@ -189,11 +189,13 @@ def test_arpa_numbers_give_back_every_float(values, wide):
     """Log-probabilities and back-offs of any size an ARPA file holds (|x| in 1e-30 .. 1e30)."""
     values = np.array(values, dtype=np.float64 if wide else np.float32)
     digits = arpa.digits_for(values.dtype)
-    chars, negative = arpa.format_numbers(values.astype(np.float64), digits, ord("\n"))
-    for row, sign, value in zip(chars, negative, values):
-        text = bytes(row if sign else row[1:]).decode("ascii")
-        assert text.endswith("\n") and " " not in text
+    chars, start, length = arpa.format_numbers(values.astype(np.float64), digits, ord("\n"))
+    for row, first, size, value in zip(chars, start, length, values):
+        text = bytes(row[first : first + size]).decode("ascii")
+        assert text.endswith("\n") and text.count("\n") == 1 and " " not in text
         assert values.dtype.type(float(text)) == value
+        if digits == arpa.FLOAT32_DIGITS and 1e-4 <= abs(float(value)) < 10:  # lmplz's fixed notation
+            assert "e" not in text and not text.rstrip("\n").endswith("0"), text
 
 
 def test_arpa_module_does_not_import_the_model():

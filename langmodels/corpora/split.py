@@ -217,7 +217,16 @@ def split_text(lines):
     if callable(text):
         return text()
     lines = list(lines)
-    return "\n".join(lines) + "\n" if lines else ""
+    try:
+        return "\n".join(lines) + "\n" if lines else ""
+    except TypeError:
+        raise not_lines(lines, "split_text") from None
+
+
+def not_lines(lines, what: str) -> InputError:
+    """The one-line refusal of a list holding something other than str lines."""
+    odd = next(line for line in lines if not isinstance(line, str))
+    return InputError(f"{what} takes lines of text (str), got a line {shown(odd)}")
 
 
 def split_blocks(lines, block_chars=BLOCK_CHARS):
@@ -232,6 +241,8 @@ def split_blocks(lines, block_chars=BLOCK_CHARS):
 def _list_blocks(lines, block_chars):
     group, size = [], 0
     for line in lines:
+        if not isinstance(line, str):
+            raise not_lines([line], "split_blocks")
         group.append(line)
         size += len(line) + 1
         if size >= block_chars:

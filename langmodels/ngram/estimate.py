@@ -239,76 +239,83 @@ class Estimator:
     # ---- 1. counting -----------------------------------------------------------------------
 
     def count(self, corpus: PaddedCorpus) -> list[OrderColumns]:
-        """Counting (stage 1). Per block, the positions where an n-gram of the current order ends
-        (depth >= n - 1) are kept with their token, depth and row in the current order: the
-        positions of order n + 1 are a subset of them, and the (n+1)-gram ending at position p
-        has as context the n-gram ending at p - 1, the element just before p in that list."""
+        """Counting (stage 1). For order n, the positions where an n-gram ends (depth >= n - 1)
+        are a subset of those of order n - 1, and the n-gram ending at position p has as context
+        the (n-1)-gram ending at p - 1, the element just before p in order n - 1's list. Per block,
+        only each listed position's row in the current order is kept between orders; the tokens
+        and depths are read again from the corpus (the flat ids: 4 bytes a position, read from
+        the page cache) rather than written to and read back from the spill folder."""
         ws, V = self.workspace, self.V
         per_block = max(min(self.memory // (2 * BYTES_PER_POSITION), MAX_BLOCK), 256)  # half the limit
         bounds = [(s, min(s + per_block, corpus.size)) for s in range(0, corpus.size, per_block)]
         self.blocks = len(bounds)
         unigrams = np.zeros(V, dtype=np.int64)
-        blocks = []  # per block: (tokens, depths, rows in the current order) at its positions
         with _bar(len(bounds), "counting 1-grams", self.progress) as bar:
             for start, stop in bounds:
                 token, depth = corpus.block(start, stop)
                 unigrams += np.bincount(token[depth > 0], minlength=V)  # <s> is context only
-                blocks.append((Column.of(ws, token, "tokens"), Column.of(ws, depth, "depth"), None))
                 bar.update()
         orders = [OrderColumns(Column.of(ws, np.arange(V, dtype=np.int64), "keys"), Column.of(ws, unigrams, "count"),
                                None)]
+        rows: list[Column | None] = [None] * len(bounds)  # per block: rows in order n-1 of its listed positions
         pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         indexes = np.arange(min(per_block, corpus.size), dtype=np.int64)  # count_keys' packing, kept
         try:
             for n in range(2, self.order + 1):
-                carry = -1  # row in order n-1 of the last position of the previous block
-                runs, kept = [], []
+                carry = -1  # row in order n-1 of the last listed position of the previous block
+                runs, inverses = [], []
                 with _bar(len(bounds), f"counting {n}-grams", self.progress) as bar:
-                    for tokens, depths, rows in blocks:
-                        token, depth = tokens.read(), depths.read()
-                        previous = token if rows is None else rows.read()
+                    for b, (start, stop) in enumerate(bounds):
+                        token, depth = corpus.block(start, stop)
+                        if rows[b] is None:  # order 2: every position is listed, its row is its token
+                            previous = token
+                        else:
+                            listed = depth >= n - 2
+                            token, depth = token[listed], depth[listed]
+                            previous = rows[b].read()
+                            rows[b].drop()
                         last = int(previous[-1]) if previous.size else -1
                         where = np.flatnonzero(depth >= n - 1)  # where an n-gram fits in its line
+                        del depth
                         keys = previous[where - 1].astype(np.int64)  # the context ends one position before
                         if where.size and where[0] == 0:
                             keys[0] = carry  # ... in the previous block
                         carry = last
                         keys *= V
-                        token = token[where]
-                        keys += token
+                        keys += token[where]
+                        del token
                         unique, counts, first, inverse = count_keys(keys, pool, self.threads, indexes)
                         del keys
-                        runs.append((Column.of(ws, unique, "run-keys"), Column.of(ws, counts, "run-counts"),
+                        # A block's counts fit in int32 (MAX_BLOCK positions); the merge sums them in int64.
+                        runs.append((Column.of(ws, unique, "run-keys"),
+                                     Column.of(ws, counts.astype(np.int32), "run-counts"),
                                      Column.of(ws, previous[where[first]], "run-suffix")))
-                        del previous, unique, counts, first
-                        kept.append((Column.of(ws, token, "tokens"), Column.of(ws, depth[where], "depth"),
-                                     Column.of(ws, inverse, "inverse")))
-                        for column in (tokens, depths, rows):
-                            if column is not None:
-                                column.drop()
+                        del previous, unique, counts, first, where
+                        inverses.append(Column.of(ws, inverse, "inverse"))
+                        del inverse
                         bar.update()
                 if len(runs) == 1:
                     keys, counts, suffix = runs[0]
-                    blocks = kept  # one run: a position's row is its key's row in the run
+                    counts = Column.of(ws, counts.read().astype(np.int64), "count")
+                    runs[0][1].drop()
+                    rows = inverses  # one run: a position's row is its key's row in the run
                 else:
                     keys, counts, suffix, rows_of_runs = merge_runs(ws, runs, self.memory // 2)
                     for columns in runs:
                         for column in columns:
                             column.drop()
-                    blocks = []
-                    for (tokens, depths, inverse), rows in zip(kept, rows_of_runs):
-                        row_of = rows.read().astype(np.int32 if len(keys) < 2**31 else np.int64)
-                        blocks.append((tokens, depths, Column.of(ws, row_of[inverse.read()], "rows")))
+                    rows = []
+                    for inverse, row_of in zip(inverses, rows_of_runs):
+                        rows.append(Column.of(ws, row_of.read()[inverse.read()], "rows"))
                         inverse.drop()
-                        rows.drop()
+                        row_of.drop()
                 orders.append(OrderColumns(keys, counts, suffix))
         finally:
             if pool is not None:
                 pool.shutdown()
-        for columns in blocks:
-            for column in columns:
-                if column is not None:
-                    column.drop()
+        for column in rows:
+            if column is not None:
+                column.drop()
         return orders
 
     # ---- 2. adjusted counts, count-of-counts, order parameters ----------------------------

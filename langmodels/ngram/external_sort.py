@@ -11,6 +11,7 @@ never memory-mapped), so what the process holds is what the code asks for at a t
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -63,6 +64,25 @@ def release_freed_memory() -> None:
 
 
 _TRIM = None
+_SYNC_FILE_RANGE = None
+SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writing the range's dirty pages, do not wait
+
+
+def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Ask the system to start writing a file's dirty pages to disk now, without waiting
+    (Linux's sync_file_range with SYNC_FILE_RANGE_WRITE; length 0: to the end). A table
+    written during the fit is then mostly on disk by the time the checkpoint's fsync asks for
+    it, the disk working while the next stages compute; elsewhere this does nothing."""
+    global _SYNC_FILE_RANGE
+    if _SYNC_FILE_RANGE is None:
+        try:
+            function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).sync_file_range
+            function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+            _SYNC_FILE_RANGE = function
+        except (OSError, AttributeError):
+            _SYNC_FILE_RANGE = False  # not Linux's C library
+    if _SYNC_FILE_RANGE:
+        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # a failure only loses the head start
 
 
 def parse_memory(value) -> int:
@@ -104,6 +124,88 @@ class ScratchFolder:
         self._finalizer()
 
 
+class BackgroundWriter:
+    """One thread that writes spilled pieces to their files while the caller goes on computing
+    (a write call releases the GIL: the copy into the page cache, and the wait where the disk
+    falls behind, run on the other core). At most `limit` bytes wait at a time; `wait(owner)`
+    returns once every piece of that owner is written, raising the first error of its writes."""
+
+    def __init__(self, limit: int):
+        self.limit = max(int(limit), 1)
+        self.queued = 0
+        self.tasks: collections.deque = collections.deque()
+        self.pending: dict[object, int] = {}  # owner (kept alive while listed) -> pieces not yet written
+        self.errors: dict[object, OSError] = {}
+        self.condition = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="langmodels-spill-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, owner, handle, piece: np.ndarray) -> None:
+        key = owner
+        with self.condition:
+            while self.tasks and self.queued + piece.nbytes > self.limit and key not in self.errors:
+                self.condition.wait()
+            self._raise(owner)
+            self.tasks.append((key, handle, piece))
+            self.queued += piece.nbytes
+            self.pending[key] = self.pending.get(key, 0) + 1
+            self.condition.notify_all()
+
+    def wait(self, owner) -> None:
+        key = owner
+        with self.condition:
+            while self.pending.get(key, 0):
+                self.condition.wait()
+            self.pending.pop(key, None)
+            self._raise(owner)
+
+    def forget(self, owner) -> None:
+        """Wait for an owner's writes, dropping its error (its file is being removed)."""
+        key = owner
+        with self.condition:
+            while self.pending.get(key, 0):
+                self.condition.wait()
+            self.pending.pop(key, None)
+            self.errors.pop(key, None)
+
+    def _raise(self, owner) -> None:
+        error = self.errors.pop(owner, None)
+        if error is not None:
+            raise named_error(error, owner.path) from None
+
+    def _run(self) -> None:
+        while True:
+            with self.condition:
+                while not self.tasks and not self.stopping:
+                    self.condition.wait()
+                if not self.tasks:
+                    return
+                key, handle, piece = self.tasks[0]
+            try:
+                if key not in self.errors:
+                    handle.write(piece.data)  # the array's own buffer: no copy into a bytes object
+            except (OSError, ValueError) as error:  # a full disk, or a file closed under it
+                with self.condition:
+                    self.errors[key] = error if isinstance(error, OSError) else OSError(str(error))
+            with self.condition:
+                if self.stopping:  # close() dropped what was queued
+                    return
+                self.tasks.popleft()
+                self.queued -= piece.nbytes
+                self.pending[key] -= 1
+                self.condition.notify_all()
+
+    def close(self) -> None:
+        with self.condition:
+            self.stopping = True
+            self.tasks.clear()
+            self.pending.clear()
+            self.queued = 0
+            self.condition.notify_all()
+        self.thread.join()
+
+
 class Workspace:
     """The memory limit of one estimation, and the temporary folder its spilled columns go to.
 
@@ -120,6 +222,15 @@ class Workspace:
         self._names = 0
         self.spilled_bytes = 0
         self.lock = threading.Lock()
+        self._writer: BackgroundWriter | None = None
+
+    @property
+    def writer(self) -> BackgroundWriter:
+        """The thread spilled pieces are written by (started on the first spill); the pieces
+        waiting for it hold at most a sixteenth of the limit."""
+        if self._writer is None:
+            self._writer = BackgroundWriter(self.memory // 16)
+        return self._writer
 
     def folder(self) -> Path:
         if self._folder is None:
@@ -131,6 +242,9 @@ class Workspace:
         return Column(self, np.dtype(dtype), f"{self._names:05d}-{name}")
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
@@ -173,29 +287,28 @@ class Column:
                 self.workspace.resident += piece.nbytes
             else:
                 self.workspace.spilled_bytes += piece.nbytes
-        if self.path is not None:
-            try:
-                self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
-            except OSError as error:  # a full disk names the spill file
-                raise named_error(error, self.path) from None
+        if self.path is not None:  # written by the workspace's thread; a full disk names the spill file
+            self.workspace.writer.submit(self, self._file, piece)
         self.starts.append(self.starts[-1] + piece.size)
 
     def _spill(self) -> None:
         self.path = self.workspace.folder() / f"{self.name}.bin"
         try:
             self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/drop)
-            for piece in self.pieces:
-                self._file.write(piece.data)  # the array's own buffer: no copy into a bytes object
-                self.workspace.resident -= piece.nbytes
-                self.workspace.spilled_bytes += piece.nbytes
-        except OSError as error:  # a full disk names the spill file
+        except OSError as error:
             raise named_error(error, self.path) from None
-        self.pieces = []
+        for piece in self.pieces:
+            self.workspace.resident -= piece.nbytes
+            self.workspace.spilled_bytes += piece.nbytes
+        pieces, self.pieces = self.pieces, []
+        for piece in pieces:  # the caller holds the workspace's lock: submit does not take it
+            self.workspace.writer.submit(self, self._file, piece)
 
     def finish(self) -> Column:
-        """Done appending: flush the file (reads may follow)."""
+        """Done appending: the pieces written and the file flushed (reads may follow)."""
         if self._file is not None:
             try:
+                self.workspace.writer.wait(self)
                 self._file.close()
             except OSError as error:
                 raise named_error(error, self.path) from None
@@ -217,6 +330,9 @@ class Column:
         stop = len(self) if stop is None else min(stop, len(self))
         start = max(0, min(start, stop))
         if self.path is not None:
+            if self._file is not None:  # still being appended to: what was appended so far
+                self.workspace.writer.wait(self)
+                self._file.flush()
             return np.fromfile(self.path, dtype=self.dtype, count=stop - start, offset=start * self.dtype.itemsize)
         if not self.pieces:
             return np.zeros(0, dtype=self.dtype)
@@ -246,6 +362,7 @@ class Column:
     def drop(self) -> None:
         """Free the memory or the file."""
         if self._file is not None:
+            self.workspace.writer.forget(self)
             self._file.close()
             self._file = None
         if self.path is not None:
@@ -388,9 +505,10 @@ def count_keys(keys: np.ndarray, pool=None, parts: int = 1, indexes: np.ndarray 
 def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], budget: int):
     """k-way merge of sorted runs (keys, counts, payload) whose keys are unique within a run.
 
-    Equal keys from several runs become one entry with summed counts (the payload of equal keys
-    is equal: it is a function of the key). Returns (keys, counts, payload) columns of the merged
-    entries and, per run, a column giving the merged row of each of its entries.
+    Equal keys from several runs become one entry with summed counts (int64, whatever the runs'
+    count type; the payload of equal keys is equal: it is a function of the key). Returns (keys,
+    counts, payload) columns of the merged entries and, per run, a column giving the merged row
+    of each of its entries (int32 while the rows fit).
 
     Each round reads the next slice of every run, merges the entries up to the smallest last key
     among the slices (everything below it is complete), and keeps the rest for the next round.
@@ -398,7 +516,9 @@ def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], 
     keys_out = workspace.column(np.int64, "keys")
     counts_out = workspace.column(np.int64, "counts")
     payload_out = workspace.column(runs[0][2].dtype if runs else np.int64, "payload")
-    rows = [workspace.column(np.int64, "rows") for _ in runs]
+    total = sum(len(keys) for keys, _, _ in runs)  # the merged rows number at most this
+    row_type = np.int32 if total < 2**31 else np.int64
+    rows = [workspace.column(row_type, "rows") for _ in runs]
     per_run = max(budget // (64 * max(len(runs), 1)), 1024)
     cursor = [0] * len(runs)
     buffered: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
@@ -424,12 +544,13 @@ def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], 
             taken[r] = (keys[:m], counts[:m], payload[:m])
             buffered[r] = (keys[m:], counts[m:], payload[m:])
         keys = np.concatenate([taken[r][0] for r in live])
-        unique, summed, order, new = sorted_unique_counts(keys, np.concatenate([taken[r][1] for r in live]))
+        counts = np.concatenate([taken[r][1] for r in live]).astype(np.int64, copy=False)  # runs may hold int32
+        unique, summed, order, new = sorted_unique_counts(keys, counts)
         payload = np.concatenate([taken[r][2] for r in live])[order[new]]
         keys_out.append(unique)
         counts_out.append(summed)
         payload_out.append(payload)
-        merged_row = np.empty(keys.size, dtype=np.int64)  # the merged row of each taken entry
+        merged_row = np.empty(keys.size, dtype=row_type)  # the merged row of each taken entry
         merged_row[order] = running_count(new)
         merged_row += base - 1
         at = 0
@@ -498,6 +619,8 @@ class NpyWriter:
 
     def close(self) -> Path:
         try:
+            self._file.flush()
+            start_writeback(self._file.fileno())
             self._file.close()
             if self.written != self.length:
                 raise RuntimeError(f"{self.path.name}: wrote {self.written} elements, expected {self.length}")
