@@ -470,6 +470,9 @@ def test_a_windowed_index_written_to_a_file_finds_every_key(tmp_path):
     path = tmp_path / "index.npy"
     write_index(path, np.asarray(keys), memory=1)  # the smallest window: 2^16 slots, three windows here
     slots = open_array(path)
+    # With 1 MiB the keys' homes (4 bytes each) are hashed once and kept: the same windows, the same slots.
+    write_index(tmp_path / "kept.npy", np.asarray(keys), memory=1 << 20)
+    np.testing.assert_array_equal(open_array(tmp_path / "kept.npy"), slots)
     assert slots.size == slot_count(keys.size) > 2 * 2**16
     assert np.count_nonzero(slots[:8] >= 0) and sorted(slots[slots >= 0].tolist()) == list(range(keys.size))
     index = ProbingIndex(keys, slots)

@@ -102,22 +102,39 @@ class ProbingIndex:
         free slot, the write that lands wins (read back to see which) and the others step on,
         like the keys that met a taken slot, so a key only steps past taken slots and lookups
         stay correct whatever order the keys went in. A window's keys are found by one pass over
-        the keys; those that step past its end go on from the next window's first slot, and
-        those that step past the last slot take the first free slots from slot 0.
+        the keys' homes, hashed once and kept (4 bytes a key) when they fit in half of `memory`,
+        else hashed again per window; those that step past its end go on from the next window's
+        first slot, and those that step past the last slot take the first free slots from slot 0.
         """
         if n_slots >= 2**32:
             raise ValueError(f"{n_keys} keys are more than one probing index holds")
         # Per slot of a window: the slot itself and, at LOAD keys per slot, ~5 int64 temporaries per key.
-        window_slots = max(int(memory // (np.dtype(dtype).itemsize + 40 * LOAD)), 1 << 16)
+        per_slot = np.dtype(dtype).itemsize + 40 * LOAD
+        window_slots = max(int(memory // per_slot), 1 << 16)
+        every_home = None  # with several windows, each key's home (uint32) kept from one pass, if it fits
+        if window_slots < n_slots and n_keys * 4 <= memory // 2:
+            every_home = np.empty(n_keys, dtype=np.uint32)
+            for lo in range(0, n_keys, BUILD_BLOCK):
+                every_home[lo : lo + BUILD_BLOCK] = cls.home(read_keys(lo, min(lo + BUILD_BLOCK, n_keys)), n_slots)
+            window_slots = max(int((memory - every_home.nbytes) // per_slot), 1 << 16)
+
+        def homes_of_block(lo):
+            hi = min(lo + BUILD_BLOCK, n_keys)
+            return every_home[lo:hi] if every_home is not None else cls.home(read_keys(lo, hi), n_slots)
+
         carried = np.zeros(0, dtype=np.int64)  # rows that stepped past the previous window
         for start in range(0, n_slots, window_slots):
             stop = min(start + window_slots, n_slots)
             homes, rows = [], []
             for lo in range(0, n_keys, BUILD_BLOCK):
-                home = cls.home(read_keys(lo, min(lo + BUILD_BLOCK, n_keys)), n_slots)
-                inside = np.flatnonzero((home >= start) & (home < stop)) if window_slots < n_slots else None
-                homes.append(home - start if inside is None else home[inside] - start)
-                rows.append(lo + (np.arange(home.size) if inside is None else inside))
+                home = homes_of_block(lo)
+                if window_slots < n_slots:
+                    inside = np.flatnonzero((home >= start) & (home < stop))
+                    homes.append(home[inside].astype(np.int64, copy=False) - start)
+                    rows.append(lo + inside)
+                else:
+                    homes.append(home.astype(np.int64, copy=False) - start)
+                    rows.append(lo + np.arange(home.size))
             position = np.concatenate([np.zeros(carried.size, dtype=np.int64), *homes])  # relative to start
             pending = np.concatenate([carried, *rows]).astype(dtype, copy=False)
             width = stop - start
