@@ -142,32 +142,25 @@ class BackgroundWriter:
         self.thread.start()
 
     def submit(self, owner, handle, piece: np.ndarray) -> None:
-        key = owner
         with self.condition:
-            while self.tasks and self.queued + piece.nbytes > self.limit and key not in self.errors:
+            while self.tasks and self.queued + piece.nbytes > self.limit and owner not in self.errors:
                 self.condition.wait()
             self._raise(owner)
-            self.tasks.append((key, handle, piece))
+            self.tasks.append((owner, handle, piece))
             self.queued += piece.nbytes
-            self.pending[key] = self.pending.get(key, 0) + 1
+            self.pending[owner] = self.pending.get(owner, 0) + 1
             self.condition.notify_all()
 
-    def wait(self, owner) -> None:
-        key = owner
+    def wait(self, owner, *, discard: bool = False) -> None:
+        """Until every piece of `owner` is written; then its first write error is raised, or
+        dropped with `discard` (its file is being removed)."""
         with self.condition:
-            while self.pending.get(key, 0):
+            while self.pending.get(owner, 0):
                 self.condition.wait()
-            self.pending.pop(key, None)
-            self._raise(owner)
-
-    def forget(self, owner) -> None:
-        """Wait for an owner's writes, dropping its error (its file is being removed)."""
-        key = owner
-        with self.condition:
-            while self.pending.get(key, 0):
-                self.condition.wait()
-            self.pending.pop(key, None)
-            self.errors.pop(key, None)
+            self.pending.pop(owner, None)
+            error = self.errors.pop(owner, None)
+        if error is not None and not discard:
+            raise named_error(error, owner.path) from None
 
     def _raise(self, owner) -> None:
         error = self.errors.pop(owner, None)
@@ -362,7 +355,7 @@ class Column:
     def drop(self) -> None:
         """Free the memory or the file."""
         if self._file is not None:
-            self.workspace.writer.forget(self)
+            self.workspace.writer.wait(self, discard=True)
             self._file.close()
             self._file = None
         if self.path is not None:
