@@ -96,10 +96,24 @@ def id_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= UINT16_MAX_VOCAB else np.uint32)
 
 
+_MEMO = "_sha256_memo"
+
+
 def tokenizer_sha256(tokenizer: Tokenizer) -> str:
-    """sha256 of the tokenizer's JSON (keys sorted): its kind, settings and learned state."""
+    """sha256 of the tokenizer's JSON (keys sorted): its kind, settings and learned state.
+
+    Kept on the tokenizer with the attribute objects it was computed from, and reused while each
+    attribute is still the same object (a fit or a load binds a new vocabulary): serialising and
+    hashing a vocabulary took 13 ms of a 20 ms evaluate() of 100 Brown lines."""
+    attributes = [(name, value) for name, value in vars(tokenizer).items() if name != _MEMO]
+    memo = vars(tokenizer).get(_MEMO)
+    if memo is not None and len(memo[0]) == len(attributes) and all(
+            name == known and value is same for (name, value), (known, same) in zip(attributes, memo[0])):
+        return memo[1]
     data = json.dumps(tokenizer.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+    setattr(tokenizer, _MEMO, (attributes, digest))
+    return digest
 
 
 def _n_lines(source) -> int:

@@ -377,3 +377,26 @@ def test_training_rows_are_the_lines_ids(max_len):
     assert rows == expected
     assert data.n_tokens == ids.n_tokens + ids.n_lines
     assert data.target_ids().tolist() == [t for _, targets in expected for t in targets]
+
+
+def test_the_tokenizer_hash_is_kept_only_while_the_tokenizer_is_unchanged():
+    """tokenizer_sha256 is reused from the tokenizer between calls (it keys the id cache of
+    every evaluate), and computed afresh once a fit, a load or a setting rebinds an attribute."""
+    import hashlib
+
+    from langmodels.token_ids import tokenizer_sha256
+
+    def uncached(tokenizer):
+        data = json.dumps(tokenizer.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+    first, second = ["a b c", "a b"], ["x y", "y z z"]
+    tokenizer = WordTokenizer().fit(first)
+    digests = [tokenizer_sha256(tokenizer)]
+    assert tokenizer_sha256(tokenizer) == digests[0] == uncached(tokenizer)
+    for change in (lambda: tokenizer.fit(second), lambda: setattr(tokenizer, "min_count", 2),
+                   lambda: tokenizer._load_state(WordTokenizer().fit(first)._state())):
+        change()
+        digests.append(tokenizer_sha256(tokenizer))
+        assert digests[-1] == uncached(tokenizer) == tokenizer_sha256(tokenizer)
+    assert len(set(digests)) == len(digests)
