@@ -408,7 +408,8 @@ def kept_results(figures: dict, path: Path) -> dict:
     done = {(r["label"], r["memory"]) for r in figures["results"]}
     kept = [{**r, "date": r.get("date", earlier.get("date"))} for r in earlier.get("results", [])
             if (r["label"], r["memory"]) not in done]
-    return {**figures, "results": [{**r, "date": figures["date"]} for r in figures["results"]] + kept}
+    # Other top-level entries of the file (a stopped --huge run's record, notes) are kept as they are.
+    return {**earlier, **figures, "results": [{**r, "date": figures["date"]} for r in figures["results"]] + kept}
 
 
 def parse_words(text: str) -> int:
