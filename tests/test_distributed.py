@@ -95,11 +95,15 @@ def test_a_failing_rank_ends_every_rank_in_one_line_with_the_state_saved(corpus,
     failed = torchrun(WORKER, "fail", 2, "train", "gpt", "--corpus", corpus, "--out", out, *SETTINGS,
                       "--set", "batch_size=4")
     assert failed.returncode != 0
-    lines = sorted(our_lines(failed.stderr))
+    lines = our_lines(failed.stderr)
     assert len(lines) == 2, failed.stderr
-    assert lines[0].startswith("langmodels: error: rank 0: another process of the run stopped")
-    assert "--resume" in lines[0]
-    assert lines[1] == "langmodels: error: rank 1: rank 1 failed at step 2"
+    assert "langmodels: error: rank 1: rank 1 failed at step 2" in lines
+    (rank_0,) = [line for line in lines if "rank 0" in line]
+    # Rank 0 learns of the failure from its collective (the usual case), or, when torchrun's SIGTERM to
+    # the surviving ranks comes first, from that signal, which torchrun also sends on Ctrl-C: one line either way.
+    if rank_0 != "langmodels: rank 0: interrupted":
+        assert rank_0.startswith("langmodels: error: rank 0: another process of the run stopped"), rank_0
+        assert "--resume" in rank_0
     assert json.loads((out / "trainer.json").read_text())["step"] == 2
 
 
