@@ -4,7 +4,6 @@ torchrun and a failing rank end every rank with one line and rank 0's state save
 continues under torchrun (docs/design.md 10)."""
 
 import csv
-import dataclasses
 import json
 import os
 import subprocess
@@ -148,27 +147,3 @@ def test_a_launch_setting_is_checked_in_one_line(corpus, tmp_path, capsys):
     config.write_text('name = "x"\n[[corpus]]\nname = "small.txt"\n[[model]]\nname = "b"\nkind = "bigram"\n'
                       'launch = { nproc = 2 }\n', encoding="utf-8")
     assert_one_line_error(*run(capsys, "bench", config, "--out", tmp_path / "out")[::2], "only the neural models")
-
-
-@pytest.mark.parametrize("held_out", ["watched", None])
-def test_a_launched_job_validates_on_what_its_run_would(held_out, tmp_path):
-    """Tiny Shakespeare has no valid split of its own (its valid is its test text): a launched run
-    watches the first lines of its test text, as a run on one process does (bench/measure.py's
-    watched_lines). One process of the job here, on the corpus's first lines."""
-    from langmodels.bench import launch
-    from langmodels.bench.config import CorpusSpec
-
-    model = langmodels.GPTLM(n_layer=1, n_embd=16, n_head=2, context=16, eval_every=2)
-    spec = CorpusSpec(label="s", source="shakespeare", level="char", slices={"train": 400, "valid": 40, "test": 40},
-                      prompts=(), complete=(), sample_tokens=None, position_lines=0, position_max=None)
-    job = {"class": [type(model).__module__, type(model).__qualname__], "params": model.get_params(),
-           "corpus": dataclasses.asdict(spec), "train_fraction": None, "valid": held_out,
-           "budget": {"max_steps": 4}, "out": str(tmp_path / "model")}
-    if held_out == "watched":
-        job["budget"]["select_on_valid"] = False
-    (tmp_path / "job.json").write_text(json.dumps(job), encoding="utf-8")
-    expected = 0 if held_out is None else 2  # validated at steps 2 and 4
-    assert launch.main([str(tmp_path / "job.json")]) == 0
-    curve = load(tmp_path / "model").curve_
-    validated = [point["valid_loss"] for point in curve if point["valid_loss"] is not None]
-    assert len(validated) == expected, curve

@@ -23,25 +23,21 @@ from pathlib import Path
 from ..base import LanguageModel
 from ..errors import LangmodelsError
 from .config import CorpusSpec
-from .measure import watched_lines
 from .slices import load_corpus
 
 STOP_SECONDS = 60  # how long the processes get to stop (rank 0 writing its state) after Ctrl-C
 
 
 def fit_on_processes(model, nproc: int, corpus_spec, train_fraction, valid, budget: dict, work_dir: Path,
-                     prefix: str, *, watched: bool = False) -> None:
+                     prefix: str) -> None:
     """Train `model` (unfitted) as its run does, on `nproc` processes; it is then the fitted model.
-    valid: the lines the run validates on, or None; watched: they are the watched lines of the
-    test text (measure.watched_lines) of a corpus without a valid split, which each process
-    takes again from its corpus. The job and the model pass through a temporary folder
-    `prefix`... in `work_dir`."""
+    The job and the model pass through a temporary folder `prefix`... in `work_dir`."""
     job = {
         "class": [type(model).__module__, type(model).__qualname__],
         "params": model.get_params(),
         "corpus": dataclasses.asdict(corpus_spec),
         "train_fraction": train_fraction,
-        "valid": None if valid is None else "watched" if watched else "valid",
+        "valid": valid is not None,
         "budget": budget,
     }
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -80,9 +76,9 @@ def main(argv: list[str]) -> int:
         module, name = job["class"]
         model = getattr(importlib.import_module(module), name)(**job["params"])
         data = load_corpus(CorpusSpec(**job["corpus"]))
-        held_out = {"valid": data.valid, "watched": watched_lines(data.test), None: None}[job["valid"]]
         with processes(model.config.device) as world:
-            model.fit(data.train_split(job["train_fraction"]), held_out, **job["budget"], progress=False)
+            model.fit(data.train_split(job["train_fraction"]), data.valid if job["valid"] else None,
+                      **job["budget"], progress=False)
         if world.is_main:
             model.save(job["out"])
     except LangmodelsError as error:

@@ -431,8 +431,7 @@ def execute(run: Run, config: BenchConfig, progress: Progress, index: int, force
 
             def fit(train, valid, **budget):
                 fit_on_processes(model, run.spec.nproc, run.corpus.spec, run.spec.train_fraction, valid, budget,
-                                 run.folder.parent, prefix=STAGING,  # tidy_runs drops it after a crash
-                                 watched=run.corpus.valid is None)
+                                 run.folder.parent, prefix=STAGING)  # tidy_runs drops it after a crash
         measured = train_and_test(model, run.corpus.train_split(run.spec.train_fraction), run.corpus.valid,
                                   run.corpus.test_split(run.spec.test_lines), run.spec.budget, stage,
                                   count_train=run.spec.train_fraction is not None, fit=fit,
