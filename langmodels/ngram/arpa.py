@@ -96,9 +96,9 @@ def _float32_layout(mantissa: np.ndarray, exponent: np.ndarray, stop: np.ndarray
     rest = m - lead * 1e8
     fixed = (exponent >= FIXED_EXPONENTS[0]) & (exponent <= FIXED_EXPONENTS[1])
     below_one = exponent < 0
-    # The 12 decimals as one integer: e = 0 keeps the 8 after the point; e < 0 shifts all 9 right.
-    decimals = np.where(below_one, m * _POW10[np.clip(exponent + 4, 0, 3) + 300], rest * 1e4)
-    source = np.where(fixed, decimals, rest * 1e4)  # scientific: its 8 decimals, then the exponent
+    # Three groups of 4 digits as one integer: in fixed notation below 1 the value's 12 decimals
+    # (all 9 digits shifted right); otherwise the 8 digits after the lead one, then 0000.
+    source = np.where(fixed & below_one, m * _POW10[np.clip(exponent + 4, 0, 3) + 300], rest * 1e4)
     high = np.floor(source / 1e8)
     remainder = source - high * 1e8
     middle = np.floor(remainder / 1e4)

@@ -49,6 +49,11 @@ def available_memory() -> int:
         return 1 << 30
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library (OSError where there is none to load)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def release_freed_memory() -> None:
     """Hand the memory freed so far back to the system, where the C library allows it (glibc's
     malloc_trim): between stages, what one stage freed would otherwise stay in the process's
@@ -56,7 +61,7 @@ def release_freed_memory() -> None:
     global _TRIM
     if _TRIM is None:
         try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+            _TRIM = _libc().malloc_trim
         except (OSError, AttributeError):
             _TRIM = False  # not glibc: nothing to call
     if _TRIM:
@@ -76,7 +81,7 @@ def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
     global _SYNC_FILE_RANGE
     if _SYNC_FILE_RANGE is None:
         try:
-            function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).sync_file_range
+            function = _libc().sync_file_range
             function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
             _SYNC_FILE_RANGE = function
         except (OSError, AttributeError):
@@ -145,7 +150,9 @@ class BackgroundWriter:
         with self.condition:
             while self.tasks and self.queued + piece.nbytes > self.limit and owner not in self.errors:
                 self.condition.wait()
-            self._raise(owner)
+            error = self.errors.pop(owner, None)
+            if error is not None:
+                raise named_error(error, owner.path) from None
             self.tasks.append((owner, handle, piece))
             self.queued += piece.nbytes
             self.pending[owner] = self.pending.get(owner, 0) + 1
@@ -160,11 +167,6 @@ class BackgroundWriter:
             self.pending.pop(owner, None)
             error = self.errors.pop(owner, None)
         if error is not None and not discard:
-            raise named_error(error, owner.path) from None
-
-    def _raise(self, owner) -> None:
-        error = self.errors.pop(owner, None)
-        if error is not None:
             raise named_error(error, owner.path) from None
 
     def _run(self) -> None:
