@@ -50,6 +50,7 @@ from .external_sort import (
     gather,
     merge_runs,
     release_freed_memory,
+    reused_memory,
     running_count,
     slice_reader,
 )
@@ -539,6 +540,10 @@ class Estimator:
                         spilled_bytes=ws.spilled_bytes)
 
     def run(self, corpus: PaddedCorpus, folder: Path) -> Estimate:
+        with reused_memory():
+            return self._run(corpus, folder)
+
+    def _run(self, corpus: PaddedCorpus, folder: Path) -> Estimate:
         try:
             orders = self.count(corpus)
             release_freed_memory()

@@ -70,6 +70,61 @@ def release_freed_memory() -> None:
 
 _TRIM = None
 _SYNC_FILE_RANGE = None
+# <malloc.h>'s mallopt parameters, and glibc's defaults for them (restored after a stage).
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX = 128 * 1024, 65536
+_REUSE_LOCK = threading.Lock()
+_REUSE_DEPTH = 0
+_REUSE_SAVED: dict = {}
+
+
+def _mallopt(parameter: int, value: int) -> None:
+    try:
+        _libc().mallopt(ctypes.c_int(parameter), ctypes.c_int(value))
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator keeps its own policy
+
+
+def _numpy_huge_pages(enabled: bool) -> bool | None:
+    """Turn numpy's madvise(MADV_HUGEPAGE) of large arrays on or off; the previous setting
+    (None where this numpy has no such switch)."""
+    switch = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
+    return None if switch is None else bool(switch(enabled))
+
+
+@contextlib.contextmanager
+def reused_memory():
+    """Within the block, memory the stages free stays in the process for the next block's
+    arrays, instead of going back to the system and being mapped anew.
+
+    A block's arrays are large, so by default glibc maps each one fresh and unmaps it when freed,
+    and numpy asks the kernel to back it with huge pages. The kernel then zeroes every page at its
+    first touch, and where free memory is fragmented (a page cache full of corpus and spill files)
+    it stops to compact memory into huge pages first: measured here, touching a fresh 1 GiB array
+    took 0.15 to 12.5 s with huge pages, 0.54 s without, and 0.07 s reusing freed memory; a 15M-word
+    fit with a 2G limit went from 18-33 s to 11 s. So the allocator serves large blocks from
+    its heap and keeps what is freed (mallopt: M_MMAP_MAX 0, M_TRIM_THRESHOLD unbounded), numpy
+    stops asking for huge pages, and the previous settings come back when the outermost block
+    ends. The stages hand memory back explicitly (release_freed_memory) where one's freed arrays
+    would otherwise sit under the next one's."""
+    global _REUSE_DEPTH
+    with _REUSE_LOCK:
+        _REUSE_DEPTH += 1
+        if _REUSE_DEPTH == 1:
+            _mallopt(M_MMAP_MAX, 0)
+            _mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+            _REUSE_SAVED["huge"] = _numpy_huge_pages(False)
+    try:
+        yield
+    finally:
+        with _REUSE_LOCK:
+            _REUSE_DEPTH -= 1
+            if _REUSE_DEPTH == 0:
+                _mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
+                _mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
+                if _REUSE_SAVED.get("huge") is not None:
+                    _numpy_huge_pages(_REUSE_SAVED["huge"])
+                release_freed_memory()
 SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writing the range's dirty pages, do not wait
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..checkpoint import replacing
 from ..errors import CheckpointError
 from .counting import NGramCounts
-from .external_sort import slice_reader, start_writeback
+from .external_sort import reused_memory, slice_reader, start_writeback
 from .probing import BUILD_MEMORY, ProbingIndex, slot_count
 
 TABLE_FIELDS = ("keys", "logprob", "logbackoff", "is_context")
@@ -96,7 +96,8 @@ def write_index(path: Path, keys: np.ndarray, memory: int = BUILD_MEMORY) -> Non
             data = os.pread(fd, (hi - lo) * dtype.itemsize, base + lo * dtype.itemsize)
             return np.frombuffer(data, dtype=dtype).copy()
 
-        ProbingIndex.place(read_keys, keys.size, n_slots, dtype, write, read_back, memory)
+        with reused_memory():  # one window's temporaries after another's (external_sort.reused_memory)
+            ProbingIndex.place(read_keys, keys.size, n_slots, dtype, write, read_back, memory)
 
 @dataclass
 class OrderTable:
