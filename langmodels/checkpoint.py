@@ -101,12 +101,24 @@ def sha256_hex(data: bytes) -> str:
 _DIGESTS: dict[tuple, str] = {}
 
 
+def _digest_key(path: Path) -> tuple:
+    stat_ = path.stat()
+    return (str(path.resolve()), stat_.st_size, stat_.st_mtime_ns)
+
+
+def remember_sha256(path, digest: str) -> None:
+    """Record the sha256 of a file this process has just written, computed from the bytes as
+    they were written, so that file_sha256 (saving it into a checkpoint) need not read it again
+    while its size and mtime stay as they are."""
+    _DIGESTS[_digest_key(Path(path))] = digest
+
+
 def file_sha256(path: Path, *, cached: bool = True) -> str:
     """sha256 hex of a file, read in blocks (hashlib releases the GIL: files hash in parallel).
-    cached: reuse the digest of a file this process hashed with the same size and mtime (when
-    writing; a check on reading never trusts it, since damage on disk leaves the mtime alone)."""
-    stat_ = path.stat()
-    key = (str(path.resolve()), stat_.st_size, stat_.st_mtime_ns)
+    cached: reuse the digest of a file this process hashed (or wrote: remember_sha256) with the
+    same size and mtime (when writing; a check on reading never trusts it, since damage on disk
+    leaves the mtime alone)."""
+    key = _digest_key(path)
     if key not in _DIGESTS or not cached:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:

@@ -236,6 +236,54 @@ def test_peak_memory_of_a_fit_stays_within_the_limit(tmp_path):
                                       np.load(tmp_path / f"out-{4 << 30}" / name))
 
 
+REUSE_CHILD = r"""
+import ctypes, ctypes.util, json
+import numpy as np
+from langmodels.ngram.external_sort import reused_memory
+
+class Info(ctypes.Structure):  # glibc's struct mallinfo2
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+libc.mallinfo2.restype = Info
+switch = np._core.multiarray._set_madvise_hugepage
+
+def mapped_bytes_of_a_block():  # what one 64 MiB array adds to the allocator's mmapped bytes
+    before = libc.mallinfo2().hblkhd
+    block = np.ones(8 << 20)
+    added = libc.mallinfo2().hblkhd - before
+    del block
+    return added
+
+facts = {"before": mapped_bytes_of_a_block(), "huge_before": switch(True)}
+switch(True)
+with reused_memory():
+    with reused_memory():
+        facts["inner"] = mapped_bytes_of_a_block()
+    facts["outer"] = mapped_bytes_of_a_block()
+    facts["huge_inside"] = switch(False)
+    switch(False)
+facts["after"] = mapped_bytes_of_a_block()
+facts["huge_after"] = switch(True)
+print(json.dumps(facts))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (mallinfo2, mallopt)")
+def test_reused_memory_serves_large_blocks_from_the_heap_and_restores_the_settings():
+    done = subprocess.run([sys.executable, "-c", REUSE_CHILD], check=False, capture_output=True, text=True)
+    if "mallinfo2" in done.stderr:
+        pytest.skip("this C library has no mallinfo2")
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["before"] >= 64 << 20  # by default a 64 MiB array is mapped on its own
+    assert facts["inner"] == 0 and facts["outer"] == 0  # within the block (nested too): from the heap
+    assert facts["after"] >= 64 << 20  # past 32 MiB, mapped again once the outermost block ends
+    assert facts["huge_inside"] is False  # numpy asks for no huge pages within the block ...
+    assert facts["huge_after"] is True  # ... and its setting comes back after it
+
 # ---- pruning and vocabulary limits -----------------------------------------------------------
 
 

@@ -314,3 +314,16 @@ def test_an_index_hashed_another_way_is_rebuilt_not_trusted(model, tmp_path, bro
     for a, b in zip(loaded.score_ids(ids), model.score_ids(ids)):
         np.testing.assert_array_equal(a, b)
     assert not is_mapped(loaded.tables_.index(2).slots)  # built anew, in memory
+
+
+def test_tables_are_hashed_as_they_are_written_and_the_digest_is_the_files(model, saved):
+    """The fit records each table file's sha256 from the bytes it wrote (external_sort.NpyWriter);
+    the checkpoint's manifest takes it from there, and it equals a fresh hash of the file."""
+    tables = [Path(path) for name, path in model.tables_.sources.items() if not name.startswith("index_")]
+    assert len(tables) == 5 * 4 + 2  # keys, logprob, logbackoff, is_context, count per order; support, scalars
+    for path in tables:
+        remembered = ckpt._DIGESTS.get(ckpt._digest_key(path))
+        assert remembered == ckpt.file_sha256(path, cached=False), path.name
+    manifest = json.loads((saved / ckpt.MANIFEST_FILE).read_text())
+    for path in tables:
+        assert manifest["files"][path.name] == ckpt.file_sha256(path, cached=False), path.name

@@ -32,6 +32,7 @@ import numpy as np
 from ..base import note
 from ..checkpoint import replacing
 from ..errors import ArpaFormatError, ConfigError, CorpusError
+from .external_sort import reused_memory
 from .tables import BackoffTables, OrderTable
 
 LN10 = math.log(10.0)
@@ -273,7 +274,7 @@ def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int)
         return _format_block(words, grams, logprob10, backoff10, has_backoff, digits)
 
     with replacing(target) as temporary, open(temporary, "xb") as handle, \
-            ThreadPoolExecutor(max_workers=2) as pool:
+            ThreadPoolExecutor(max_workers=2) as pool, reused_memory():
         header = ["\\data\\", *(f"ngram {n}={size}" for n, size in enumerate(sizes, start=1))]
         handle.write(("\n".join(header) + "\n").encode("ascii"))
         for n in range(1, tables.order + 1):

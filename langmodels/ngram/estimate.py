@@ -476,7 +476,7 @@ class Estimator:
             for n in range(1, self.order + 1):
                 table, prob = orders[n - 1], probs[n - 1]
                 size = kept_sizes[n - 1]
-                writers = {name: NpyWriter(folder / f"{name}_{n}.npy", dtype, size) for name, dtype in
+                writers = {name: NpyWriter(folder / f"{name}_{n}.npy", dtype, size, ws.writer) for name, dtype in
                            (("keys", np.int64), ("logprob", TABLE_FLOAT), ("logbackoff", TABLE_FLOAT),
                             ("is_context", bool), ("count", np.int64))}
                 self.writers = list(writers.values())  # discarded by `run` if this fails

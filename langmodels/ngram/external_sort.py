@@ -15,6 +15,7 @@ import collections
 import contextlib
 import ctypes
 import ctypes.util
+import hashlib
 import math
 import os
 import re
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import named_error, new_temporary, staging_folder
+from ..checkpoint import named_error, new_temporary, remember_sha256, staging_folder
 from ..errors import ConfigError
 
 DEFAULT_MEMORY_FRACTION = 0.5  # of the memory available when a fit starts (lmplz's default is 80 % of physical)
@@ -70,9 +71,11 @@ def release_freed_memory() -> None:
 
 _TRIM = None
 _SYNC_FILE_RANGE = None
-# <malloc.h>'s mallopt parameters, and glibc's defaults for them (restored after a stage).
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX = 128 * 1024, 65536
+# <malloc.h>'s mallopt parameters. Setting any of them ends glibc's dynamic mmap threshold for
+# the process, so on leaving, the settings it converges to are set: blocks up to 32 MiB from the
+# heap (its DEFAULT_MMAP_THRESHOLD_MAX on 64-bit), trimmed past twice that, mmap for the rest.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+AFTER_MMAP_THRESHOLD, AFTER_MMAP_MAX = 32 << 20, 65536
 _REUSE_LOCK = threading.Lock()
 _REUSE_DEPTH = 0
 _REUSE_SAVED: dict = {}
@@ -120,8 +123,9 @@ def reused_memory():
         with _REUSE_LOCK:
             _REUSE_DEPTH -= 1
             if _REUSE_DEPTH == 0:
-                _mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
-                _mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
+                _mallopt(M_MMAP_MAX, AFTER_MMAP_MAX)
+                _mallopt(M_MMAP_THRESHOLD, AFTER_MMAP_THRESHOLD)
+                _mallopt(M_TRIM_THRESHOLD, 2 * AFTER_MMAP_THRESHOLD)
                 if _REUSE_SAVED.get("huge") is not None:
                     _numpy_huge_pages(_REUSE_SAVED["huge"])
                 release_freed_memory()
@@ -637,23 +641,42 @@ def slice_reader(array):
     return read
 
 
+class HashedFile:
+    """A binary file whose bytes also go to a sha256 as they are written."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+
+
 class NpyWriter:
     """One .npy file of a known length, written in pieces, under a temporary name
     (checkpoint.new_temporary: `.NAME.tmp-PID-HEX`, dead writers' ones removed first) until
     `close` renames it into place; `discard` (or any failure) removes it, so an interrupted
-    estimation leaves no half-written table. A full disk names the table's path."""
+    estimation leaves no half-written table. A full disk names the table's path.
 
-    def __init__(self, path, dtype, length: int):
+    With a BackgroundWriter the pieces are written (and hashed) by its thread while the caller
+    computes the next ones; the caller must not change a piece after appending it. The file's
+    sha256, computed from the bytes as they were written, is recorded for the checkpoint that
+    will take the file in (checkpoint.remember_sha256), which then need not read it again."""
+
+    def __init__(self, path, dtype, length: int, writer: BackgroundWriter | None = None):
         self.path = Path(path)
         self.tmp = new_temporary(self.path)
         self.dtype = np.dtype(dtype)
         self.length = int(length)
         self.written = 0
+        self.writer = writer
         try:
             self._file = open(self.tmp, "xb")  # noqa: SIM115 (closed by close)
+            self._out = HashedFile(self._file)
             header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
                       "shape": (self.length,)}
-            np.lib.format.write_array_header_1_0(self._file, header)
+            np.lib.format.write_array_header_1_0(self._out, header)
         except OSError as error:
             self.discard()
             raise named_error(error, self.path) from None
@@ -661,20 +684,29 @@ class NpyWriter:
     def append(self, piece) -> None:
         piece = np.ascontiguousarray(piece, dtype=self.dtype)
         try:
-            self._file.write(piece.data)
+            if self.writer is not None:
+                self.writer.submit(self, self._out, piece)  # a write error of an earlier piece: raised here
+            else:
+                self._out.write(piece.data)
         except OSError as error:
             self.discard()
             raise named_error(error, self.path) from None
+        except BaseException:
+            self.discard()
+            raise
         self.written += piece.size
 
     def close(self) -> Path:
         try:
+            if self.writer is not None:
+                self.writer.wait(self)
             self._file.flush()
             start_writeback(self._file.fileno())
             self._file.close()
             if self.written != self.length:
                 raise RuntimeError(f"{self.path.name}: wrote {self.written} elements, expected {self.length}")
             os.replace(self.tmp, self.path)
+            remember_sha256(self.path, self._out.digest.hexdigest())
         except OSError as error:
             self.discard()
             raise named_error(error, self.path) from None
@@ -686,6 +718,8 @@ class NpyWriter:
     def discard(self) -> None:
         """Close and remove the temporary file (a failed or interrupted estimation)."""
         with contextlib.suppress(OSError):
+            if self.writer is not None and getattr(self, "_file", None) is not None:
+                self.writer.wait(self, discard=True)
             if getattr(self, "_file", None) is not None:
                 self._file.close()
         self.tmp.unlink(missing_ok=True)
