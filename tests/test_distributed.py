@@ -140,6 +140,25 @@ def test_bench_trains_a_model_on_two_processes_as_one_process_with_the_combined_
     assert not list((tmp_path / "out" / "runs").glob(".staging-*"))  # the launch folder is gone
 
 
+
+def test_a_launched_run_on_a_corpus_without_a_valid_split_watches_the_test_lines_as_one_process_does(
+        corpus, tmp_path, capsys):
+    """A split folder with no test file: valid and test are one text, so the bench never selects on
+    it, and the learning curve watches the first lines of the test text, on two processes too."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    lines = corpus.read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "small.train.txt").write_text("".join(lines[:500]), encoding="utf-8")
+    (folder / "small.valid.txt").write_text("".join(lines[500:]), encoding="utf-8")
+    config = folder / "launched.toml"
+    config.write_text(LAUNCHED.replace('name = "small.txt"', 'name = "."'), encoding="utf-8")
+    code, _, err = run(capsys, "bench", config, "--out", tmp_path / "out")
+    assert code == 0, err
+    (result,) = json.loads((tmp_path / "out" / "results.json").read_text())["runs"]
+    watched = [point["valid_loss"] for point in result["train"]["curve"] if point["valid_loss"] is not None]
+    assert watched and result["valid"] is not None, result["train"]["curve"]
+    assert result["train"]["early_stopping"] is False
+
 def test_a_launch_setting_is_checked_in_one_line(corpus, tmp_path, capsys):
     config = corpus.parent / "bad.toml"
     config.write_text(LAUNCHED.replace("nproc = 2", "nproc = 0"), encoding="utf-8")

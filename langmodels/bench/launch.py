@@ -37,7 +37,9 @@ def fit_on_processes(model, nproc: int, corpus_spec, train_fraction, valid, budg
         "params": model.get_params(),
         "corpus": dataclasses.asdict(corpus_spec),
         "train_fraction": train_fraction,
-        "valid": valid is not None,
+        # The lines themselves: the corpus's valid split, or what a corpus without one has its curve
+        # watched on (the first lines of its test text, measure.watched_lines), as one process gets.
+        "valid": None if valid is None else [str(line) for line in valid],
         "budget": budget,
     }
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -77,8 +79,7 @@ def main(argv: list[str]) -> int:
         model = getattr(importlib.import_module(module), name)(**job["params"])
         data = load_corpus(CorpusSpec(**job["corpus"]))
         with processes(model.config.device) as world:
-            model.fit(data.train_split(job["train_fraction"]), data.valid if job["valid"] else None,
-                      **job["budget"], progress=False)
+            model.fit(data.train_split(job["train_fraction"]), job["valid"], **job["budget"], progress=False)
         if world.is_main:
             model.save(job["out"])
     except LangmodelsError as error:

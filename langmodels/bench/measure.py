@@ -224,7 +224,7 @@ def train_and_test(model, train, valid, test, budget: dict, stage=_silent, *, co
     tokenizer encodes the whole text for it); fit: what fits the model, as model.fit is called
     (bench/launch.py's training on several processes), model.fit if None. watch: with no valid
     split, lines of the test text (watched_lines) the learning curve is validated on without early
-    stopping (a launched run validates on nothing there). A causal model's
+    stopping (a launched run's processes are handed the same lines). A causal model's
     figures on the valid split (or the watched lines) are stored too: the compute-to-overtake
     section compares every curve with the n-grams on that same text."""
     held_out = valid if valid is not None else watch
