@@ -49,7 +49,6 @@ from .external_sort import (
     count_keys,
     gather,
     merge_runs,
-    release_freed_memory,
     reused_memory,
     running_count,
     slice_reader,
@@ -231,6 +230,7 @@ class Estimator:
         memory = int(memory * WORKING_SHARE)  # the rest: what the allocator keeps of freed blocks
         self.memory = memory
         self.threads = max(1, int(threads))
+        self.count_type = np.int64  # count() narrows it to what the corpus's positions need
         self.progress = progress
         self.workspace = Workspace(memory, tmp_dir, resident_share=0.25)
         self.writers: list[NpyWriter] = []  # the table files being written (write), removed on failure
@@ -247,6 +247,8 @@ class Estimator:
         and depths are read again from the corpus (the flat ids: 4 bytes a position, read from
         the page cache) rather than written to and read back from the spill folder."""
         ws, V = self.workspace, self.V
+        # Every count (raw, adjusted or continuation) is at most the corpus's positions.
+        self.count_type = np.int32 if corpus.size < 2**31 else np.int64
         per_block = max(min(self.memory // (2 * BYTES_PER_POSITION), MAX_BLOCK), 256)  # half the limit
         bounds = [(s, min(s + per_block, corpus.size)) for s in range(0, corpus.size, per_block)]
         self.blocks = len(bounds)
@@ -256,9 +258,12 @@ class Estimator:
                 token, depth = corpus.block(start, stop)
                 unigrams += np.bincount(token[depth > 0], minlength=V)  # <s> is context only
                 bar.update()
-        orders = [OrderColumns(Column.of(ws, np.arange(V, dtype=np.int64), "keys"), Column.of(ws, unigrams, "count"),
-                               None)]
-        rows: list[Column | None] = [None] * len(bounds)  # per block: rows in order n-1 of its listed positions
+        orders = [OrderColumns(Column.of(ws, np.arange(V, dtype=np.int64), "keys"),
+                               Column.of(ws, unigrams.astype(self.count_type), "count"), None)]
+        # Per block, the rows in order n-1 of its listed positions: (inverse, row_of) columns, the
+        # row of each position in its block's run and the merged row of each run entry (None: one
+        # run, the run's rows are the table's), composed when order n reads them; not written out.
+        rows: list[tuple[Column, Column | None] | None] = [None] * len(bounds)
         pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         indexes = np.arange(min(per_block, corpus.size), dtype=np.int64)  # count_keys' packing, kept
         try:
@@ -273,8 +278,11 @@ class Estimator:
                         else:
                             listed = depth >= n - 2
                             token, depth = token[listed], depth[listed]
-                            previous = rows[b].read()
-                            rows[b].drop()
+                            inverse, row_of = rows[b]
+                            previous = inverse.read() if row_of is None else row_of.read()[inverse.read()]
+                            for column in rows[b]:
+                                if column is not None:
+                                    column.drop()
                         last = int(previous[-1]) if previous.size else -1
                         where = np.flatnonzero(depth >= n - 1)  # where an n-gram fits in its line
                         del depth
@@ -297,33 +305,30 @@ class Estimator:
                         bar.update()
                 if len(runs) == 1:
                     keys, counts, suffix = runs[0]
-                    counts = Column.of(ws, counts.read().astype(np.int64), "count")
+                    counts = Column.of(ws, counts.read().astype(self.count_type), "count")
                     runs[0][1].drop()
-                    rows = inverses  # one run: a position's row is its key's row in the run
+                    rows = [(inverses[0], None)]  # one run: a position's row is its key's row in the run
                 else:
-                    keys, counts, suffix, rows_of_runs = merge_runs(ws, runs, self.memory // 2)
+                    keys, counts, suffix, rows_of_runs = merge_runs(ws, runs, self.memory // 2, self.count_type)
                     for columns in runs:
                         for column in columns:
                             column.drop()
-                    rows = []
-                    for inverse, row_of in zip(inverses, rows_of_runs):
-                        rows.append(Column.of(ws, row_of.read()[inverse.read()], "rows"))
-                        inverse.drop()
-                        row_of.drop()
+                    rows = list(zip(inverses, rows_of_runs))
                 orders.append(OrderColumns(keys, counts, suffix))
         finally:
             if pool is not None:
                 pool.shutdown()
-        for column in rows:
-            if column is not None:
-                column.drop()
+        for pair in rows:
+            for column in pair or ():
+                if column is not None:
+                    column.drop()
         return orders
 
     # ---- 2. adjusted counts, count-of-counts, order parameters ----------------------------
 
     def continuation_counts(self, above: OrderColumns, size: int) -> Column:
         """N1+(. w): how many distinct rows of the order above have each row as their suffix."""
-        out = self.workspace.column(np.int64, "continuation")
+        out = self.workspace.column(self.count_type, "continuation")
         piece = max(self.gather_budget // 8, 1)
         for low in range(0, size, piece):
             high = min(low + piece, size)
@@ -356,7 +361,7 @@ class Estimator:
             for n in range(1, self.order):
                 continuation = self.continuation_counts(orders[n], len(orders[n - 1]))
                 lo, hi = ranges[n - 1]
-                out = self.workspace.column(np.int64, "adjusted")
+                out = self.workspace.column(self.count_type, "adjusted")
                 for start, values in continuation.chunks(self.slice_rows):
                     stop = start + values.size
                     values = values.copy()
@@ -476,9 +481,11 @@ class Estimator:
             for n in range(1, self.order + 1):
                 table, prob = orders[n - 1], probs[n - 1]
                 size = kept_sizes[n - 1]
-                writers = {name: NpyWriter(folder / f"{name}_{n}.npy", dtype, size, ws.writer) for name, dtype in
+                writers = {name: NpyWriter(folder / f"{name}_{n}.npy", dtype, size, ws.writer,
+                                           ws.take_free_file(size * np.dtype(dtype).itemsize))
+                           for name, dtype in
                            (("keys", np.int64), ("logprob", TABLE_FLOAT), ("logbackoff", TABLE_FLOAT),
-                            ("is_context", bool), ("count", np.int64))}
+                            ("is_context", bool), ("count", self.count_type))}
                 self.writers = list(writers.values())  # discarded by `run` if this fails
                 new_rows = ws.column(np.int64, "new-rows") if self.pruning else None
                 next_row = 0
@@ -546,19 +553,16 @@ class Estimator:
     def _run(self, corpus: PaddedCorpus, folder: Path) -> Estimate:
         try:
             orders = self.count(corpus)
-            release_freed_memory()
             counts = self.smoothing_counts(orders)
             self.prepare(counts)
             probs, pruned, gammas, kept = self.probabilities(orders, counts)
-            release_freed_memory()
             return self.write(Path(folder), orders, probs, pruned, gammas, kept)
         except BaseException:  # a failure or Ctrl-C: no half-written table left in `folder`
             for writer in self.writers:
                 writer.discard()
             raise
         finally:
-            self.workspace.close()
-            release_freed_memory()
+            self.workspace.close()  # (reused_memory hands the freed memory back on leaving)
 
 
 def estimate(flat, offsets, folder, *, order: int, vocab_size: int, bos_id: int, eos_id: int | None,

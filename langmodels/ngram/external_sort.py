@@ -108,8 +108,11 @@ def reused_memory():
     fit with a 2G limit went from 18-33 s to 11 s. So the allocator serves large blocks from
     its heap and keeps what is freed (mallopt: M_MMAP_MAX 0, M_TRIM_THRESHOLD unbounded), numpy
     stops asking for huge pages, and the previous settings come back when the outermost block
-    ends. The stages hand memory back explicitly (release_freed_memory) where one's freed arrays
-    would otherwise sit under the next one's."""
+    ends, handing what is free back to the system (release_freed_memory).
+
+    On this project's test machine (a virtual machine whose free memory goes back to its host)
+    this matters more than usual: a page the guest freed a few seconds ago costs a trip to the host
+    at its next first touch, about 8 s per GiB, against 0.09 s for memory the process still holds."""
     global _REUSE_DEPTH
     with _REUSE_LOCK:
         _REUSE_DEPTH += 1
@@ -277,6 +280,7 @@ class Workspace:
         self.spilled_bytes = 0
         self.lock = threading.Lock()
         self._writer: BackgroundWriter | None = None
+        self._free_files: dict[Path, int] = {}  # spill files of dropped columns -> bytes they hold
 
     @property
     def writer(self) -> BackgroundWriter:
@@ -290,6 +294,45 @@ class Workspace:
         if self._folder is None:
             self._folder = ScratchFolder(self.tmp_dir, "langmodels-ngram")
         return self._folder.path
+
+    def spill_file(self, name: str):
+        """(path, handle) of a file for a column to spill to: the largest file a dropped column
+        left, overwritten from its start, else a new one. Rewriting pages the page cache still
+        holds costs a copy; a new file's pages are fresh memory (reused_memory's note), so the
+        stages' few GB of short-lived spills go through the same files again and again. The
+        caller holds the workspace's lock."""
+        path = self._take_free_file()
+        if path is None:
+            path = self.folder() / f"{name}.bin"
+        try:
+            return path, open(path, "r+b" if path.exists() else "wb")
+        except OSError as error:
+            raise named_error(error, path) from None
+
+    def _take_free_file(self, size: int | None = None) -> Path | None:
+        """The smallest free file of at least `size` bytes, else the largest (None if none)."""
+        sizes = self._free_files
+        fitting = [path for path in sizes if size is not None and sizes[path] >= size]
+        path = min(fitting, key=sizes.get) if fitting else max(sizes, key=sizes.get, default=None)
+        if path is not None:
+            del sizes[path]
+        return path
+
+    def take_free_file(self, size: int | None = None) -> Path | None:
+        """A spill file a dropped column left, given up by the workspace (None if none): the
+        smallest of at least `size` bytes, else the largest. A table is written over its cached
+        pages (NpyWriter's `recycled`)."""
+        with self.lock:
+            return self._take_free_file(size)
+
+    def free_file(self, path: Path) -> None:
+        """A dropped column's spill file, kept for the next spill (removed with the folder)."""
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        with self.lock:
+            self._free_files[path] = size
 
     def column(self, dtype, name: str = "column") -> Column:
         self._names += 1
@@ -346,11 +389,7 @@ class Column:
         self.starts.append(self.starts[-1] + piece.size)
 
     def _spill(self) -> None:
-        self.path = self.workspace.folder() / f"{self.name}.bin"
-        try:
-            self._file = open(self.path, "wb")  # noqa: SIM115 (closed by finish/drop)
-        except OSError as error:
-            raise named_error(error, self.path) from None
+        self.path, self._file = self.workspace.spill_file(self.name)  # the caller holds the workspace's lock
         for piece in self.pieces:
             self.workspace.resident -= piece.nbytes
             self.workspace.spilled_bytes += piece.nbytes
@@ -420,7 +459,8 @@ class Column:
             self._file.close()
             self._file = None
         if self.path is not None:
-            self.path.unlink(missing_ok=True)
+            self.workspace.free_file(self.path)
+            self.path = None
         with self.workspace.lock:
             for piece in self.pieces:
                 self.workspace.resident -= piece.nbytes
@@ -556,11 +596,13 @@ def count_keys(keys: np.ndarray, pool=None, parts: int = 1, indexes: np.ndarray 
     return unique, counts, first, inverse
 
 
-def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], budget: int):
+def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], budget: int,
+               count_type=np.int64):
     """k-way merge of sorted runs (keys, counts, payload) whose keys are unique within a run.
 
-    Equal keys from several runs become one entry with summed counts (int64, whatever the runs'
-    count type; the payload of equal keys is equal: it is a function of the key). Returns (keys,
+    Equal keys from several runs become one entry with summed counts (summed in int64, whatever
+    the runs' count type, and kept as `count_type`, which the caller knows holds every sum; the
+    payload of equal keys is equal: it is a function of the key). Returns (keys,
     counts, payload) columns of the merged entries and, per run, a column giving the merged row
     of each of its entries (int32 while the rows fit).
 
@@ -568,7 +610,7 @@ def merge_runs(workspace: Workspace, runs: list[tuple[Column, Column, Column]], 
     among the slices (everything below it is complete), and keeps the rest for the next round.
     """
     keys_out = workspace.column(np.int64, "keys")
-    counts_out = workspace.column(np.int64, "counts")
+    counts_out = workspace.column(count_type, "counts")
     payload_out = workspace.column(runs[0][2].dtype if runs else np.int64, "payload")
     total = sum(len(keys) for keys, _, _ in runs)  # the merged rows number at most this
     row_type = np.int32 if total < 2**31 else np.int64
@@ -664,7 +706,8 @@ class NpyWriter:
     sha256, computed from the bytes as they were written, is recorded for the checkpoint that
     will take the file in (checkpoint.remember_sha256), which then need not read it again."""
 
-    def __init__(self, path, dtype, length: int, writer: BackgroundWriter | None = None):
+    def __init__(self, path, dtype, length: int, writer: BackgroundWriter | None = None,
+                 recycled: Path | None = None):
         self.path = Path(path)
         self.tmp = new_temporary(self.path)
         self.dtype = np.dtype(dtype)
@@ -672,7 +715,7 @@ class NpyWriter:
         self.written = 0
         self.writer = writer
         try:
-            self._file = open(self.tmp, "xb")  # noqa: SIM115 (closed by close)
+            self._file = self._recycle(recycled) or open(self.tmp, "xb")  # noqa: SIM115 (closed by close)
             self._out = HashedFile(self._file)
             header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
                       "shape": (self.length,)}
@@ -680,6 +723,20 @@ class NpyWriter:
         except OSError as error:
             self.discard()
             raise named_error(error, self.path) from None
+
+    def _recycle(self, recycled: Path | None):
+        """The spill file `recycled` renamed to this table's temporary name and opened to be
+        written over from its start (its pages cached: Workspace.spill_file), or None (none
+        given, or on another file system: a new file is made)."""
+        if recycled is None:
+            return None
+        try:
+            os.rename(recycled, self.tmp)
+            return open(self.tmp, "r+b")
+        except OSError:
+            with contextlib.suppress(OSError):
+                recycled.unlink()
+            return None
 
     def append(self, piece) -> None:
         piece = np.ascontiguousarray(piece, dtype=self.dtype)
@@ -700,6 +757,7 @@ class NpyWriter:
         try:
             if self.writer is not None:
                 self.writer.wait(self)
+            self._file.truncate(self._file.tell())  # a recycled file held more than this table
             self._file.flush()
             start_writeback(self._file.fileno())
             self._file.close()

@@ -352,7 +352,7 @@ class NGramLM(LanguageModel):
         """Contract C-3's arrays and each order's hash index, one .npy file each: a file the
         array is already mapped from is handed over as its path (linked, not rewritten)."""
         tables = self._check_tables()
-        tables.build_indexes(threads=min(os.cpu_count() or 1, 2))
+        tables.build_indexes()
         arrays = {
             "support": tables.support,
             "scalars": np.array([tables.unseen_context_logbackoff], dtype=np.float64),
