@@ -31,7 +31,12 @@ lmplz it is renamed to a word found nowhere in the text, in its copy of the corp
 test, so both tools count the same text.
 
     python benchmarks/ngram_scale.py [--sizes 15M,100M] [--huge] [--memory 4G | --memory 2G,4G] [--order 5]
-                                     [--out reports/ngram/scale.json] [--no-lmplz] [--seed 0]
+                                     [--out reports/ngram/scale.json] [--no-lmplz] [--seed 0] [--rounds 1]
+
+With --rounds N the two tools take turns N times per size (ours, lmplz, ours, lmplz, ...) and the
+median of each one's times is the figure; every round's time is kept. On this project's virtual
+machine a run's time moves by up to 40 % with the state of the machine's memory (how much of it the
+host took back), for lmplz as for ours, so a ratio from one run each is a coin toss at 15M words.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -339,37 +345,65 @@ def perplexity_lmplz(arpa: Path, lines: list[str], stand_in: str) -> dict:
             "test_words_not_in_model": oov}
 
 
+def summarised(rounds: list[dict]) -> dict:
+    """One tool's figures over its rounds: the first round's (perplexity, sizes), with the median
+    of each timing, the largest peak RSS and disk, and every round's seconds."""
+    first = dict(rounds[0])
+    for key in ("seconds", "fit_seconds", "save_seconds"):
+        if key in first:
+            first[key] = statistics.median(r[key] for r in rounds)
+    for key in ("peak_rss_bytes", "peak_disk_bytes"):
+        if key in first:
+            first[key] = max(r[key] for r in rounds)
+    first["rounds_seconds"] = [r["seconds"] for r in rounds]
+    return first
+
+
 def run_size(label: str, words: int, args, lmplz: str | None, brown, work: Path) -> dict:
     print(f"\n== {label} words: making the corpus ==", flush=True)
     corpus, figures = make_corpus(words, args.seed, work)
     result = {"label": label, "corpus": {k: figures.get(k) for k in ("words", "lines", "bytes", "sha256")},
-              "memory": args.memory, "order": args.order}
+              "memory": args.memory, "order": args.order, "rounds": args.rounds}
     models = Path(tempfile.mkdtemp(prefix=f"scale-{label}-", dir=work))
+    ours_rounds, theirs_rounds = [], []
     try:
-        print(f"== {label}: ours (fit + save) ==", flush=True)
-        ours = run_ours(corpus, models / "ours", args.order, args.memory)
-        scored, test_lines = perplexity_ours(models / "ours", brown)
-        ours.update(scored)
-        result["ours"] = ours
-        bound = memory_bound(ours["peak_rss_bytes"], args.memory, fixed_rss(corpus, models, args.order, args.memory))
-        result["memory_bound"] = bound
-        print(f"   {ours['seconds']:.1f} s (fit {ours['fit_seconds']:.1f} s, save {ours['save_seconds']:.1f} s), "
-              f"peak RSS {mib(ours['peak_rss_bytes'])}, Brown test perplexity {ours['perplexity']:.4f}, "
-              f"checkpoint {mib(ours['checkpoint_bytes'])} loaded in {ours['load_seconds'] * 1e3:.0f} ms, "
-              f"peak disk {mib(ours['peak_disk_bytes'])}\n"
-              f"   memory bound: peak RSS {mib(bound['peak_rss_bytes'])} <= limit {mib(bound['limit_bytes'])} + "
-              f"constant {mib(bound['constant_bytes'])}: {'yes' if bound['within'] else 'NO'}", flush=True)
-        shutil.rmtree(models / "ours")
+        text = stand_in = None
         if lmplz is not None:
             stand_in = corpus_stand_in(corpus, brown)
             text = renamed_copy(corpus, stand_in)
-            print(f"== {label}: lmplz ==", flush=True)
-            theirs = run_lmplz(lmplz, text, models / "lmplz.arpa", args.order, args.memory, models / "tmp")
-            theirs.update(perplexity_lmplz(models / "lmplz.arpa", test_lines, stand_in))
-            theirs["unk_renamed_to"] = stand_in
-            result["lmplz"] = theirs
-            print(f"   {theirs['seconds']:.1f} s, peak RSS {mib(theirs['peak_rss_bytes'])}, "
-                  f"Brown test perplexity {theirs['perplexity']:.4f} {theirs.get('skipped', '')}", flush=True)
+        for round_ in range(args.rounds):  # the tools take turns, so both meet the machine's moods
+            print(f"== {label}: ours (fit + save), round {round_ + 1} of {args.rounds} ==", flush=True)
+            ours = run_ours(corpus, models / "ours", args.order, args.memory)
+            if round_ == 0:
+                scored, test_lines = perplexity_ours(models / "ours", brown)
+                ours.update(scored)
+            shutil.rmtree(models / "ours")
+            ours_rounds.append(ours)
+            print(f"   {ours['seconds']:.1f} s (fit {ours['fit_seconds']:.1f} s, save {ours['save_seconds']:.1f} s), "
+                  f"peak RSS {mib(ours['peak_rss_bytes'])}", flush=True)
+            if lmplz is not None:
+                print(f"== {label}: lmplz, round {round_ + 1} of {args.rounds} ==", flush=True)
+                theirs = run_lmplz(lmplz, text, models / "lmplz.arpa", args.order, args.memory, models / "tmp")
+                if round_ == 0:
+                    theirs.update(perplexity_lmplz(models / "lmplz.arpa", test_lines, stand_in))
+                    theirs["unk_renamed_to"] = stand_in
+                (models / "lmplz.arpa").unlink()
+                theirs_rounds.append(theirs)
+                print(f"   {theirs['seconds']:.1f} s, peak RSS {mib(theirs['peak_rss_bytes'])}", flush=True)
+        ours = result["ours"] = summarised(ours_rounds)
+        bound = memory_bound(ours["peak_rss_bytes"], args.memory, fixed_rss(corpus, models, args.order, args.memory))
+        result["memory_bound"] = bound
+        print(f"   ours, median of {args.rounds}: {ours['seconds']:.1f} s (fit {ours['fit_seconds']:.1f} s, save "
+              f"{ours['save_seconds']:.1f} s), peak RSS {mib(ours['peak_rss_bytes'])}, Brown test perplexity "
+              f"{ours['perplexity']:.4f}, checkpoint {mib(ours['checkpoint_bytes'])} loaded in "
+              f"{ours['load_seconds'] * 1e3:.0f} ms, peak disk {mib(ours['peak_disk_bytes'])}\n"
+              f"   memory bound: peak RSS {mib(bound['peak_rss_bytes'])} <= limit {mib(bound['limit_bytes'])} + "
+              f"constant {mib(bound['constant_bytes'])}: {'yes' if bound['within'] else 'NO'}", flush=True)
+        if theirs_rounds:
+            theirs = result["lmplz"] = summarised(theirs_rounds)
+            print(f"   lmplz, median of {args.rounds}: {theirs['seconds']:.1f} s, peak RSS "
+                  f"{mib(theirs['peak_rss_bytes'])}, Brown test perplexity {theirs['perplexity']:.4f} "
+                  f"{theirs.get('skipped', '')}", flush=True)
             result["ratios"] = {
                 "lmplz_seconds_over_ours": theirs["seconds"] / ours["seconds"],
                 "ours_peak_rss_over_lmplz": ours["peak_rss_bytes"] / theirs["peak_rss_bytes"],
@@ -428,6 +462,8 @@ def main(argv=None) -> None:
     parser.add_argument("--order", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-lmplz", action="store_true", help="measure ours alone")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each tool per size, taking turns; the median time is reported (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "ngram" / "scale.json")
     args = parser.parse_args(argv)
     sizes = [size.strip() for size in args.sizes.split(",") if size.strip()]
