@@ -243,7 +243,8 @@ class Estimator:
         """Counting (stage 1). For order n, the positions where an n-gram ends (depth >= n - 1)
         are a subset of those of order n - 1, and the n-gram ending at position p has as context
         the (n-1)-gram ending at p - 1, the element just before p in order n - 1's list. Per block,
-        only each listed position's row in the current order is kept between orders; the tokens
+        only each listed position's row in the current order is kept between orders (as its row
+        in the block's run and the merge's map from run rows to table rows); the tokens
         and depths are read again from the corpus (the flat ids: 4 bytes a position, read from
         the page cache) rather than written to and read back from the spill folder."""
         ws, V = self.workspace, self.V

@@ -57,8 +57,8 @@ def _libc() -> ctypes.CDLL:
 
 def release_freed_memory() -> None:
     """Hand the memory freed so far back to the system, where the C library allows it (glibc's
-    malloc_trim): between stages, what one stage freed would otherwise stay in the process's
-    resident memory, fragmented, under the next stage's arrays."""
+    malloc_trim): when a reused_memory block ends, what its stages freed would otherwise stay in
+    the process's resident memory."""
     global _TRIM
     if _TRIM is None:
         try:
@@ -71,6 +71,26 @@ def release_freed_memory() -> None:
 
 _TRIM = None
 _SYNC_FILE_RANGE = None
+SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writing the range's dirty pages, do not wait
+
+
+def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Ask the system to start writing a file's dirty pages to disk now, without waiting
+    (Linux's sync_file_range with SYNC_FILE_RANGE_WRITE; length 0: to the end). A table
+    written during the fit is then mostly on disk by the time the checkpoint's fsync asks for
+    it, the disk working while the next stages compute; elsewhere this does nothing."""
+    global _SYNC_FILE_RANGE
+    if _SYNC_FILE_RANGE is None:
+        try:
+            function = _libc().sync_file_range
+            function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+            _SYNC_FILE_RANGE = function
+        except (OSError, AttributeError):
+            _SYNC_FILE_RANGE = False  # not Linux's C library
+    if _SYNC_FILE_RANGE:
+        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # a failure only loses the head start
+
+
 # <malloc.h>'s mallopt parameters. Setting any of them ends glibc's dynamic mmap threshold for
 # the process, so on leaving, the settings it converges to are set: blocks up to 32 MiB from the
 # heap (its DEFAULT_MMAP_THRESHOLD_MAX on 64-bit), trimmed past twice that, mmap for the rest.
@@ -104,8 +124,8 @@ def reused_memory():
     and numpy asks the kernel to back it with huge pages. The kernel then zeroes every page at its
     first touch, and where free memory is fragmented (a page cache full of corpus and spill files)
     it stops to compact memory into huge pages first: measured here, touching a fresh 1 GiB array
-    took 0.15 to 12.5 s with huge pages, 0.54 s without, and 0.07 s reusing freed memory; a 15M-word
-    fit with a 2G limit went from 18-33 s to 11 s. So the allocator serves large blocks from
+    took 0.15 to 12.5 s with huge pages, 0.54 s without, and 0.07 s reusing freed memory. So the
+    allocator serves large blocks from
     its heap and keeps what is freed (mallopt: M_MMAP_MAX 0, M_TRIM_THRESHOLD unbounded), numpy
     stops asking for huge pages, and the previous settings come back when the outermost block
     ends, handing what is free back to the system (release_freed_memory).
@@ -132,24 +152,6 @@ def reused_memory():
                 if _REUSE_SAVED.get("huge") is not None:
                     _numpy_huge_pages(_REUSE_SAVED["huge"])
                 release_freed_memory()
-SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writing the range's dirty pages, do not wait
-
-
-def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
-    """Ask the system to start writing a file's dirty pages to disk now, without waiting
-    (Linux's sync_file_range with SYNC_FILE_RANGE_WRITE; length 0: to the end). A table
-    written during the fit is then mostly on disk by the time the checkpoint's fsync asks for
-    it, the disk working while the next stages compute; elsewhere this does nothing."""
-    global _SYNC_FILE_RANGE
-    if _SYNC_FILE_RANGE is None:
-        try:
-            function = _libc().sync_file_range
-            function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-            _SYNC_FILE_RANGE = function
-        except (OSError, AttributeError):
-            _SYNC_FILE_RANGE = False  # not Linux's C library
-    if _SYNC_FILE_RANGE:
-        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # a failure only loses the head start
 
 
 def parse_memory(value) -> int:
