@@ -211,19 +211,28 @@ def _format_block(words: _Words, grams: np.ndarray, logprob10: np.ndarray, backo
     width = numbers.shape[1]
     blob = words.with_numbers(numbers)
     number_source = words.blob.size + np.arange(numbers.shape[0], dtype=np.int64) * width + start
-    source = np.empty((rows, n + 2), dtype=np.int64)
-    length = np.zeros((rows, n + 2), dtype=np.int64)
+    # A block where no line, or every line, has a back-off (the highest order: none) has the same
+    # number of pieces on every line, and needs no pass to drop the empty back-off pieces.
+    uniform = chosen.size in (0, rows)
+    pieces = n + 1 + (chosen.size > 0 if uniform else 1)
+    source = np.empty((rows, pieces), dtype=np.int64)
+    length = np.empty((rows, pieces), dtype=np.int64) if uniform else np.zeros((rows, pieces), dtype=np.int64)
     source[:, 0], length[:, 0] = number_source[:rows], size[:rows]
     if n > 1:
         source[:, 1:n] = words.start[ord(" ")][grams[:, :-1]]
         length[:, 1:n] = words.length[grams[:, :-1]]
     last = grams[:, -1]
-    source[:, n] = np.where(has_backoff, words.start[ord("\t")][last], words.start[ord("\n")][last])
+    if uniform:
+        source[:, n] = words.start[ord("\t") if chosen.size else ord("\n")][last]
+    else:
+        source[:, n] = np.where(has_backoff, words.start[ord("\t")][last], words.start[ord("\n")][last])
     length[:, n] = words.length[last]
-    source[chosen, n + 1], length[chosen, n + 1] = number_source[rows:], size[rows:]
+    if chosen.size:
+        source[chosen, n + 1], length[chosen, n + 1] = number_source[rows:], size[rows:]
     source, length = source.ravel(), length.ravel()
-    used = np.flatnonzero(length)
-    source, length = source[used], length[used]
+    if not uniform:
+        used = np.flatnonzero(length)
+        source, length = source[used], length[used]
     if not source.size:
         return np.zeros(0, dtype=np.uint8)
     # The source index of every output byte: +1 along a piece, a jump where the next one starts.
