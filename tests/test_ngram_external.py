@@ -236,6 +236,23 @@ def test_peak_memory_of_a_fit_stays_within_the_limit(tmp_path):
                                       np.load(tmp_path / f"out-{4 << 30}" / name))
 
 
+
+def test_a_dropped_columns_spill_file_is_written_over_and_the_kept_files_stay_within_the_limit(tmp_path):
+    workspace = Workspace(1 << 20, tmp_path, resident_share=0)  # every column spills
+    first = Column.of(workspace, np.arange(100_000), "first")
+    path = first.path
+    first.drop()
+    second = Column.of(workspace, np.arange(50_000) * 3, "second")
+    assert second.path == path  # the dropped column's file, written over from its start
+    np.testing.assert_array_equal(second.read(), np.arange(50_000) * 3)  # its longer old content unread
+    large = [Column.of(workspace, np.arange(200_000), f"large-{i}") for i in range(3)]  # 1.6 MB each
+    paths = [column.path for column in large]
+    for column in large:
+        column.drop()
+    assert sum(p.exists() for p in paths) == 1  # kept while they hold at most 2 x 1 MiB
+    workspace.close()
+    assert not list(tmp_path.iterdir())
+
 REUSE_CHILD = r"""
 import ctypes, ctypes.util, json
 import numpy as np

@@ -328,13 +328,19 @@ class Workspace:
             return self._take_free_file(size)
 
     def free_file(self, path: Path) -> None:
-        """A dropped column's spill file, kept for the next spill (removed with the folder)."""
+        """A dropped column's spill file, kept for the next spill (removed with the folder) while
+        the kept files hold at most twice the workspace's memory (the fit's whole limit: no more of
+        their pages would stay cached anyway); past that it is removed, so the disk a fit takes at
+        its peak grows by at most that much."""
         try:
             size = path.stat().st_size
         except OSError:
             return
         with self.lock:
-            self._free_files[path] = size
+            if sum(self._free_files.values()) + size <= 2 * self.memory:
+                self._free_files[path] = size
+                return
+        path.unlink(missing_ok=True)
 
     def column(self, dtype, name: str = "column") -> Column:
         self._names += 1
