@@ -140,7 +140,6 @@ def test_bench_trains_a_model_on_two_processes_as_one_process_with_the_combined_
     assert not list((tmp_path / "out" / "runs").glob(".staging-*"))  # the launch folder is gone
 
 
-
 def test_a_launched_run_on_a_corpus_without_a_valid_split_watches_the_test_lines_as_one_process_does(
         corpus, tmp_path, capsys):
     """A split folder with no test file: valid and test are one text, so the bench never selects on
@@ -158,6 +157,7 @@ def test_a_launched_run_on_a_corpus_without_a_valid_split_watches_the_test_lines
     watched = [point["valid_loss"] for point in result["train"]["curve"] if point["valid_loss"] is not None]
     assert watched and result["valid"] is not None, result["train"]["curve"]
     assert result["train"]["early_stopping"] is False
+
 
 def test_a_launch_setting_is_checked_in_one_line(corpus, tmp_path, capsys):
     config = corpus.parent / "bad.toml"

@@ -214,7 +214,7 @@ def _format_block(words: _Words, grams: np.ndarray, logprob10: np.ndarray, backo
     # A block where no line, or every line, has a back-off (the highest order: none) has the same
     # number of pieces on every line, and needs no pass to drop the empty back-off pieces.
     uniform = chosen.size in (0, rows)
-    pieces = n + 1 + (chosen.size > 0 if uniform else 1)
+    pieces = n + 2 if chosen.size else n + 1
     source = np.empty((rows, pieces), dtype=np.int64)
     length = np.empty((rows, pieces), dtype=np.int64) if uniform else np.zeros((rows, pieces), dtype=np.int64)
     source[:, 0], length[:, 0] = number_source[:rows], size[:rows]

@@ -204,6 +204,12 @@ class OrderColumns:
         return len(self.keys)
 
 
+def _drop(columns) -> None:
+    for column in columns:
+        if column is not None:
+            column.drop()
+
+
 def _bar(total, desc, progress, unit="block"):
     return tqdm(total=total, desc=desc, unit=unit, disable=True if progress is False else None,
                 leave=False, file=sys.stderr)
@@ -281,9 +287,7 @@ class Estimator:
                             token, depth = token[listed], depth[listed]
                             inverse, row_of = rows[b]
                             previous = inverse.read() if row_of is None else row_of.read()[inverse.read()]
-                            for column in rows[b]:
-                                if column is not None:
-                                    column.drop()
+                            _drop(rows[b])
                         last = int(previous[-1]) if previous.size else -1
                         where = np.flatnonzero(depth >= n - 1)  # where an n-gram fits in its line
                         del depth
@@ -312,17 +316,14 @@ class Estimator:
                 else:
                     keys, counts, suffix, rows_of_runs = merge_runs(ws, runs, self.memory // 2, self.count_type)
                     for columns in runs:
-                        for column in columns:
-                            column.drop()
+                        _drop(columns)
                     rows = list(zip(inverses, rows_of_runs))
                 orders.append(OrderColumns(keys, counts, suffix))
         finally:
             if pool is not None:
                 pool.shutdown()
         for pair in rows:
-            for column in pair or ():
-                if column is not None:
-                    column.drop()
+            _drop(pair or ())
         return orders
 
     # ---- 2. adjusted counts, count-of-counts, order parameters ----------------------------

@@ -125,10 +125,11 @@ def reused_memory():
     first touch, and where free memory is fragmented (a page cache full of corpus and spill files)
     it stops to compact memory into huge pages first: measured here, touching a fresh 1 GiB array
     took 0.15 to 12.5 s with huge pages, 0.54 s without, and 0.07 s reusing freed memory. So the
-    allocator serves large blocks from
-    its heap and keeps what is freed (mallopt: M_MMAP_MAX 0, M_TRIM_THRESHOLD unbounded), numpy
-    stops asking for huge pages, and the previous settings come back when the outermost block
-    ends, handing what is free back to the system (release_freed_memory).
+    allocator serves large blocks from its heap and keeps what is freed (mallopt: M_MMAP_MAX 0,
+    M_TRIM_THRESHOLD unbounded) and numpy stops asking for huge pages. When the outermost block
+    ends, numpy's setting comes back, glibc gets the thresholds its dynamic ones converge to (the
+    dynamic ones cannot be restored once set), and what is free goes back to the system
+    (release_freed_memory).
 
     On this project's test machine (a virtual machine whose free memory goes back to its host)
     this matters more than usual: a page the guest freed a few seconds ago costs a trip to the host
