@@ -198,6 +198,20 @@ def test_arpa_numbers_give_back_every_float(values, wide):
             assert "e" not in text and not text.rstrip("\n").endswith("0"), text
 
 
+@pytest.mark.parametrize("prune", [None, [0, 0, 0, 1000]])  # the second: no 4-gram left, an empty section
+def test_arpa_files_from_one_process_and_from_forked_workers_are_the_same_bytes(model, brown, prune, tmp_path,
+                                                                                monkeypatch):
+    fitted = model if prune is None else NGramLM(4, "kneser-ney", prune=prune).fit(brown.train[:2000])
+    monkeypatch.setattr(arpa, "BLOCK_ROWS", 1000)  # many blocks, some orders ending in a short one
+    tokens, tables = list(fitted.tokenizer.vocab.tokens), fitted.tables_
+    files = [arpa.write_tables(tables, tokens, tmp_path / f"{workers}.arpa", bos_id=fitted.tokenizer.vocab.bos_id,
+                               workers=workers) for workers in (1, 2, 3)]
+    assert files[0].read_bytes() == files[1].read_bytes() == files[2].read_bytes()
+    assert files[0].read_bytes().endswith(b"\n\\4-grams:\n" * (prune is not None) + b"\n\\end\\\n")
+    again = ArpaLM.read(files[1])
+    assert [len(table.keys) for table in again.tables_.orders] == [len(table.keys) for table in tables.orders]
+
+
 def test_arpa_module_does_not_import_the_model():
     source = Path(arpa.__file__).read_text(encoding="utf-8")
     assert "from .model" not in source and "import model" not in source

@@ -149,7 +149,7 @@ WRITERS = {
         folder=lambda tmp: tmp,
         name=lambda tmp: "model.arpa",
         write=lambda tmp: arpa.write_arpa(index_model(tmp), tmp / "model.arpa"),
-        full_disk=lambda mp: mp.setattr(arpa, "open", FullDisk, raising=False),
+        full_disk=lambda mp: mp.setattr(os, "pwrite", no_space),  # in the forked workers too
         named=lambda tmp: str(tmp / "model.arpa"),
         before=file_before(lambda tmp: tmp / "model.arpa")),
     "hash index": Writer(

@@ -12,7 +12,8 @@ words copied from one byte string of the vocabulary, the numbers written digit b
 9 significant digits for float32 tables and 17 for float64 ones, the counts that give back every
 value exactly, IEEE 754-2008 sec. 5.12.2: float32 values in [1e-4, 10) in fixed notation without
 trailing zeros, as lmplz writes them, the others in scientific notation), so a model of any size
-is written in bounded memory at disk speed. Reading keeps float32 (contract C-3) for a file whose
+is written in bounded memory at disk speed, by two forked processes that write their blocks in
+place (forked_writer.py). Reading keeps float32 (contract C-3) for a file whose
 numbers have at most 9 significant digits (lmplz's, ours from float32 tables), float64 otherwise.
 """
 
@@ -20,11 +21,9 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import re
-import threading
 import zlib
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from ..base import note
 from ..checkpoint import replacing
 from ..errors import ArpaFormatError, ConfigError, CorpusError
 from .external_sort import reused_memory
+from .forked_writer import write_in_order
 from .tables import BackoffTables, OrderTable
 
 LN10 = math.log(10.0)
@@ -181,17 +181,17 @@ class _Words:
         self.start = {sep: starts + i * total for i, sep in enumerate(b" \t\n")}
         self.blob = np.frombuffer(b"".join(b"".join(word + bytes([sep]) for word in encoded) for sep in b" \t\n"),
                                   dtype=np.uint8)
-        self._scratch = threading.local()
+        self._buffer: np.ndarray | None = None  # each writing process has its own (forked_writer)
 
     def with_numbers(self, numbers: np.ndarray) -> np.ndarray:
         """The vocabulary's bytes followed by `numbers` (a block's formatted numbers), in a buffer
-        kept per thread: copying the vocabulary (MBs) for every block cost more than the block."""
+        kept from block to block: copying the vocabulary (MBs) for every block cost more than the block."""
         size = self.blob.size + numbers.size
-        buffer = getattr(self._scratch, "buffer", None)
+        buffer = self._buffer
         if buffer is None or buffer.size < size:
             buffer = np.empty(max(size, 2 * (buffer.size if buffer is not None else 0)), dtype=np.uint8)
             buffer[: self.blob.size] = self.blob
-            self._scratch.buffer = buffer
+            self._buffer = buffer
         buffer[self.blob.size : size] = numbers.ravel()
         return buffer
 
@@ -256,17 +256,26 @@ def check_writable(tables: BackoffTables, tokens: list[str], normalised: bool, s
         raise ConfigError("ARPA words cannot contain whitespace: only word-level models can be written")
 
 
-def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int) -> Path:
+def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int, workers: int | None = None) -> Path:
     """Write back-off tables over the vocabulary `tokens` as an ARPA file, atomically, streaming
-    BLOCK_ROWS n-grams at a time from the (possibly memory-mapped) arrays; blocks are formatted
-    by two threads (numpy releases the GIL) and written in order."""
+    BLOCK_ROWS n-grams at a time from the (possibly memory-mapped) arrays; the blocks are made
+    and written in order by `workers` forked processes (default: two, one where there is one
+    core; forked_writer: threads would wait on each other for the interpreter lock between
+    numpy's small calls)."""
+    workers = min(os.cpu_count() or 1, 2) if workers is None else workers
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     words = _Words(tokens)
     unigram_rows = np.flatnonzero(np.asarray(tables.support) | (np.arange(len(tokens)) == bos_id))
     sizes = [unigram_rows.size] + [len(table.keys) for table in tables.orders[1:]]
+    # Block j: order n from row `start`; an order's first block opens with its section title.
+    blocks = [(n, start) for n in range(1, tables.order + 1) for start in range(0, max(sizes[n - 1], 1), BLOCK_ROWS)]
 
-    def block(n: int, start: int) -> np.ndarray:
+    def block(j: int) -> np.ndarray:
+        n, start = blocks[j]
+        title = np.frombuffer(f"\n\\{n}-grams:\n".encode("ascii"), dtype=np.uint8) if start == 0 else None
+        if start >= sizes[n - 1]:
+            return title
         table = tables.orders[n - 1]
         if n == 1:
             rows = unigram_rows[start : start + BLOCK_ROWS]
@@ -280,22 +289,18 @@ def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int)
         backoff10 = np.asarray(table.logbackoff[rows], dtype=np.float64) / LN10
         has_backoff = np.asarray(table.is_context[rows], dtype=bool)
         digits = max(digits_for(table.logprob.dtype), digits_for(table.logbackoff.dtype))
-        return _format_block(words, grams, logprob10, backoff10, has_backoff, digits)
+        lines = _format_block(words, grams, logprob10, backoff10, has_backoff, digits)
+        return lines if title is None else np.concatenate([title, lines])
 
-    with replacing(target) as temporary, open(temporary, "xb") as handle, \
-            ThreadPoolExecutor(max_workers=2) as pool, reused_memory():
-        header = ["\\data\\", *(f"ngram {n}={size}" for n, size in enumerate(sizes, start=1))]
-        handle.write(("\n".join(header) + "\n").encode("ascii"))
-        for n in range(1, tables.order + 1):
-            handle.write(f"\n\\{n}-grams:\n".encode("ascii"))
-            pending = deque()
-            for start in range(0, sizes[n - 1], BLOCK_ROWS):
-                pending.append(pool.submit(block, n, start))
-                if len(pending) > 2:  # two blocks formatting while one is written
-                    handle.write(memoryview(pending.popleft().result()))
-            while pending:
-                handle.write(memoryview(pending.popleft().result()))
-        handle.write(b"\n\\end\\\n")
+    header = "\n".join(["\\data\\", *(f"ngram {n}={size}" for n, size in enumerate(sizes, start=1))]) + "\n"
+    with replacing(target) as temporary, reused_memory():
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, header.encode("ascii"))
+            end = write_in_order(fd, len(header), len(blocks), block, workers=workers)
+            os.pwrite(fd, b"\n\\end\\\n", end)
+        finally:
+            os.close(fd)
     return target
 
 
