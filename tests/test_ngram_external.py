@@ -169,6 +169,37 @@ def test_merge_of_sorted_runs_equals_counting_everything_at_once(runs, budget):
             np.testing.assert_array_equal(got.read(), expected)
 
 
+@pytest.mark.parametrize("spilled", [False, True])
+def test_merge_rounds_on_a_thread_pool_give_the_serial_merge(spilled):
+    """Many rounds (slices of 1024 entries a run), merged two at a time on threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    runs = [np.unique(rng.integers(0, 50_000, size)) for size in (9000, 4000, 12000, 1, 7000)]
+    everything = np.concatenate(runs)
+    unique, counts = np.unique(everything, return_counts=True)
+    with Workspace(1 << 10 if spilled else 1 << 26) as workspace, ThreadPoolExecutor(2) as pool:
+        results = []
+        for threads in (None, pool):
+            columns = [(Column.of(workspace, keys), Column.of(workspace, np.full(keys.size, 2, dtype=np.int32)),
+                        Column.of(workspace, keys * 3)) for keys in runs]
+            results.append([column.read() for column in flatten(merge_runs(workspace, columns, 1, np.int32,
+                                                                           pool=threads))])
+        for serial, threaded in zip(*results):
+            np.testing.assert_array_equal(serial, threaded)
+        keys, merged, payload, *rows = results[1]
+        np.testing.assert_array_equal(keys, unique)
+        np.testing.assert_array_equal(merged, 2 * counts)
+        np.testing.assert_array_equal(payload, unique * 3)
+        for got, run in zip(rows, runs):
+            np.testing.assert_array_equal(got, np.searchsorted(unique, run))
+
+
+def flatten(merged):
+    keys, counts, payload, rows = merged
+    return [keys, counts, payload, *rows]
+
+
 @settings(max_examples=40, deadline=None)
 @given(keys=st.lists(st.integers(0, 2**40), max_size=3000), parts=st.integers(1, 3))
 def test_count_keys_is_unique_with_counts_and_inverse(keys, parts):

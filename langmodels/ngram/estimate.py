@@ -314,7 +314,8 @@ class Estimator:
                     runs[0][1].drop()
                     rows = [(inverses[0], None)]  # one run: a position's row is its key's row in the run
                 else:
-                    keys, counts, suffix, rows_of_runs = merge_runs(ws, runs, self.memory // 2, self.count_type)
+                    keys, counts, suffix, rows_of_runs = merge_runs(ws, runs, self.memory // 2, self.count_type,
+                                                                    pool=pool)
                     for columns in runs:
                         _drop(columns)
                     rows = list(zip(inverses, rows_of_runs))
