@@ -4,6 +4,7 @@ and limits the vocabulary as KenLM's lmplz does."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import math
@@ -11,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -21,10 +24,10 @@ from hypothesis import strategies as st
 
 from langmodels import NGramLM, corpora
 from langmodels.cli import parse_settings
-from langmodels.errors import ConfigError
+from langmodels.errors import ConfigError, DiskFullError
 from langmodels.ngram.counting import NGramCounts
 from langmodels.ngram.estimate import LinePositions, PaddedCorpus
-from langmodels.ngram.external_sort import Column, Workspace, count_keys, merge_runs, parse_memory
+from langmodels.ngram.external_sort import BackgroundWriter, Column, Workspace, count_keys, merge_runs, parse_memory
 from langmodels.ngram.smoothing import SMOOTHINGS, DiscountFallbackWarning
 
 TABLE_FIELDS = ("keys", "logprob", "logbackoff", "is_context")
@@ -282,6 +285,57 @@ def test_a_dropped_columns_spill_file_is_written_over_and_the_kept_files_stay_wi
     assert sum(p.exists() for p in paths) == 1  # kept while they hold at most 2 x 1 MiB
     workspace.close()
     assert not list(tmp_path.iterdir())
+
+
+class RecordingFile:
+    """A file handle that records what is written to it, and by which thread, slowly."""
+
+    def __init__(self, log, fail=False):
+        self.log, self.fail = log, fail
+
+    def write(self, data):
+        time.sleep(0.002)
+        if self.fail:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.log.append((threading.current_thread().name, bytes(data)))
+
+
+class Owner:
+    def __init__(self, name):
+        self.path = Path(name)
+
+
+def test_the_background_writer_keeps_each_owners_order_and_writes_owners_side_by_side():
+    writer = BackgroundWriter(1 << 10)  # a few pieces queued at a time: submit waits
+    owners = [Owner(f"column-{k}") for k in range(4)]
+    logs = {owner: [] for owner in owners}
+    handles = {owner: RecordingFile(logs[owner]) for owner in owners}
+    try:
+        for i in range(30):
+            for k, owner in enumerate(owners):
+                writer.submit(owner, handles[owner], np.full(64, i * 4 + k, dtype=np.uint8))
+        for owner in owners:
+            writer.wait(owner)
+    finally:
+        writer.close()
+    for k, owner in enumerate(owners):
+        assert [data[0] for _, data in logs[owner]] == [i * 4 + k for i in range(30)]
+    assert len({thread for log in logs.values() for thread, _ in log}) == 2
+
+
+def test_a_failed_write_is_raised_for_its_owner_only():
+    writer = BackgroundWriter(1 << 20)
+    good, bad, log = Owner("good"), Owner("bad"), []
+    try:
+        for i in range(5):
+            writer.submit(good, RecordingFile(log), np.full(8, i, dtype=np.uint8))
+            writer.submit(bad, RecordingFile([], fail=True), np.zeros(8, dtype=np.uint8))
+        writer.wait(good)
+        with pytest.raises(DiskFullError, match="bad"):
+            writer.wait(bad)
+    finally:
+        writer.close()
+    assert [data[0] for _, data in log] == list(range(5))
 
 
 REUSE_CHILD = r"""
