@@ -160,3 +160,18 @@ forked_writer.write_in_order(fd, 0, 4, slow)
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
         time.sleep(0.05)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_with_sigchld_ignored_the_pipes_still_tell_success_and_failure(tmp_path):
+    """A program that ignores SIGCHLD has its children reaped by the system (waitpid: ECHILD)."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+    try:
+        blocks = blocks_of([100, 7, 3000, 1])
+        assert forked_writer.write_in_order(fd, 0, len(blocks), blocks.__getitem__) == 3108
+        assert (tmp_path / "out").read_bytes() == b"".join(block.tobytes() for block in blocks)
+        with pytest.raises(ConfigError, match="bad block"):
+            forked_writer.write_in_order(fd, 0, 5, failing_at(3, ConfigError("bad block")))
+    finally:
+        os.close(fd)
+        signal.signal(signal.SIGCHLD, previous)

@@ -10,13 +10,15 @@ block before it is formatted: the offset where the next block starts goes round 
 an 8-byte token, one pipe per worker. A worker passes it on as soon as its block is formatted and
 then writes, so the next worker never waits on a write.
 
-Failures: a worker dies with its parent (Linux's PR_SET_PDEATHSIG), so a killed parent
-leaves no worker writing behind it. A worker that fails sends its error to the parent and exits; the worker waiting for
-its token then reads the end of the pipe and exits too, so nothing waits forever. The parent
-raises the first error again: an OSError with its errno (a full disk stays a full disk), one of
-the project's errors with its class and line, anything else as a RuntimeError naming it. Every
-worker is killed and reaped on any way out, Ctrl-C included. Where os.fork is missing (not
-Linux) the blocks are made and written here, one after another.
+Failures: a worker dies with its parent (Linux's PR_SET_PDEATHSIG), so a killed parent leaves
+no worker writing behind it. A worker that fails sends its error to the parent and exits; the
+worker waiting for its token then reads the end of the pipe and exits too, so nothing waits
+forever. The parent raises the first error again: an OSError with its errno (a full disk stays a
+full disk), one of the project's errors with its class and line, anything else as a
+RuntimeError naming it. Every worker is killed and reaped on any way out, Ctrl-C included. Where
+the program ignores SIGCHLD (the system reaps the workers, waitpid finds none) the pipes still
+tell the outcome. Where os.fork is missing (not Linux) the blocks are made and written here, one
+after another.
 """
 
 from __future__ import annotations
@@ -144,11 +146,15 @@ def write_in_order(fd: int, offset: int, count: int, block: Callable[[int], np.n
             open_fds.discard(descriptor)
         codes = []
         for pid in list(children):  # a failure ends every other worker (its token pipe ends)
-            _, status = os.waitpid(pid, 0)
+            try:
+                _, status = os.waitpid(pid, 0)
+                codes.append(os.waitstatus_to_exitcode(status))
+            except ChildProcessError:  # reaped by the system (SIGCHLD ignored): the pipes tell
+                pass
             children.remove(pid)
-            codes.append(os.waitstatus_to_exitcode(status))
-        if any(codes):
-            raise _worker_error(report_read, [code for code in codes if code not in (0, _FOLLOWED)])
+        message = _first_message(report_read)
+        if message or any(code not in (0, _FOLLOWED) for code in codes):
+            raise _worker_error(message, [code for code in codes if code not in (0, _FOLLOWED)])
         token = _read_exactly(last, _TOKEN.size)
         if token is None:
             raise RuntimeError("the writing workers ended without passing on the last block's end")
@@ -167,20 +173,26 @@ def write_in_order(fd: int, offset: int, count: int, block: Callable[[int], np.n
                 pass
 
 
-def _worker_error(report: int, codes: list[int]) -> BaseException:
-    """The first failed worker's error as the parent raises it (`codes`: the exit codes of the
-    workers that failed themselves, negative for a signal)."""
+def _first_message(report: int) -> bytes | None:
+    """The first error message in the report pipe, if a worker sent one. Read without waiting:
+    a worker writes its message (one write of under PIPE_BUF bytes: whole) before it exits."""
     os.set_blocking(report, False)
     try:
-        header = os.read(report, _LENGTH.size)
+        data = os.read(report, 1 << 16)
     except BlockingIOError:
-        header = b""
-    if len(header) < _LENGTH.size:
+        return None
+    if len(data) < _LENGTH.size:
+        return None
+    return data[_LENGTH.size : _LENGTH.size + _LENGTH.unpack(data[: _LENGTH.size])[0]]
+
+
+def _worker_error(message: bytes | None, codes: list[int]) -> BaseException:
+    """The first failed worker's error as the parent raises it, from its message if it sent one
+    (`codes`: the exit codes of the workers that failed themselves, negative for a signal)."""
+    if not message:
         how = ", ".join(f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
                         for code in codes)
         return RuntimeError(f"a writing worker ended without a word ({how or 'no status'})")
-    os.set_blocking(report, True)
-    message = _read_exactly(report, _LENGTH.unpack(header)[0]) or b""
     name, errno, text = (message.decode("utf-8", "replace").split("\0", 2) + ["", ""])[:3]
     if errno:
         return OSError(int(errno), text)
