@@ -31,7 +31,7 @@ import numpy as np
 from ..base import note
 from ..checkpoint import replacing
 from ..errors import ArpaFormatError, ConfigError, CorpusError
-from .external_sort import reused_memory
+from .external_sort import pwrite_all, reused_memory
 from .forked_writer import write_in_order
 from .tables import BackoffTables, OrderTable
 
@@ -268,7 +268,8 @@ def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int,
     words = _Words(tokens)
     unigram_rows = np.flatnonzero(np.asarray(tables.support) | (np.arange(len(tokens)) == bos_id))
     sizes = [unigram_rows.size] + [len(table.keys) for table in tables.orders[1:]]
-    # Block j: order n from row `start`; an order's first block opens with its section title.
+    # Block j: order n from row `start`; an order's first block opens with its section title (an
+    # order with no n-grams left by pruning has that block only).
     blocks = [(n, start) for n in range(1, tables.order + 1) for start in range(0, max(sizes[n - 1], 1), BLOCK_ROWS)]
 
     def block(j: int) -> np.ndarray:
@@ -296,9 +297,9 @@ def write_tables(tables: BackoffTables, tokens: list[str], path, *, bos_id: int,
     with replacing(target) as temporary, reused_memory():
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            os.write(fd, header.encode("ascii"))
-            end = write_in_order(fd, len(header), len(blocks), block, workers=workers)
-            os.pwrite(fd, b"\n\\end\\\n", end)
+            start = pwrite_all(fd, header.encode("ascii"), 0)
+            end = write_in_order(fd, start, len(blocks), block, workers=workers)
+            pwrite_all(fd, b"\n\\end\\\n", end)
         finally:
             os.close(fd)
     return target

@@ -50,9 +50,19 @@ def available_memory() -> int:
         return 1 << 30
 
 
-def _libc() -> ctypes.CDLL:
+def libc() -> ctypes.CDLL:
     """The C library (OSError where there is none to load)."""
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def pwrite_all(fd: int, data, offset: int) -> int:
+    """Write all of `data` (a buffer) at `offset` of the file `fd` (one pwrite writes at most
+    about 2 GiB on Linux); returns the bytes written."""
+    data = memoryview(data).cast("B")
+    done = 0
+    while done < data.nbytes:
+        done += os.pwrite(fd, data[done:], offset + done)
+    return done
 
 
 def release_freed_memory() -> None:
@@ -62,7 +72,7 @@ def release_freed_memory() -> None:
     global _TRIM
     if _TRIM is None:
         try:
-            _TRIM = _libc().malloc_trim
+            _TRIM = libc().malloc_trim
         except (OSError, AttributeError):
             _TRIM = False  # not glibc: nothing to call
     if _TRIM:
@@ -82,7 +92,7 @@ def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
     global _SYNC_FILE_RANGE
     if _SYNC_FILE_RANGE is None:
         try:
-            function = _libc().sync_file_range
+            function = libc().sync_file_range
             function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
             _SYNC_FILE_RANGE = function
         except (OSError, AttributeError):
@@ -103,7 +113,7 @@ _REUSE_SAVED: dict = {}
 
 def _mallopt(parameter: int, value: int) -> None:
     try:
-        _libc().mallopt(ctypes.c_int(parameter), ctypes.c_int(value))
+        libc().mallopt(ctypes.c_int(parameter), ctypes.c_int(value))
     except (OSError, AttributeError):
         pass  # not glibc: its allocator keeps its own policy
 
@@ -223,9 +233,7 @@ class BackgroundWriter:
         with self.condition:
             while self.tasks and self.queued + piece.nbytes > self.limit and owner not in self.errors:
                 self.condition.wait()
-            error = self.errors.pop(owner, None)
-            if error is not None:
-                raise named_error(error, owner.path) from None
+            self._raise(owner)
             self.tasks.append((owner, handle, piece))
             self.queued += piece.nbytes
             self.pending[owner] = self.pending.get(owner, 0) + 1
@@ -238,8 +246,16 @@ class BackgroundWriter:
             while self.pending.get(owner, 0):
                 self.condition.wait()
             self.pending.pop(owner, None)
-            error = self.errors.pop(owner, None)
-        if error is not None and not discard:
+            if discard:
+                self.errors.pop(owner, None)
+            else:
+                self._raise(owner)
+
+    def _raise(self, owner) -> None:
+        """The first write error of `owner`'s pieces, named after its file (the caller holds the
+        condition)."""
+        error = self.errors.pop(owner, None)
+        if error is not None:
             raise named_error(error, owner.path) from None
 
     def _next(self):

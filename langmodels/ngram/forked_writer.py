@@ -23,7 +23,6 @@ after another.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import struct
@@ -33,12 +32,11 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import errors
+from .external_sort import libc, pwrite_all
 
 _TOKEN = struct.Struct("<q")  # the offset where the next block starts
 _LENGTH = struct.Struct("<I")  # a worker's error message: its length, then "class\0errno\0text"
 _FOLLOWED = 3  # the exit status of a worker that stopped because the one before it did
-
-
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when its parent dies
 
 
@@ -49,19 +47,13 @@ def can_fork() -> bool:
 def _death_signal_setter():
     """prctl from the C library, looked up before forking (a child only calls it)."""
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl
+        return libc().prctl
     except (OSError, AttributeError):
         return None
 
 
 def _bytes_of(block: np.ndarray) -> memoryview:
     return memoryview(np.ascontiguousarray(block)).cast("B")
-
-
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
-    while data.nbytes:
-        written = os.pwrite(fd, data, offset)
-        data, offset = data[written:], offset + written
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
@@ -78,7 +70,7 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 def _serial(fd: int, offset: int, count: int, block: Callable[[int], np.ndarray]) -> int:
     for j in range(count):
         data = _bytes_of(block(j))
-        _pwrite_all(fd, data, offset)
+        pwrite_all(fd, data, offset)
         offset += data.nbytes
     return offset
 
@@ -96,7 +88,7 @@ def _work(rank: int, workers: int, count: int, block, fd: int, token_in: int, to
                 return
             offset = _TOKEN.unpack(token)[0]
             os.write(token_out, _TOKEN.pack(offset + data.nbytes))
-            _pwrite_all(fd, data, offset)
+            pwrite_all(fd, data, offset)
         status = 0
     except BaseException as error:  # noqa: BLE001 - every failure goes to the parent as one message
         errno = getattr(error, "errno", None) if isinstance(error, OSError) else None

@@ -31,7 +31,7 @@ import numpy as np
 from ..checkpoint import replacing
 from ..errors import CheckpointError
 from .counting import NGramCounts
-from .external_sort import reused_memory, slice_reader, start_writeback
+from .external_sort import pwrite_all, reused_memory, slice_reader, start_writeback
 from .probing import BUILD_MEMORY, ProbingIndex, slot_count
 
 TABLE_FIELDS = ("keys", "logprob", "logbackoff", "is_context")
@@ -85,11 +85,8 @@ def write_index(path: Path, keys: np.ndarray, memory: int = BUILD_MEMORY) -> Non
         base, fd = handle.tell(), handle.fileno()
 
         def write(start, window):
-            data = memoryview(np.ascontiguousarray(window)).cast("B")
             offset = base + start * dtype.itemsize
-            done = 0
-            while done < len(data):  # one pwrite writes at most about 2 GiB on Linux
-                done += os.pwrite(fd, data[done:], offset + done)
+            done = pwrite_all(fd, np.ascontiguousarray(window), offset)
             start_writeback(fd, offset, done)  # to disk while the next window is built
 
         def read_back(lo, hi):
