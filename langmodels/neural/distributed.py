@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -154,15 +156,39 @@ def _figures(values, device: torch.device) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64, device=device if dist.get_backend() == "nccl" else "cpu")
 
 
+# How long a collective's tensor may stay in gloo's hands after the collective returned: its worker
+# thread lets go within microseconds, or within a scheduler slice on a loaded machine.
+RELEASE_SECONDS = 30.0
+
+
+def _exchange(world: World, operation, figures: torch.Tensor, **kwargs) -> list[float]:
+    """`operation(figures, **kwargs)` (a collective, waited for), then `figures` as a list, once
+    gloo's worker thread has let go of it.
+
+    A gloo collective returns when its work is done, but the work object (which holds `figures`)
+    is destroyed a moment later on one of gloo's worker threads, and letting go of a tensor Python
+    made takes the interpreter lock. DistributedDataParallel keeps the process group, and so those
+    threads, alive until the process exits (torch 2.13: destroy_process_group does not join them);
+    a worker that reaches for the lock while the interpreter shuts down aborts the process
+    ("terminate called without an active exception", about one run in twenty on a loaded
+    2-core machine). Python's reference count of `figures` shows when the work let go: the tensor
+    holds one reference to its Python object while C++ holds the tensor too."""
+    held = sys.getrefcount(figures)
+    _collective(world, operation, figures, **kwargs)
+    if figures.device.type == "cpu":
+        deadline = time.monotonic() + RELEASE_SECONDS
+        while sys.getrefcount(figures) > held and time.monotonic() < deadline:
+            time.sleep(1e-4)  # the interpreter lock goes to the worker thread that needs it
+    return figures.tolist()
+
+
 def agree_step(world: World, device: torch.device, loss: float, targets: int, main_only: list[float]) -> tuple:
     """(mean loss over the ranks, targets summed over the ranks, rank 0's `main_only` values),
     in one all_reduce: the other ranks add zeros where rank 0's values go."""
     if world.size == 1:
         return loss, targets, list(main_only)
     mine = [float(v) if world.is_main else 0.0 for v in main_only]
-    figures = _figures([loss, targets, *mine], device)
-    _collective(world, dist.all_reduce, figures, op=dist.ReduceOp.SUM)
-    figures = figures.tolist()
+    figures = _exchange(world, dist.all_reduce, _figures([loss, targets, *mine], device), op=dist.ReduceOp.SUM)
     return figures[0] / world.size, int(figures[1]), figures[2:]
 
 
@@ -170,9 +196,7 @@ def from_main(world: World, device: torch.device, values: list[float]) -> list[f
     """Rank 0's `values`, on every rank."""
     if world.size == 1:
         return list(values)
-    figures = _figures(values, device)
-    _collective(world, dist.broadcast, figures, src=0)
-    return figures.tolist()
+    return _exchange(world, dist.broadcast, _figures(values, device), src=0)
 
 
 @contextmanager
@@ -188,8 +212,7 @@ def processes(device_name: str):
     except BaseException:
         stop()
         raise
-    # every rank leaves together: a gloo rank whose peer has already torn its group down can
-    # abort at exit ("terminate called without an active exception", seen about one run in ten)
+    # every rank leaves together (no rank's collective fails because a peer has torn down its group)
     try:
         _collective(world, dist.barrier)
     finally:
