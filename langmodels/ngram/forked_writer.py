@@ -52,10 +52,6 @@ def _death_signal_setter():
         return None
 
 
-def _bytes_of(block: np.ndarray) -> memoryview:
-    return memoryview(np.ascontiguousarray(block)).cast("B")
-
-
 def _read_exactly(fd: int, size: int) -> bytes | None:
     """`size` bytes from a pipe, or None if its writers are gone first."""
     data = b""
@@ -69,9 +65,7 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 def _serial(fd: int, offset: int, count: int, block: Callable[[int], np.ndarray]) -> int:
     for j in range(count):
-        data = _bytes_of(block(j))
-        pwrite_all(fd, data, offset)
-        offset += data.nbytes
+        offset += pwrite_all(fd, np.ascontiguousarray(block(j)), offset)
     return offset
 
 
@@ -81,7 +75,7 @@ def _work(rank: int, workers: int, count: int, block, fd: int, token_in: int, to
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends a worker at once, quietly
         for j in range(rank, count, workers):
-            data = _bytes_of(block(j))
+            data = np.ascontiguousarray(block(j))
             token = _read_exactly(token_in, _TOKEN.size)
             if token is None:  # the worker before this one is gone and has said why, or was killed
                 status = _FOLLOWED
